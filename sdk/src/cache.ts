@@ -1,0 +1,679 @@
+/**
+ * The cache engine: keys, values, compression, integrity, TTL, eviction and stats over a
+ * {@link MetadataStore} and a {@link BlobStore}.
+ * @module
+ */
+import { type CompressionOptions, decompress, maybeCompress, resolveCompression } from './compression.js';
+import { type DumpResult, exportCache, importCache } from './dump.js';
+import { type Ttl, ttlToMs } from './duration.js';
+import { type EntryInfo, type EntryRecord, isExpired, type JsonObject, type StoredEntry, toEntryInfo } from './entry.js';
+import { CachenessError, describeType, IntegrityError, OptionError, StoreError, TableError, ValueError } from './errors.js';
+import { xxh128Hex } from './hash.js';
+import { type Key, type KeyParams, keyOf, resolveKey } from './key/index.js';
+import { projectParams } from './key/projection.js';
+import type { BlobStore, EntryWhere, EvictionPolicy, MetadataStore } from './stores/types.js';
+import type { TableColumns, TableDefinition, TableOptions, TableRow } from './tables/schema.js';
+import type { OrderBy, Where } from './tables/where.js';
+import { handlerByName, handlerFor, handlerId, type ValueHandler } from './values/index.js';
+
+/** Options of {@link Cache.put}. */
+export interface PutOptions {
+  /** Time to live (seconds, `'15m'`, `'24h'`, ... or null for never). Default: the cache's `defaultTtl`. */
+  ttl?: Ttl;
+  /** Free-form JSON metadata, queryable with `list({ where: { metadata } })`. */
+  metadata?: JsonObject;
+  /** Human-readable description. */
+  description?: string;
+  /** Rows for custom tables, by table name (one row or an array). Replaces this entry's rows in those tables. */
+  tables?: Record<string, TableRow | TableRow[]>;
+}
+
+/** Options of {@link Cache.list}. */
+export interface ListOptions {
+  /** Only keys starting with this string. */
+  prefix?: string;
+  /** Filter on entry fields, `params: {...}` and `metadata: {...}` (see the where language in the README). */
+  where?: EntryWhere;
+  /** Page size (default 100, at most 10 000). */
+  limit?: number;
+  /** Cursor from the previous page. */
+  cursor?: string;
+  /** Include expired entries not yet cleaned up. */
+  includeExpired?: boolean;
+}
+
+/** Options of {@link Cache.query}. */
+export interface QueryOptions {
+  where?: Where;
+  orderBy?: OrderBy;
+  limit?: number;
+  offset?: number;
+  /** Include rows of expired entries. */
+  includeExpired?: boolean;
+}
+
+/** Result of {@link Cache.stats}, shared by every process using the same store. */
+export interface CacheStats {
+  entries: number;
+  bytes: number;
+  hits: number;
+  misses: number;
+  /** hits / (hits + misses), 0 when there were no reads. */
+  hitRate: number;
+  evictions: number;
+  expirations: number;
+  /** Entries dropped because their bytes failed verification. */
+  corruptions: number;
+  maxSize: number | null;
+}
+
+/** Result of {@link Cache.cleanup}. */
+export interface CleanupResult {
+  /** Expired entries deleted. */
+  expired: number;
+  /** Entries evicted to get under `maxSize`. */
+  evicted: number;
+  /** Unreferenced blobs, orphan blob files and interrupted-write leftovers removed. */
+  orphans: number;
+}
+
+/** Result of {@link Cache.verify}. */
+export interface VerifyReport {
+  /** Entries checked. */
+  checked: number;
+  /** Keys whose blob is missing. */
+  dangling: string[];
+  /** Keys whose bytes do not match their recorded size or hash. */
+  mismatched: string[];
+  /** Blob files that no entry references. */
+  orphans: string[];
+  /** Leftover temp files of interrupted writes. */
+  partial: number;
+  /** True when `repair` removed what was found. */
+  repaired: boolean;
+}
+
+/** A lookup that distinguishes a stored `undefined` from a miss. */
+export type Lookup = { hit: true; value: unknown; entry: StoredEntry } | { hit: false };
+
+/** Resolved engine settings (see `CacheOptions` in create.ts for the documented user options). */
+export interface EngineSettings {
+  defaultTtl: Ttl;
+  maxSize: number | null;
+  eviction: EvictionPolicy;
+  compression?: CompressionOptions;
+  verifyIntegrity: boolean;
+  storeKeyParams: boolean;
+  inlineThreshold: number;
+  handlers: readonly ValueHandler[];
+  clock: () => number;
+  onError: (err: CachenessError) => void;
+  /** Human-readable location, for error messages. */
+  location: string;
+}
+
+const MISS: Lookup = { hit: false };
+const FLUSH_EVERY_OPS = 1000;
+const FLUSH_EVERY_MS = 1000;
+/** A pinned blob whose writer has not committed within this time is treated as abandoned. */
+const PIN_STALE_MS = 60 * 60 * 1000;
+const SWEEP_EVERY_WRITES = 1000;
+
+/** A cache (or permanent store) of values with SQL-queryable metadata. Create one with `createCache()`. */
+export class Cache {
+  private readonly meta: MetadataStore;
+  private readonly blobs: BlobStore;
+  private readonly s: EngineSettings;
+  private readonly defaultTtlMs: number | null;
+  private readonly compression: ReturnType<typeof resolveCompression>;
+  private readonly accesses = new Map<string, { hits: number; accessedAt: number }>();
+  private pendingHits = 0;
+  private pendingMisses = 0;
+  private pendingOps = 0;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private writesSinceSweep = 0;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+
+  /** @internal Use `createCache()`. */
+  constructor(meta: MetadataStore, blobs: BlobStore, settings: EngineSettings) {
+    this.meta = meta;
+    this.blobs = blobs;
+    this.s = settings;
+    this.defaultTtlMs = ttlToMs(settings.defaultTtl, 'defaultTtl');
+    this.compression = resolveCompression(settings.compression);
+    openCaches.add(this);
+  }
+
+  /** Where this cache lives (a directory, or `memory`). */
+  get location(): string {
+    return this.s.location;
+  }
+
+  /** True once `close()` was called. */
+  get isClosed(): boolean {
+    return this.closed || this.closing !== undefined;
+  }
+
+  /** @internal Whether key params are stored with entries. */
+  get storesKeyParams(): boolean {
+    return this.s.storeKeyParams;
+  }
+
+  /** @internal Reports a background problem through the `onError` option. */
+  report(err: CachenessError): void {
+    this.s.onError(err);
+  }
+
+  /** The key string that key params (or a string key) resolve to. */
+  keyOf(key: Key): string {
+    return typeof key === 'string' ? resolveKey(key) : keyOf(key);
+  }
+
+  /**
+   * Stores `value` under `key`, replacing any previous value.
+   * @returns the stored entry's description.
+   * @throws {CachenessError} `EVALUETYPE` (unsupported value), `EKEY`/`EKEYTYPE` (bad key), `ETTL`,
+   * `ETABLE`/`ECOLUMN`/`ECONSTRAINT` (custom-table rows), `EVALUETOOLARGE`. Nothing is stored on error.
+   */
+  async put(value: unknown, key: Key, opts: PutOptions = {}): Promise<EntryInfo> {
+    this.assertOpen();
+    const k = resolveKey(key);
+    const params = typeof key === 'string' || !this.s.storeKeyParams ? null : projectParams(key);
+    return this.putResolved(value, k, params, opts);
+  }
+
+  /** @internal put with an already resolved key (used by `cached()` and import). */
+  async putResolved(value: unknown, k: string, params: EntryRecord['params'], opts: PutOptions, times?: { createdAt: number; expiresAt: number | null }): Promise<EntryInfo> {
+    this.assertOpen();
+    const ttlMs = opts.ttl !== undefined ? ttlToMs(opts.ttl) : this.defaultTtlMs;
+    const metadata = checkMetadata(opts.metadata);
+    if (opts.description !== undefined && typeof opts.description !== 'string') {
+      throw new OptionError('EOPTION', `description must be a string; got ${describeType(opts.description)}.`);
+    }
+    const tables = normalizeTables(opts.tables);
+    const handler = handlerFor(value, this.s.handlers);
+    const { bytes, type } = handler.serialize(value);
+    return this.putBytes(k, bytes, { handler: handlerId(handler), type, params, metadata, description: opts.description ?? null, tables, ttlMs, times });
+  }
+
+  private async putBytes(
+    k: string,
+    bytes: Uint8Array,
+    o: {
+      handler: string;
+      type: string;
+      params: EntryRecord['params'];
+      metadata: JsonObject | null;
+      description: string | null;
+      tables: Record<string, TableRow[]> | undefined;
+      ttlMs: number | null;
+      times?: { createdAt: number; expiresAt: number | null } | undefined;
+      stored?: { codec: EntryRecord['codec']; bytes: Uint8Array };
+    },
+  ): Promise<EntryInfo> {
+    const { codec, bytes: stored } = o.stored ?? maybeCompress(bytes, this.compression);
+    if (this.s.maxSize !== null && stored.length > this.s.maxSize) {
+      throw new ValueError(
+        'EVALUETOOLARGE',
+        `The value needs ${stored.length} bytes but maxSize is ${this.s.maxSize}; raise maxSize, or pass maxSize: null for an unbounded store.`,
+        { details: { key: k, size: stored.length } },
+      );
+    }
+    const contentHash = xxh128Hex(bytes);
+    const now = this.s.clock();
+    const createdAt = o.times?.createdAt ?? now;
+    const record: EntryRecord = {
+      key: k,
+      params: o.params,
+      handler: o.handler,
+      type: o.type,
+      codec,
+      size: bytes.length,
+      storedSize: stored.length,
+      contentHash,
+      blobId: null,
+      inline: null,
+      createdAt,
+      accessedAt: now,
+      expiresAt: o.times ? o.times.expiresAt : o.ttlMs === null ? null : createdAt + o.ttlMs,
+      hits: 0,
+      description: o.description,
+      metadata: o.metadata,
+    };
+    if (stored.length < this.s.inlineThreshold) {
+      record.inline = stored;
+    } else {
+      const blobId = codec === 'none' ? contentHash : xxh128Hex(stored);
+      const res = await this.meta.acquireBlob(blobId, stored.length, now);
+      if (!res.ready || (await this.blobs.size(res.name)) !== stored.length) await this.blobs.write(res.name, stored);
+      record.blobId = blobId;
+    }
+    this.accesses.delete(k); // a re-put resets hits
+    await this.meta.put(record, o.tables);
+    await this.afterWrite(k, record.blobId !== null);
+    return toEntryInfo(record);
+  }
+
+  /** Enforces maxSize, and now and then sweeps expired entries and unreferenced blobs. */
+  private async afterWrite(k: string, wroteBlob: boolean): Promise<void> {
+    let freed = wroteBlob;
+    if (this.s.maxSize !== null && this.s.eviction !== 'none') {
+      if ((await this.meta.counters()).bytes > this.s.maxSize) {
+        freed = (await this.meta.evict(this.s.eviction, this.s.maxSize, k)) > 0 || freed;
+      }
+    }
+    if (++this.writesSinceSweep >= SWEEP_EVERY_WRITES) {
+      this.writesSinceSweep = 0;
+      await this.meta.deleteExpired(this.s.clock(), 500);
+      freed = true;
+    }
+    if (freed) await this.collectGarbage();
+  }
+
+  /** Deletes the bytes of blobs that no entry references any more. Returns how many. */
+  private async collectGarbage(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const names = await this.meta.claimGarbage(this.s.clock() - PIN_STALE_MS, 500);
+      if (names.length === 0) return total;
+      await this.blobs.delete(names);
+      await this.meta.dropGarbage(names);
+      total += names.length;
+    }
+  }
+
+  /** Reads the value under `key`, or `undefined` on a miss (absent, expired, or failed verification). */
+  async get(key: Key): Promise<unknown> {
+    const r = await this.lookup(resolveKey(key));
+    return r.hit ? r.value : undefined;
+  }
+
+  /** @internal Reads a resolved key, telling a stored `undefined` from a miss. */
+  async lookup(k: string, retried = false): Promise<Lookup> {
+    this.assertOpen();
+    const e = await this.meta.get(k);
+    const now = this.s.clock();
+    if (!e || isExpired(e, now)) {
+      this.countRead(undefined, now);
+      return MISS;
+    }
+    let stored: Uint8Array | null | undefined = e.inline;
+    if (!stored && e.blobName) stored = await this.blobs.read(e.blobName);
+    if (!stored) {
+      // The entry may have been replaced or deleted since we read it: look again before calling it dangling.
+      const again = await this.meta.head(k);
+      if (!retried && again && (again.blobName !== e.blobName || again.createdAt !== e.createdAt)) return this.lookup(k, true);
+      if (!again) {
+        this.countRead(undefined, now);
+        return MISS;
+      }
+      return this.corrupt(e, 'its blob is missing', now);
+    }
+    let bytes: Uint8Array;
+    try {
+      if (stored.length !== e.storedSize) return this.corrupt(e, `it has ${stored.length} bytes, ${e.storedSize} were stored`, now);
+      if (this.s.verifyIntegrity && e.blobId && xxh128Hex(stored) !== e.blobId) return this.corrupt(e, 'its stored bytes do not match their hash', now);
+      bytes = e.codec === 'none' ? stored : decompress(e.codec, stored, e.size);
+      if (bytes.length !== e.size) return this.corrupt(e, 'it decompressed to the wrong size', now);
+      if (this.s.verifyIntegrity && !(e.blobId && e.codec === 'none') && xxh128Hex(bytes) !== e.contentHash) {
+        return this.corrupt(e, 'its content hash does not match', now);
+      }
+    } catch (err) {
+      if (err instanceof CachenessError) throw err;
+      return this.corrupt(e, `it could not be decoded (${(err as Error).message})`, now);
+    }
+    const { handler, version } = handlerByName(e.handler, this.s.handlers);
+    const value = handler.deserialize(bytes, e.type, version);
+    this.countRead(k, now);
+    return { hit: true, value, entry: e };
+  }
+
+  private async corrupt(e: StoredEntry, why: string, now: number): Promise<Lookup> {
+    await this.meta.delete(e.key, 'corrupt');
+    await this.collectGarbage();
+    this.countRead(undefined, now);
+    this.s.onError(
+      new IntegrityError(
+        'EINTEGRITY',
+        `Entry '${e.key}' in ${this.s.location} was dropped because ${why}; it reads as a miss. Run cache.verify() to check the rest of the store.`,
+        { details: { key: e.key } },
+      ),
+    );
+    return MISS;
+  }
+
+  /** Batches hit counts and access times: reads never turn into one disk write each. */
+  private countRead(k: string | undefined, now: number): void {
+    if (k === undefined) this.pendingMisses++;
+    else {
+      this.pendingHits++;
+      const a = this.accesses.get(k);
+      if (a) {
+        a.hits++;
+        a.accessedAt = now;
+      } else this.accesses.set(k, { hits: 1, accessedAt: now });
+    }
+    if (++this.pendingOps >= FLUSH_EVERY_OPS) void this.flush().catch((err) => this.s.onError(asCachenessError(err)));
+    else if (!this.flushTimer) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = undefined;
+        void this.flush().catch((err) => this.s.onError(asCachenessError(err)));
+      }, FLUSH_EVERY_MS);
+      this.flushTimer.unref();
+    }
+  }
+
+  /** Writes batched access statistics to the store now (done automatically every second, on stats() and on close()). */
+  async flush(): Promise<void> {
+    if (this.pendingOps === 0) return;
+    const accesses = [...this.accesses].map(([key, a]) => ({ key, hits: a.hits, accessedAt: a.accessedAt }));
+    const counters = { hits: this.pendingHits, misses: this.pendingMisses };
+    this.accesses.clear();
+    this.pendingHits = 0;
+    this.pendingMisses = 0;
+    this.pendingOps = 0;
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+    }
+    await this.meta.recordAccess(accesses, counters);
+  }
+
+  /** The entry's description without reading its value, or `undefined` when absent or expired. */
+  async getEntry(key: Key): Promise<EntryInfo | undefined> {
+    this.assertOpen();
+    const e = await this.meta.head(resolveKey(key));
+    if (!e || isExpired(e, this.s.clock())) return undefined;
+    const pending = this.accesses.get(e.key);
+    if (pending) {
+      e.hits += pending.hits;
+      e.accessedAt = Math.max(e.accessedAt, pending.accessedAt);
+    }
+    return toEntryInfo(e);
+  }
+
+  /** True when a live (unexpired) entry exists under `key`. Does not read the value. */
+  async has(key: Key): Promise<boolean> {
+    this.assertOpen();
+    const e = await this.meta.head(resolveKey(key));
+    return e !== undefined && !isExpired(e, this.s.clock());
+  }
+
+  /** Deletes the entry under `key` (and its custom-table rows). True when it existed. */
+  async delete(key: Key): Promise<boolean> {
+    this.assertOpen();
+    const k = resolveKey(key);
+    this.accesses.delete(k);
+    const existed = await this.meta.delete(k);
+    if (existed) await this.collectGarbage();
+    return existed;
+  }
+
+  /** @internal Deletes every entry whose key starts with `prefix`. */
+  async deletePrefix(prefix: string): Promise<number> {
+    this.assertOpen();
+    const n = await this.meta.deletePrefix(prefix);
+    if (n) await this.collectGarbage();
+    return n;
+  }
+
+  /**
+   * Resets a live entry's expiry to now + `ttl` (default: the cache's `defaultTtl`; `null` never expires).
+   * False when the entry is absent or already expired.
+   */
+  async touch(key: Key, opts: { ttl?: Ttl } = {}): Promise<boolean> {
+    this.assertOpen();
+    const ttlMs = opts.ttl !== undefined ? ttlToMs(opts.ttl) : this.defaultTtlMs;
+    const now = this.s.clock();
+    return this.meta.touch(resolveKey(key), ttlMs === null ? null : now + ttlMs, now);
+  }
+
+  /** One page of entries ordered by key; pass `cursor` back to get the next page. */
+  async list(opts: ListOptions = {}): Promise<{ entries: EntryInfo[]; cursor?: string }> {
+    this.assertOpen();
+    const limit = opts.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new OptionError('EOPTION', `list limit must be an integer from 1 to 10000; got ${limit}.`);
+    const after = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor);
+    const rows = await this.meta.list({ prefix: opts.prefix, where: opts.where, limit: limit + 1, after, includeExpired: opts.includeExpired, now: this.s.clock() });
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return rows.length > limit && last ? { entries: page.map(toEntryInfo), cursor: encodeCursor(last.key) } : { entries: page.map(toEntryInfo) };
+  }
+
+  /** Iterates over every entry matching `opts` (paged internally). */
+  async *entries(opts: Omit<ListOptions, 'cursor'> = {}): AsyncIterableIterator<EntryInfo> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.list({ ...opts, limit: opts.limit ?? 500, cursor });
+      yield* page.entries;
+      cursor = page.cursor;
+    } while (cursor);
+  }
+
+  /** Counts entries matching `opts` (prefix, where, includeExpired). */
+  async count(opts: Omit<ListOptions, 'cursor' | 'limit'> = {}): Promise<number> {
+    this.assertOpen();
+    return this.meta.count({ prefix: opts.prefix, where: opts.where, includeExpired: opts.includeExpired, now: this.s.clock() });
+  }
+
+  /** Entry count, bytes, hits, misses and removals, shared by every process on the same store. */
+  async stats(): Promise<CacheStats> {
+    this.assertOpen();
+    await this.flush();
+    const c = await this.meta.counters();
+    const reads = c.hits + c.misses;
+    return { ...c, hitRate: reads === 0 ? 0 : c.hits / reads, maxSize: this.s.maxSize };
+  }
+
+  /** Deletes expired entries, evicts down to `maxSize`, and removes unreferenced blobs and leftovers of interrupted writes. */
+  async cleanup(): Promise<CleanupResult> {
+    this.assertOpen();
+    await this.flush();
+    let expired = 0;
+    for (let n = -1; n !== 0; expired += n) n = await this.meta.deleteExpired(this.s.clock(), 1000);
+    let evicted = 0;
+    if (this.s.maxSize !== null && this.s.eviction !== 'none') evicted = await this.meta.evict(this.s.eviction, this.s.maxSize);
+    let orphans = await this.collectGarbage();
+    orphans += (await this.scanOrphans(true)).length;
+    orphans += await this.blobs.sweepPartial(PIN_STALE_MS);
+    return { expired, evicted, orphans };
+  }
+
+  /** Blob names that no live blob record owns; removed when `remove`. */
+  private async scanOrphans(remove: boolean): Promise<string[]> {
+    const found: string[] = [];
+    for await (const name of this.blobs.names()) {
+      if (!(await this.meta.isLiveBlob(name))) found.push(name);
+    }
+    if (remove && found.length) await this.blobs.delete(found);
+    return found;
+  }
+
+  /**
+   * Checks every entry's bytes against its recorded size and hash, and looks for orphan blobs and
+   * leftovers of interrupted writes. With `repair`, removes what it found (bad entries read as misses).
+   */
+  async verify(opts: { repair?: boolean } = {}): Promise<VerifyReport> {
+    this.assertOpen();
+    const report: VerifyReport = { checked: 0, dangling: [], mismatched: [], orphans: [], partial: 0, repaired: false };
+    for await (const info of this.entries({ includeExpired: true })) {
+      const e = await this.meta.get(info.key);
+      if (!e) continue;
+      report.checked++;
+      const stored = e.inline ?? (e.blobName ? await this.blobs.read(e.blobName) : undefined);
+      if (!stored) {
+        report.dangling.push(e.key);
+        continue;
+      }
+      try {
+        const bytes = e.codec === 'none' ? stored : decompress(e.codec, stored, e.size);
+        const ok = stored.length === e.storedSize && (!e.blobId || xxh128Hex(stored) === e.blobId) && bytes.length === e.size && xxh128Hex(bytes) === e.contentHash;
+        if (!ok) report.mismatched.push(e.key);
+      } catch {
+        report.mismatched.push(e.key);
+      }
+    }
+    report.orphans = await this.scanOrphans(false);
+    if (opts.repair) {
+      for (const k of [...report.dangling, ...report.mismatched]) await this.meta.delete(k, 'corrupt');
+      await this.collectGarbage();
+      if (report.orphans.length) await this.blobs.delete(report.orphans);
+      report.partial = await this.blobs.sweepPartial(PIN_STALE_MS);
+      report.repaired = true;
+    }
+    return report;
+  }
+
+  /** Deletes every entry; returns how many. */
+  async clear(): Promise<number> {
+    this.assertOpen();
+    this.accesses.clear();
+    const n = await this.meta.clear();
+    await this.collectGarbage();
+    return n;
+  }
+
+  /**
+   * Defines (or extends with new columns/indexes) a custom metadata table. Rows are attached to
+   * entries with `put(..., { tables })` and live and die with their entry.
+   */
+  async defineTable(name: string, columns: TableColumns, options?: TableOptions): Promise<TableDefinition> {
+    this.assertOpen();
+    return this.meta.defineTable(name, columns, options);
+  }
+
+  /** Custom table definitions by name. */
+  async tables(): Promise<Record<string, TableDefinition>> {
+    this.assertOpen();
+    return this.meta.tables();
+  }
+
+  /** Rows of a custom table matching `where`, each with its entry's `key`. Rows of expired entries are skipped. */
+  async query(table: string, opts: QueryOptions = {}): Promise<Record<string, unknown>[]> {
+    this.assertOpen();
+    return this.meta.query(table, { ...opts, now: this.s.clock() });
+  }
+
+  /**
+   * Read-only SQL over the local store: `entries` (times in ms since the epoch) and custom tables
+   * by their names. Statements that write fail with `EREADONLY`.
+   */
+  async sql(text: string, params?: unknown[] | Record<string, unknown>): Promise<Record<string, unknown>[]> {
+    this.assertOpen();
+    if (typeof text !== 'string') throw new TableError('EQUERY', 'cache.sql() takes a SQL string.');
+    return this.meta.sql(text, params);
+  }
+
+  /**
+   * Writes every live entry (values, metadata, custom-table rows and definitions) to a portable
+   * dump file: a tar of human-readable JSON plus payloads. Use it for backups and to move entries
+   * between stores.
+   */
+  async export(path: string): Promise<DumpResult> {
+    this.assertOpen();
+    return exportCache(this, path);
+  }
+
+  /** Loads a dump written by {@link Cache.export}; entries replace existing ones with the same key, expired ones are skipped. */
+  async import(path: string): Promise<DumpResult> {
+    this.assertOpen();
+    return importCache(this, path, this.s.clock());
+  }
+
+  /** @internal Stored bytes of an entry, for export. */
+  async readStored(k: string): Promise<{ entry: StoredEntry; stored: Uint8Array; tables: Record<string, TableRow[]> } | undefined> {
+    const e = await this.meta.get(k);
+    if (!e) return undefined;
+    const stored = e.inline ?? (e.blobName ? await this.blobs.read(e.blobName) : undefined);
+    if (!stored) return undefined;
+    return { entry: e, stored, tables: await this.meta.rowsOf(k) };
+  }
+
+  /** @internal Writes an entry from its stored form (import). */
+  async writeStored(e: EntryRecord, stored: Uint8Array, tables: Record<string, TableRow[]>): Promise<void> {
+    const bytes = e.codec === 'none' ? stored : decompress(e.codec, stored, e.size);
+    if (xxh128Hex(bytes) !== e.contentHash) {
+      throw new IntegrityError('EINTEGRITY', `Imported entry '${e.key}' does not match its content hash; the dump is damaged.`, { details: { key: e.key } });
+    }
+    await this.putBytes(e.key, bytes, {
+      handler: e.handler,
+      type: e.type,
+      params: e.params,
+      metadata: e.metadata,
+      description: e.description,
+      tables: Object.keys(tables).length ? tables : undefined,
+      ttlMs: null,
+      times: { createdAt: e.createdAt, expiresAt: e.expiresAt },
+      stored: { codec: e.codec, bytes: stored },
+    });
+  }
+
+  /** Flushes pending statistics and closes the stores. Further calls fail with `ECLOSED`. */
+  async close(): Promise<void> {
+    if (!this.closing) {
+      this.closing = (async () => {
+        try {
+          await this.flush();
+        } finally {
+          this.closed = true;
+          openCaches.delete(this);
+          await this.meta.close();
+          await this.blobs.close();
+        }
+      })();
+    }
+    return this.closing;
+  }
+
+  /** @internal Synchronous best-effort flush at process exit. */
+  flushAtExit(): void {
+    if (!this.closed) void this.flush().catch(() => {});
+  }
+
+  private assertOpen(): void {
+    if (this.closed || this.closing) throw new StoreError('ECLOSED', `The cache at ${this.s.location} is closed; create a new one with createCache().`);
+  }
+}
+
+const openCaches = new Set<Cache>();
+// better-sqlite3 is synchronous, so a flush started in 'exit' completes before the process ends.
+process.once('exit', () => {
+  for (const c of openCaches) c.flushAtExit();
+});
+
+function checkMetadata(m: unknown): JsonObject | null {
+  if (m === undefined || m === null) return null;
+  if (typeof m !== 'object' || Array.isArray(m)) throw new OptionError('EOPTION', `metadata must be a plain JSON object; got ${describeType(m)}.`);
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(m);
+  } catch (cause) {
+    throw new OptionError('EOPTION', `metadata must be JSON-serializable: ${(cause as Error).message}.`, { cause });
+  }
+  return JSON.parse(json as string) as JsonObject;
+}
+
+function normalizeTables(t: PutOptions['tables']): Record<string, TableRow[]> | undefined {
+  if (t === undefined) return undefined;
+  if (typeof t !== 'object' || t === null || Array.isArray(t)) {
+    throw new TableError('ETABLE', `tables must be an object of table name → row (or rows); got ${describeType(t)}.`);
+  }
+  return Object.fromEntries(Object.entries(t).map(([name, rows]) => [name, Array.isArray(rows) ? rows : [rows]]));
+}
+
+function encodeCursor(key: string): string {
+  return Buffer.from(key, 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): string {
+  if (typeof cursor !== 'string' || !/^[A-Za-z0-9_-]*$/.test(cursor))
+    throw new OptionError('EOPTION', 'Invalid list cursor: pass the cursor returned by the previous list() call.');
+  return Buffer.from(cursor, 'base64url').toString('utf8');
+}
+
+function asCachenessError(err: unknown): CachenessError {
+  return err instanceof CachenessError ? err : new StoreError('ESTORE', `Store operation failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+}
+
+export type { KeyParams };

@@ -1,0 +1,98 @@
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Cache } from './cache.js';
+import type { CompressionOptions } from './compression.js';
+import type { Ttl } from './duration.js';
+import { type CachenessError, OptionError } from './errors.js';
+import { FsBlobStore } from './stores/fs-blobs.js';
+import { MemoryBlobStore } from './stores/memory-blobs.js';
+import { SqliteMetadataStore } from './stores/sqlite-metadata.js';
+import type { BlobStore, EvictionPolicy, MetadataStore } from './stores/types.js';
+import { builtinHandlers, type ValueHandler } from './values/index.js';
+
+/** Options of {@link createCache}. */
+export interface CacheOptions {
+  /** Directory of a local cache (SQLite index + blob files). Default `./.cacheness`. */
+  dir?: string;
+  /** `'sqlite'` (default): SQLite + files under `dir`. `'memory'`: nothing touches disk; gone on close. */
+  store?: 'sqlite' | 'memory';
+  /** TTL of entries put without one. Default `null` (never expire). */
+  defaultTtl?: Ttl;
+  /** Stored bytes above which entries are evicted. Default 1 GiB; `null` for unbounded. */
+  maxSize?: number | null;
+  /** Which entries go first when over `maxSize`: `'lru'` (default), `'lfu'`, `'fifo'`, `'none'` (never evict). */
+  eviction?: EvictionPolicy;
+  /** Compression of stored values. Default lz4 above 4 KiB, kept only when it pays. */
+  compression?: CompressionOptions;
+  /** Check content hashes on every read. Default true. */
+  verifyIntegrity?: boolean;
+  /** Store the key params of each entry (queryable by `list({ where: { params } })`). Default true; false keeps sensitive params out of the store. */
+  storeKeyParams?: boolean;
+  /** Stored values smaller than this many bytes live inside SQLite instead of as files. Default 32 KiB. */
+  inlineThreshold?: number;
+  /** fsync blob files before publishing them (survive power loss; slower). Default false: a process crash loses nothing either way. */
+  fsync?: boolean;
+  /** Called with problems found in the background (a corrupted entry dropped, a failed statistics flush). Default: `process.emitWarning`. */
+  onError?: (err: CachenessError) => void;
+  /** Clock in milliseconds since the epoch (tests). Default `Date.now`. */
+  clock?: () => number;
+  /** Advanced: bring your own stores (they must pass the contract suites). */
+  stores?: { metadata: MetadataStore; blobs: BlobStore };
+  /** @internal Value handlers in priority order (the public registry arrives with rich data types). */
+  handlers?: readonly ValueHandler[];
+}
+
+const GiB = 1024 ** 3;
+const POLICIES = new Set(['lru', 'lfu', 'fifo', 'none']);
+
+/**
+ * Creates a cache. With no options it is a local cache in `./.cacheness` (SQLite + files).
+ * @example
+ * const cache = createCache({ dir: './.cacheness', defaultTtl: '7d' });
+ * await cache.put(features, { model: 'xgb', dataset: 'train' });
+ */
+export function createCache(options: CacheOptions = {}): Cache {
+  const maxSize = options.maxSize === undefined ? GiB : options.maxSize;
+  if (maxSize !== null && (!Number.isSafeInteger(maxSize) || maxSize <= 0)) {
+    throw new OptionError('EOPTION', `maxSize must be a positive number of bytes, or null for unbounded; got ${maxSize}.`);
+  }
+  const eviction = options.eviction ?? 'lru';
+  if (!POLICIES.has(eviction)) throw new OptionError('EOPTION', `eviction must be 'lru', 'lfu', 'fifo' or 'none'; got ${JSON.stringify(eviction)}.`);
+  const inlineThreshold = options.inlineThreshold ?? 32 * 1024;
+  if (!Number.isSafeInteger(inlineThreshold) || inlineThreshold < 0 || inlineThreshold > 64 * 1024 * 1024) {
+    throw new OptionError('EOPTION', `inlineThreshold must be a byte count from 0 to 64 MiB; got ${inlineThreshold}.`);
+  }
+  const storeKind = options.store ?? 'sqlite';
+  if (storeKind !== 'sqlite' && storeKind !== 'memory') throw new OptionError('EOPTION', `store must be 'sqlite' or 'memory'; got ${JSON.stringify(storeKind)}.`);
+
+  let metadata: MetadataStore;
+  let blobs: BlobStore;
+  let location: string;
+  if (options.stores) {
+    ({ metadata, blobs } = options.stores);
+    location = 'custom stores';
+  } else if (storeKind === 'memory') {
+    metadata = new SqliteMetadataStore({ path: ':memory:' });
+    blobs = new MemoryBlobStore();
+    location = 'memory';
+  } else {
+    const dir = resolve(options.dir ?? process.env.CACHENESS_DIR ?? '.cacheness');
+    mkdirSync(dir, { recursive: true });
+    metadata = new SqliteMetadataStore({ path: join(dir, 'cache.db') });
+    blobs = new FsBlobStore({ dir, fsync: options.fsync ?? false });
+    location = dir;
+  }
+  return new Cache(metadata, blobs, {
+    defaultTtl: options.defaultTtl ?? null,
+    maxSize,
+    eviction,
+    compression: options.compression,
+    verifyIntegrity: options.verifyIntegrity ?? true,
+    storeKeyParams: options.storeKeyParams ?? true,
+    inlineThreshold,
+    handlers: options.handlers ?? builtinHandlers,
+    clock: options.clock ?? Date.now,
+    onError: options.onError ?? ((err) => process.emitWarning(err.message, { code: `CACHENESS_${err.code}` })),
+    location,
+  });
+}

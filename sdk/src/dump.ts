@@ -1,0 +1,148 @@
+/**
+ * Portable dumps: `cache.export(file)` / `cache.import(file)`. A dump is a plain tar archive,
+ * readable with `tar tf dump.tar`: `cacheness-dump.json` (format, tables), then per entry
+ * `entries/<n>.json` (human-readable metadata and custom-table rows) and `entries/<n>.bin` (the
+ * stored bytes, in the codec the JSON names). Imports verify every payload against its content hash.
+ * @module
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
+import type { Cache } from './cache.js';
+import type { CodecName } from './compression.js';
+import { type EntryRecord, isExpired } from './entry.js';
+import { StoreError } from './errors.js';
+import type { Json } from './key/projection.js';
+import type { TableDefinition, TableRow } from './tables/schema.js';
+
+/** Format identifier and version written in `cacheness-dump.json`. */
+export const DUMP_FORMAT = { format: 'cacheness-dump', version: 1 } as const;
+
+interface DumpHeader {
+  format: string;
+  version: number;
+  exportedAt: string;
+  source: string;
+  tables: Record<string, TableDefinition>;
+}
+
+interface DumpEntry {
+  key: string;
+  params: Json | null;
+  handler: string;
+  type: string;
+  codec: CodecName;
+  size: number;
+  storedSize: number;
+  contentHash: string;
+  createdAt: string;
+  expiresAt: string | null;
+  description: string | null;
+  metadata: EntryRecord['metadata'];
+  tables: Record<string, TableRow[]>;
+}
+
+/** Result of an export or import. */
+export interface DumpResult {
+  /** Entries written (export) or stored (import). */
+  entries: number;
+  /** Payload bytes written or read. */
+  bytes: number;
+  /** Import only: entries skipped because they had expired. */
+  skipped?: number;
+}
+
+/** Writes every live entry of `cache` to a tar file at `path` (atomically: a temp file renamed into place). */
+export async function exportCache(cache: Cache, path: string): Promise<DumpResult> {
+  const pack = tar.pack();
+  const tmp = `${path}.${process.pid}.partial`;
+  const done = pipeline(pack, createWriteStream(tmp));
+  const result: DumpResult = { entries: 0, bytes: 0 };
+  const add = (name: string, body: Uint8Array | string) =>
+    new Promise<void>((resolve, reject) => pack.entry({ name, mtime: new Date(0) }, Buffer.from(body as Uint8Array), (err) => (err ? reject(err) : resolve())));
+  try {
+    const header: DumpHeader = { ...DUMP_FORMAT, exportedAt: new Date().toISOString(), source: cache.location, tables: await cache.tables() };
+    await add('cacheness-dump.json', `${JSON.stringify(header, null, 2)}\n`);
+    for await (const info of cache.entries()) {
+      const found = await cache.readStored(info.key);
+      if (!found) continue; // deleted meanwhile
+      const e = found.entry;
+      const n = String(++result.entries).padStart(8, '0');
+      const meta: DumpEntry = {
+        key: e.key,
+        params: e.params,
+        handler: e.handler,
+        type: e.type,
+        codec: e.codec,
+        size: e.size,
+        storedSize: e.storedSize,
+        contentHash: e.contentHash,
+        createdAt: new Date(e.createdAt).toISOString(),
+        expiresAt: e.expiresAt === null ? null : new Date(e.expiresAt).toISOString(),
+        description: e.description,
+        metadata: e.metadata,
+        tables: found.tables,
+      };
+      await add(`entries/${n}.json`, `${JSON.stringify(meta, null, 2)}\n`);
+      await add(`entries/${n}.bin`, found.stored);
+      result.bytes += found.stored.length;
+    }
+    pack.finalize();
+    await done;
+    await rename(tmp, path);
+    return result;
+  } catch (err) {
+    pack.destroy(err as Error);
+    await done.catch(() => {});
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** Reads a dump written by {@link exportCache} into `cache`; existing keys are replaced. */
+export async function importCache(cache: Cache, path: string, now: number): Promise<DumpResult> {
+  const extract = tar.extract();
+  const source = createReadStream(path);
+  source.on('error', (err) => extract.destroy(err));
+  source.pipe(extract);
+  const result: DumpResult = { entries: 0, bytes: 0, skipped: 0 };
+  let header: DumpHeader | undefined;
+  let pending: DumpEntry | undefined;
+  const bad = (why: string) => new StoreError('EDUMP', `${path} is not a valid cacheness dump: ${why}.`);
+  for await (const entry of extract) {
+    const chunks: Buffer[] = [];
+    for await (const c of entry) chunks.push(c as Buffer);
+    const body = Buffer.concat(chunks);
+    const name = entry.header.name;
+    if (!header) {
+      if (name !== 'cacheness-dump.json') throw bad('it does not start with cacheness-dump.json');
+      header = JSON.parse(body.toString('utf8')) as DumpHeader;
+      if (header.format !== DUMP_FORMAT.format || header.version > DUMP_FORMAT.version)
+        throw bad(`format ${header.format} version ${header.version} is not supported by this cacheness`);
+      for (const def of Object.values(header.tables)) await cache.defineTable(def.name, def.columns, { unique: def.unique, index: def.index });
+    } else if (name.endsWith('.json')) {
+      pending = JSON.parse(body.toString('utf8')) as DumpEntry;
+    } else if (name.endsWith('.bin')) {
+      if (!pending) throw bad(`${name} has no metadata before it`);
+      const e = pending;
+      pending = undefined;
+      const record = {
+        ...e,
+        createdAt: Date.parse(e.createdAt),
+        accessedAt: now,
+        expiresAt: e.expiresAt === null ? null : Date.parse(e.expiresAt),
+      };
+      if (isExpired(record, now)) {
+        result.skipped = (result.skipped ?? 0) + 1;
+        continue;
+      }
+      const full: EntryRecord = { ...record, blobId: null, inline: null, hits: 0 };
+      await cache.writeStored(full, body, e.tables ?? {});
+      result.entries++;
+      result.bytes += body.length;
+    }
+  }
+  if (!header) throw bad('it is empty');
+  return result;
+}

@@ -1,0 +1,66 @@
+/**
+ * Typed errors. Every error cacheness throws is a {@link CachenessError} with a stable `code`
+ * (switch on it, never on the message) and a message that says what to do about it.
+ * @module
+ */
+
+/** Stable machine-readable error codes. */
+export type ErrorCode =
+  | 'EKEY' // a string key is malformed
+  | 'EKEYTYPE' // a key param has a type that cannot be encoded stably
+  | 'EVALUETYPE' // a value cannot be stored (function, class instance without handler, ...)
+  | 'EVALUETOOLARGE' // the value alone exceeds maxSize
+  | 'ETTL' // a ttl / duration is malformed
+  | 'EOPTION' // a createCache / method option is invalid
+  | 'ETABLE' // unknown custom table or bad table definition
+  | 'ECOLUMN' // unknown column or a value of the wrong type for a column
+  | 'ECONSTRAINT' // a unique constraint of a custom table was violated
+  | 'EQUERY' // a where clause / query is malformed
+  | 'EREADONLY' // cache.sql() was given a statement that writes
+  | 'ECODEC' // a compression codec is unknown or its library is not installed
+  | 'EINTEGRITY' // stored bytes do not match their hash
+  | 'ENOHANDLER' // an entry was written by a value handler that is not registered
+  | 'ECLOSED' // the cache was closed
+  | 'EDUMP' // an export file is malformed
+  | 'ESTORE'; // the underlying store failed
+
+/** Base class of every error thrown by cacheness. */
+export class CachenessError extends Error {
+  /** Stable error code, e.g. `EKEYTYPE`. */
+  readonly code: ErrorCode;
+  /** Structured context (offending key, column, value type...). */
+  readonly details?: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    if (options?.details) this.details = options.details;
+  }
+}
+
+/** A key (string or params object) is invalid. Codes: `EKEY`, `EKEYTYPE`. */
+export class KeyError extends CachenessError {}
+/** A value cannot be stored. Codes: `EVALUETYPE`, `EVALUETOOLARGE`. */
+export class ValueError extends CachenessError {}
+/** An option, ttl or duration is invalid. Codes: `EOPTION`, `ETTL`. */
+export class OptionError extends CachenessError {}
+/** Custom-table definitions, rows and queries. Codes: `ETABLE`, `ECOLUMN`, `ECONSTRAINT`, `EQUERY`, `EREADONLY`. */
+export class TableError extends CachenessError {}
+/** Compression codec problems. Code: `ECODEC`. */
+export class CodecError extends CachenessError {}
+/** Stored bytes failed verification. Code: `EINTEGRITY`. */
+export class IntegrityError extends CachenessError {}
+/** An entry needs a value handler that is not registered. Code: `ENOHANDLER`. */
+export class HandlerError extends CachenessError {}
+/** Store-level failures (I/O, database). Codes: `ESTORE`, `ECLOSED`, `EDUMP`. */
+export class StoreError extends CachenessError {}
+
+/** Human-readable description of a value's type, for error messages. */
+export function describeType(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
+  if (typeof value !== 'object') return typeof value;
+  const ctor = (value as { constructor?: { name?: string } }).constructor;
+  return ctor?.name ? `instance of ${ctor.name}` : 'object with a null prototype';
+}

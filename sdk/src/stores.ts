@@ -1,0 +1,15 @@
+/**
+ * `cacheness/stores`: the store interfaces and the local implementations, for building or testing
+ * backends. Every implementation must pass the contract suites.
+ * @module
+ */
+
+export type { FsBlobStoreOptions } from './stores/fs-blobs.js';
+export { FsBlobStore } from './stores/fs-blobs.js';
+export { MemoryBlobStore } from './stores/memory-blobs.js';
+export type { SqliteMetadataStoreOptions } from './stores/sqlite-metadata.js';
+export { SQLITE_SCHEMA_VERSION, SqliteMetadataStore } from './stores/sqlite-metadata.js';
+export type * from './stores/types.js';
+export { decodeCell, defineTableDefinition, encodeCell, encodeRow, validateTableName } from './tables/schema.js';
+export type { Compiled, FieldRef, FieldResolver } from './tables/where.js';
+export { compileOrderBy, compileWhere } from './tables/where.js';

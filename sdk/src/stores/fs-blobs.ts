@@ -1,0 +1,133 @@
+/**
+ * Filesystem blob store: `blobs/ab/cd/<name>` sharded by the leading hex of the name; each blob is
+ * written to `tmp/<pid>-<random>` and renamed into place, so a reader or a crash never sees a
+ * partial blob.
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { StoreError } from '../errors.js';
+import type { BlobStore } from './types.js';
+
+/** Options of {@link FsBlobStore}. */
+export interface FsBlobStoreOptions {
+  /** Root directory; `blobs/` and `tmp/` are created under it. */
+  dir: string;
+  /** fsync each blob before publishing it (survives power loss, slower). Default false. */
+  fsync?: boolean;
+}
+
+const NAME = /^[0-9a-f]{4,}\.[0-9a-f]+$/;
+
+/** {@link BlobStore} on a local directory. */
+export class FsBlobStore implements BlobStore {
+  readonly blobDir: string;
+  readonly tmpDir: string;
+  private readonly fsync: boolean;
+  private readonly shards = new Set<string>();
+
+  constructor(opts: FsBlobStoreOptions) {
+    this.blobDir = join(opts.dir, 'blobs');
+    this.tmpDir = join(opts.dir, 'tmp');
+    this.fsync = opts.fsync ?? false;
+    mkdirSync(this.blobDir, { recursive: true });
+    mkdirSync(this.tmpDir, { recursive: true });
+  }
+
+  /** Path of a blob on disk. */
+  pathOf(name: string): string {
+    if (!NAME.test(name)) throw new StoreError('ESTORE', `Invalid blob name ${JSON.stringify(name)}.`);
+    return join(this.blobDir, name.slice(0, 2), name.slice(2, 4), name);
+  }
+
+  async write(name: string, data: Uint8Array): Promise<void> {
+    const dest = this.pathOf(name);
+    const shard = join(this.blobDir, name.slice(0, 2), name.slice(2, 4));
+    if (!this.shards.has(shard)) {
+      await mkdir(shard, { recursive: true });
+      this.shards.add(shard);
+    }
+    const tmp = join(this.tmpDir, `${process.pid}-${randomBytes(6).toString('hex')}`);
+    try {
+      await writeFile(tmp, data, { flush: this.fsync });
+      await rename(tmp, dest);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.shards.delete(shard); // the shard was removed under us (clear, repair): retry once
+        await mkdir(shard, { recursive: true });
+        return this.write(name, data);
+      }
+      throw new StoreError('ESTORE', `Could not write blob ${name} under ${this.blobDir}: ${(err as Error).message}. Check free disk space and permissions.`, { cause: err });
+    }
+  }
+
+  async read(name: string): Promise<Uint8Array | undefined> {
+    try {
+      return await readFile(this.pathOf(name));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  async size(name: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.pathOf(name))).size;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  async delete(names: string[]): Promise<void> {
+    await Promise.all(
+      names.map((n) =>
+        unlink(this.pathOf(n)).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+        }),
+      ),
+    );
+  }
+
+  async *names(): AsyncIterable<string> {
+    for (const a of await readdir(this.blobDir).catch(() => [] as string[])) {
+      for (const b of await readdir(join(this.blobDir, a)).catch(() => [] as string[])) {
+        for (const name of await readdir(join(this.blobDir, a, b)).catch(() => [] as string[])) {
+          if (NAME.test(name)) yield name;
+        }
+      }
+    }
+  }
+
+  async sweepPartial(olderThanMs: number): Promise<number> {
+    let removed = 0;
+    const now = Date.now();
+    for (const f of await readdir(this.tmpDir).catch(() => [] as string[])) {
+      const pid = Number(f.split('-')[0]);
+      const path = join(this.tmpDir, f);
+      const st = await stat(path).catch(() => undefined);
+      if (!st) continue;
+      if (!isAlive(pid) || now - st.mtimeMs > olderThanMs) {
+        await rm(path, { force: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  async close(): Promise<void> {}
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * Store interfaces. The cache engine talks to a {@link MetadataStore} (entries, counters, blob
+ * reference counts, custom tables) and a {@link BlobStore} (payload bytes). Local mode pairs
+ * SQLite with the filesystem; the cloud pairs Postgres with S3. Every implementation must pass the
+ * contract suites in `sdk/test/contract/`.
+ * @module
+ */
+import type { EntryRecord, StoredEntry } from '../entry.js';
+import type { TableColumns, TableDefinition, TableOptions, TableRow } from '../tables/schema.js';
+import type { OrderBy, Where } from '../tables/where.js';
+
+/** Why an entry was removed (drives the shared counters). */
+export type RemovalReason = 'delete' | 'expired' | 'evicted' | 'corrupt';
+/** Eviction policies. */
+export type EvictionPolicy = 'lru' | 'lfu' | 'fifo' | 'none';
+
+/** Counters shared by every process using a store. */
+export interface StoreCounters {
+  entries: number;
+  bytes: number;
+  hits: number;
+  misses: number;
+  evictions: number;
+  expirations: number;
+  corruptions: number;
+}
+
+/** Accumulated reads of one entry, flushed in batches. */
+export interface AccessRecord {
+  key: string;
+  hits: number;
+  accessedAt: number;
+}
+
+/** Entry filter of `list()`: entry fields, plus `params` / `metadata` sub-objects matched by JSON path. */
+export type EntryWhere = Where;
+
+/** A page request of `list()`. */
+export interface ListQuery {
+  /** Only keys starting with this string. */
+  prefix?: string;
+  where?: EntryWhere;
+  /** Page size. */
+  limit: number;
+  /** Return keys strictly after this one (keyset pagination). */
+  after?: string;
+  /** Include expired entries. */
+  includeExpired?: boolean;
+  /** Clock for the expiry rule. */
+  now: number;
+}
+
+/** `query()` of a custom table. */
+export interface TableQuery {
+  where?: Where;
+  orderBy?: OrderBy;
+  limit?: number;
+  offset?: number;
+  includeExpired?: boolean;
+  now: number;
+}
+
+/** A blob reservation: where to write, and whether the bytes are already there. */
+export interface BlobReservation {
+  /** Name of the blob in the {@link BlobStore} (`<id>.<generation>`). */
+  name: string;
+  /** True when a committed entry already references this blob, so its bytes are (normally) in place. */
+  ready: boolean;
+}
+
+/**
+ * Entry metadata, blob reference counts, counters and custom tables.
+ *
+ * Blob protocol (crash- and race-safe across processes): `acquireBlob` pins a blob row and names
+ * the file to write; `put` commits the entry and unpins in one transaction; removing the last
+ * reference makes the blob garbage. `claimGarbage` marks unreferenced, unpinned blobs doomed and
+ * returns their names; the caller deletes the bytes and calls `dropGarbage`. A blob re-acquired while
+ * doomed gets a new generation (a new name), so deleting the old bytes can never hit new ones.
+ */
+export interface MetadataStore {
+  /** The full stored entry, inline bytes included (expired or not: the caller applies expiry). */
+  get(key: string): Promise<StoredEntry | undefined>;
+  /** The stored entry without inline bytes. */
+  head(key: string): Promise<StoredEntry | undefined>;
+  /**
+   * Inserts or replaces an entry atomically. Tables named in `tables` get this entry's rows replaced;
+   * others keep theirs. Throws `ECONSTRAINT` on a unique violation and stores nothing.
+   */
+  put(record: EntryRecord, tables?: Record<string, TableRow[]>): Promise<void>;
+  /** Removes one entry (and its table rows); true when it existed. */
+  delete(key: string, reason?: RemovalReason): Promise<boolean>;
+  /** Removes every entry whose key starts with `prefix`; returns how many. */
+  deletePrefix(prefix: string): Promise<number>;
+  /** Sets a live entry's expiry; false when missing or already expired at `now`. */
+  touch(key: string, expiresAt: number | null, now: number): Promise<boolean>;
+  /** Applies batched reads (hit counts, access times) and counter increments. */
+  recordAccess(accesses: AccessRecord[], counters: Partial<StoreCounters>): Promise<void>;
+  /** A page of entries ordered by key (no inline bytes). */
+  list(q: ListQuery): Promise<StoredEntry[]>;
+  /** Counts entries matching a list query (ignoring limit and after). */
+  count(q: Omit<ListQuery, 'limit' | 'after'>): Promise<number>;
+  /** Shared counters. */
+  counters(): Promise<StoreCounters>;
+  /** Deletes up to `limit` entries expired at `now`; returns how many. */
+  deleteExpired(now: number, limit: number): Promise<number>;
+  /** Evicts entries per `policy` until stored bytes are at most `maxBytes`, never `protect`; returns how many. */
+  evict(policy: Exclude<EvictionPolicy, 'none'>, maxBytes: number, protect?: string): Promise<number>;
+  /** Deletes every entry; returns how many. */
+  clear(): Promise<number>;
+
+  /** Pins blob `id` (`size` stored bytes) for an upcoming write; see the blob protocol above. */
+  acquireBlob(id: string, size: number, now: number): Promise<BlobReservation>;
+  /** Marks unreferenced blobs (unpinned, or pinned before `staleBefore`) doomed; returns up to `limit` names. */
+  claimGarbage(staleBefore: number, limit: number): Promise<string[]>;
+  /** Forgets doomed blobs whose bytes were deleted (ignores any re-acquired since). */
+  dropGarbage(names: string[]): Promise<void>;
+  /** True when `name` is a blob that is not doomed (for orphan scans). */
+  isLiveBlob(name: string): Promise<boolean>;
+
+  /** Creates a custom table, or extends it with new columns/indexes; conflicting redefinitions fail. */
+  defineTable(name: string, columns: TableColumns, options?: TableOptions): Promise<TableDefinition>;
+  /** Custom table definitions by name. */
+  tables(): Promise<Record<string, TableDefinition>>;
+  /** Rows of a custom table (with their entry `key`) whose entries are live at `now`. */
+  query(table: string, q: TableQuery): Promise<Record<string, unknown>[]>;
+  /** Read-only SQL over entries and custom tables; statements that write fail with `EREADONLY`. */
+  sql(text: string, params?: unknown[] | Record<string, unknown>): Promise<Record<string, unknown>[]>;
+  /** Rows of every custom table for one entry (for export). */
+  rowsOf(key: string): Promise<Record<string, TableRow[]>>;
+
+  close(): Promise<void>;
+}
+
+/** Payload bytes by name. Names come from {@link MetadataStore.acquireBlob}. */
+export interface BlobStore {
+  /** Writes `data` under `name` atomically (readers never see a partial blob). */
+  write(name: string, data: Uint8Array): Promise<void>;
+  /** Reads a whole blob; undefined when missing. */
+  read(name: string): Promise<Uint8Array | undefined>;
+  /** Size in bytes, or undefined when missing. */
+  size(name: string): Promise<number | undefined>;
+  /** Deletes blobs; missing ones are ignored. */
+  delete(names: string[]): Promise<void>;
+  /** Every stored blob name (for orphan scans). */
+  names(): AsyncIterable<string>;
+  /**
+   * Removes leftovers of interrupted writes (temp files of dead processes, or older than `olderThanMs`);
+   * returns how many.
+   */
+  sweepPartial(olderThanMs: number): Promise<number>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,44 @@
+import { HandlerError } from '../errors.js';
+import { bytesHandler } from './bytes.js';
+import type { ValueHandler } from './handler.js';
+import { structuredHandler } from './structured.js';
+
+export type { ValueHandler } from './handler.js';
+export { assertStructured } from './structured.js';
+
+/** Handlers in priority order: the first whose `canHandle` accepts a value stores it. */
+export const builtinHandlers: readonly ValueHandler[] = [bytesHandler, structuredHandler];
+
+/** Picks the handler for `value`. */
+export function handlerFor(value: unknown, handlers: readonly ValueHandler[] = builtinHandlers): ValueHandler {
+  for (const h of handlers) if (h.canHandle(value)) return h;
+  return structuredHandler;
+}
+
+/** Finds the handler that wrote an entry (`name@version`). */
+export function handlerByName(id: string, handlers: readonly ValueHandler[] = builtinHandlers): { handler: ValueHandler; version: number } {
+  const at = id.lastIndexOf('@');
+  const name = at < 0 ? id : id.slice(0, at);
+  const version = at < 0 ? 1 : Number(id.slice(at + 1));
+  const handler = handlers.find((h) => h.name === name);
+  if (!handler) {
+    throw new HandlerError(
+      'ENOHANDLER',
+      `This entry was written by value handler '${name}', which is not registered in this process. Register it (registerHandler) before reading the entry.`,
+      { details: { handler: name } },
+    );
+  }
+  if (version > handler.version) {
+    throw new HandlerError(
+      'ENOHANDLER',
+      `This entry was written by '${name}' format version ${version}, but the registered handler only reads up to version ${handler.version}. Upgrade cacheness or the handler.`,
+      { details: { handler: name, version } },
+    );
+  }
+  return { handler, version };
+}
+
+/** `name@version` recorded per entry. */
+export function handlerId(h: ValueHandler): string {
+  return `${h.name}@${h.version}`;
+}
