@@ -13,7 +13,13 @@ async function tempDir(): Promise<string> {
 metadataStoreContract('SQLite file (WAL)', async () => {
   const dir = await tempDir();
   const store = new SqliteMetadataStore({ path: join(dir, 'cache.db') });
-  return { store, dispose: async () => (await store.close(), await rm(dir, { recursive: true, force: true })) };
+  return {
+    store,
+    async dispose() {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 });
 
 metadataStoreContract('SQLite in memory', async () => {

@@ -11,6 +11,7 @@ import { CachenessError, describeType, IntegrityError, OptionError, StoreError, 
 import { xxh128Hex } from './hash.js';
 import { type Key, type KeyParams, keyOf, resolveKey } from './key/index.js';
 import { projectParams } from './key/projection.js';
+import { isOwnerAlive, processOwner } from './owner.js';
 import type { BlobStore, EntryWhere, EvictionPolicy, MetadataStore } from './stores/types.js';
 import type { TableColumns, TableDefinition, TableOptions, TableRow } from './tables/schema.js';
 import type { OrderBy, Where } from './tables/where.js';
@@ -132,6 +133,7 @@ export class Cache {
   private pendingOps = 0;
   private flushTimer: NodeJS.Timeout | undefined;
   private writesSinceSweep = 0;
+  private readonly owner = processOwner();
   private closed = false;
   private closing: Promise<void> | undefined;
 
@@ -241,16 +243,31 @@ export class Cache {
       description: o.description,
       metadata: o.metadata,
     };
+    let pin: string | undefined;
     if (stored.length < this.s.inlineThreshold) {
       record.inline = stored;
     } else {
       const blobId = codec === 'none' ? contentHash : xxh128Hex(stored);
-      const res = await this.meta.acquireBlob(blobId, stored.length, now);
-      if (!res.ready || (await this.blobs.size(res.name)) !== stored.length) await this.blobs.write(res.name, stored);
+      const res = await this.meta.acquireBlob(blobId, stored.length, now, this.owner);
+      pin = res.pin;
+      try {
+        if (!res.ready || (await this.blobs.size(res.name)) !== stored.length) await this.blobs.write(res.name, stored);
+      } catch (err) {
+        await this.meta.releasePin(pin);
+        throw err;
+      }
       record.blobId = blobId;
     }
     this.accesses.delete(k); // a re-put resets hits
-    await this.meta.put(record, o.tables);
+    try {
+      await this.meta.put(record, { tables: o.tables, pin });
+    } catch (err) {
+      if (pin) {
+        await this.meta.releasePin(pin);
+        await this.collectGarbage();
+      }
+      throw err;
+    }
     await this.afterWrite(k, record.blobId !== null);
     return toEntryInfo(record);
   }
@@ -474,6 +491,7 @@ export class Cache {
     for (let n = -1; n !== 0; expired += n) n = await this.meta.deleteExpired(this.s.clock(), 1000);
     let evicted = 0;
     if (this.s.maxSize !== null && this.s.eviction !== 'none') evicted = await this.meta.evict(this.s.eviction, this.s.maxSize);
+    await this.meta.reapPins(isOwnerAlive);
     let orphans = await this.collectGarbage();
     orphans += (await this.scanOrphans(true)).length;
     orphans += await this.blobs.sweepPartial(PIN_STALE_MS);
@@ -517,6 +535,7 @@ export class Cache {
     report.orphans = await this.scanOrphans(false);
     if (opts.repair) {
       for (const k of [...report.dangling, ...report.mismatched]) await this.meta.delete(k, 'corrupt');
+      await this.meta.reapPins(isOwnerAlive);
       await this.collectGarbage();
       if (report.orphans.length) await this.blobs.delete(report.orphans);
       report.partial = await this.blobs.sweepPartial(PIN_STALE_MS);

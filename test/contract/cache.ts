@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Cache, CachenessError, type CacheOptions, file, keyOf } from 'cacheness';
+import { type Cache, CachenessError, type CacheOptions, file, keyOf, type Where } from 'cacheness';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 export interface CacheHarness {
@@ -445,7 +445,7 @@ export function cacheContract(label: string, makeHarness: () => Promise<CacheHar
         const top = await cache.query('experiments', { where: { accuracy: { gte: 0.9 }, model_type: 'xgb' }, orderBy: { accuracy: 'desc' }, limit: 5 });
         expect(top.map((r) => r.experiment_id)).toEqual(['e4', 'e1']);
         expect(top[0]).toMatchObject({ key: cache.keyOf({ exp: 'e4' }), params: { depth: 3 }, trained_at: new Date(1000), ok: true, epochs: null });
-        const q = (where: object) => cache.query('experiments', { where, orderBy: { experiment_id: 'asc' } }).then((r) => r.map((x) => x.experiment_id));
+        const q = (where: Where) => cache.query('experiments', { where, orderBy: { experiment_id: 'asc' } }).then((r) => r.map((x) => x.experiment_id));
         expect(await q({ model_type: { ne: 'xgb' } })).toEqual(['e3']);
         expect(await q({ accuracy: { gt: 0.9, lt: 0.96 } })).toEqual(['e1', 'e3']);
         expect(await q({ epochs: { lte: 20 } })).toEqual(['e1', 'e2']);

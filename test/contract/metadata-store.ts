@@ -12,6 +12,7 @@ export interface MetadataStoreHarness {
 }
 
 const T0 = 1_700_000_000_000;
+const OWNER = 'host:1';
 
 /** A valid record with sensible defaults. */
 export function record(key: string, over: Partial<EntryRecord> = {}): EntryRecord {
@@ -181,16 +182,17 @@ export function metadataStoreContract(name: string, make: () => Promise<Metadata
 
     describe('blob protocol', () => {
       it('pins, commits, frees and collects a blob', async () => {
-        const r1 = await s.acquireBlob('ab'.repeat(16), 100, T0);
+        const r1 = await s.acquireBlob('ab'.repeat(16), 100, T0, OWNER);
         expect(r1.ready).toBe(false);
         expect(r1.name).toMatch(/^(ab){16}\.[0-9a-f]+$/);
         expect(await s.claimGarbage(T0 - 1, 10)).toEqual([]); // pinned
-        await s.put(record('a', { blobId: 'ab'.repeat(16), inline: null, storedSize: 100 }));
+        expect(await s.claimGarbage(T0 - 1, 10)).toEqual([]); // still pinned by the write in flight
+        await s.put(record('a', { blobId: 'ab'.repeat(16), inline: null, storedSize: 100 }), { pin: r1.pin });
         expect(await s.isLiveBlob(r1.name)).toBe(true);
         expect((await s.get('a'))?.blobName).toBe(r1.name);
-        const r2 = await s.acquireBlob('ab'.repeat(16), 100, T0);
-        expect(r2).toEqual({ name: r1.name, ready: true });
-        await s.put(record('b', { blobId: 'ab'.repeat(16), inline: null, storedSize: 100 }));
+        const r2 = await s.acquireBlob('ab'.repeat(16), 100, T0, OWNER);
+        expect(r2).toMatchObject({ name: r1.name, ready: true });
+        await s.put(record('b', { blobId: 'ab'.repeat(16), inline: null, storedSize: 100 }), { pin: r2.pin });
         await s.delete('a');
         expect(await s.claimGarbage(T0 - 1, 10)).toEqual([]); // still referenced by b
         await s.delete('b');
@@ -199,38 +201,52 @@ export function metadataStoreContract(name: string, make: () => Promise<Metadata
         expect(await s.isLiveBlob(r1.name)).toBe(false);
         await s.dropGarbage(garbage);
         expect(await s.claimGarbage(T0 - 1, 10)).toEqual([]);
-        expect((await s.acquireBlob('ab'.repeat(16), 100, T0)).ready).toBe(false);
+        expect((await s.acquireBlob('ab'.repeat(16), 100, T0, OWNER)).ready).toBe(false);
       });
 
       it('gives a doomed blob a new name when re-acquired, and keeps it', async () => {
         const id = 'cd'.repeat(16);
-        const first = await s.acquireBlob(id, 1, T0);
-        await s.put(record('a', { blobId: id, inline: null }));
+        const first = await s.acquireBlob(id, 1, T0, OWNER);
+        await s.put(record('a', { blobId: id, inline: null }), { pin: first.pin });
         await s.delete('a');
         const [doomed] = await s.claimGarbage(T0 - 1, 10);
         expect(doomed).toBe(first.name);
-        const again = await s.acquireBlob(id, 1, T0);
+        const again = await s.acquireBlob(id, 1, T0, OWNER);
         expect(again.name).not.toBe(first.name);
         expect(again.ready).toBe(false);
         await s.dropGarbage([first.name]); // must not forget the re-acquired blob
         expect(await s.isLiveBlob(again.name)).toBe(true);
-        await s.put(record('b', { blobId: id, inline: null }));
+        await s.put(record('b', { blobId: id, inline: null }), { pin: again.pin });
         expect((await s.get('b'))?.blobName).toBe(again.name);
+        expect(await s.claimGarbage(T0 - 1, 10)).toEqual([]);
       });
 
-      it('treats a stale pin (a writer that died) as garbage', async () => {
-        const r = await s.acquireBlob('ef'.repeat(16), 1, T0);
+      it('treats a stale pin (a writer that hung or died elsewhere) as garbage', async () => {
+        const r = await s.acquireBlob('ef'.repeat(16), 1, T0, OWNER);
         expect(await s.claimGarbage(T0 - 1, 10)).toEqual([]);
         expect(await s.claimGarbage(T0 + 1, 10)).toEqual([r.name]);
+      });
+
+      it('reaps pins of dead owners only, and releases abandoned pins', async () => {
+        const dead = await s.acquireBlob('a1'.repeat(16), 1, T0, 'host:dead');
+        const live = await s.acquireBlob('b2'.repeat(16), 1, T0, 'host:live');
+        const shared1 = await s.acquireBlob('c3'.repeat(16), 1, T0, 'host:dead');
+        await s.acquireBlob('c3'.repeat(16), 1, T0, 'host:live'); // a live writer of the same bytes
+        expect(await s.reapPins((o) => o !== 'host:dead')).toBe(2);
+        expect(await s.claimGarbage(T0 - 1, 10)).toEqual([dead.name]);
+        await s.dropGarbage([dead.name]);
+        expect(shared1.name).toMatch(/^(c3){16}\./);
+        await s.releasePin(live.pin);
+        expect(await s.claimGarbage(T0 - 1, 10)).toEqual([live.name]);
       });
 
       it('moves references when an entry changes blobs', async () => {
         const x = '11'.repeat(16);
         const y = '22'.repeat(16);
-        const rx = await s.acquireBlob(x, 1, T0);
-        await s.put(record('a', { blobId: x, inline: null }));
-        await s.acquireBlob(y, 1, T0);
-        await s.put(record('a', { blobId: y, inline: null }));
+        const rx = await s.acquireBlob(x, 1, T0, OWNER);
+        await s.put(record('a', { blobId: x, inline: null }), { pin: rx.pin });
+        const ry = await s.acquireBlob(y, 1, T0, OWNER);
+        await s.put(record('a', { blobId: y, inline: null }), { pin: ry.pin });
         expect(await s.claimGarbage(T0 - 1, 10)).toEqual([rx.name]);
       });
     });
@@ -240,8 +256,8 @@ export function metadataStoreContract(name: string, make: () => Promise<Metadata
 
       it('defines, fills, queries, and cascades with entries', async () => {
         await s.defineTable('runs', cols, { unique: ['exp'], index: ['acc'] });
-        await s.put(record('a'), { runs: [{ exp: 'e1', acc: 0.9, epochs: 3, ok: true, at: new Date(T0), cfg: { lr: 0.1 } }] });
-        await s.put(record('b'), { runs: [{ exp: 'e2', acc: 0.5, ok: false }] });
+        await s.put(record('a'), { tables: { runs: [{ exp: 'e1', acc: 0.9, epochs: 3, ok: true, at: new Date(T0), cfg: { lr: 0.1 } }] } });
+        await s.put(record('b'), { tables: { runs: [{ exp: 'e2', acc: 0.5, ok: false }] } });
         const rows = await s.query('runs', { where: { acc: { gt: 0.6 } }, now: T0 });
         expect(rows).toEqual([{ key: 'a', exp: 'e1', acc: 0.9, epochs: 3, ok: true, at: new Date(T0), cfg: { lr: 0.1 } }]);
         expect((await s.query('runs', { where: { ok: false }, now: T0 })).map((r) => r.key)).toEqual(['b']);
@@ -257,8 +273,8 @@ export function metadataStoreContract(name: string, make: () => Promise<Metadata
       it('replaces rows only for tables named in a put', async () => {
         await s.defineTable('t1', { v: 'integer' });
         await s.defineTable('t2', { v: 'integer' });
-        await s.put(record('a'), { t1: [{ v: 1 }, { v: 2 }], t2: [{ v: 3 }] });
-        await s.put(record('a'), { t1: [{ v: 9 }] });
+        await s.put(record('a'), { tables: { t1: [{ v: 1 }, { v: 2 }], t2: [{ v: 3 }] } });
+        await s.put(record('a'), { tables: { t1: [{ v: 9 }] } });
         expect((await s.query('t1', { now: T0 })).map((r) => r.v)).toEqual([9]);
         expect((await s.query('t2', { now: T0 })).map((r) => r.v)).toEqual([3]);
         await s.put(record('a'));
@@ -267,9 +283,9 @@ export function metadataStoreContract(name: string, make: () => Promise<Metadata
 
       it('fails a unique violation without storing anything', async () => {
         await s.defineTable('u', { name: 'text' }, { unique: ['name'] });
-        await s.put(record('a', { description: 'old' }), { u: [{ name: 'x' }] });
+        await s.put(record('a', { description: 'old' }), { tables: { u: [{ name: 'x' }] } });
         await s.put(record('b', { description: 'old' }));
-        await expect(s.put(record('b', { description: 'new' }), { u: [{ name: 'x' }] })).rejects.toMatchObject({ code: 'ECONSTRAINT' });
+        await expect(s.put(record('b', { description: 'new' }), { tables: { u: [{ name: 'x' }] } })).rejects.toMatchObject({ code: 'ECONSTRAINT' });
         expect((await s.head('b'))?.description).toBe('old');
         expect((await s.counters()).entries).toBe(2);
       });
@@ -280,10 +296,10 @@ export function metadataStoreContract(name: string, make: () => Promise<Metadata
         await expect(s.defineTable('ok', { 'a"b': 'text' })).rejects.toMatchObject({ code: 'ECOLUMN' });
         await expect(s.defineTable('ok', { a: 'varchar' as 'text' })).rejects.toMatchObject({ code: 'ECOLUMN' });
         await s.defineTable('ok', { a: 'integer' });
-        await expect(s.put(record('a'), { nope: [{ a: 1 }] })).rejects.toMatchObject({ code: 'ETABLE' });
-        await expect(s.put(record('a'), { ok: [{ b: 1 }] })).rejects.toMatchObject({ code: 'ECOLUMN' });
-        await expect(s.put(record('a'), { ok: [{ a: 1.5 }] })).rejects.toMatchObject({ code: 'ECOLUMN' });
-        await expect(s.put(record('a'), { ok: [{ a: '1' }] })).rejects.toMatchObject({ code: 'ECOLUMN' });
+        await expect(s.put(record('a'), { tables: { nope: [{ a: 1 }] } })).rejects.toMatchObject({ code: 'ETABLE' });
+        await expect(s.put(record('a'), { tables: { ok: [{ b: 1 }] } })).rejects.toMatchObject({ code: 'ECOLUMN' });
+        await expect(s.put(record('a'), { tables: { ok: [{ a: 1.5 }] } })).rejects.toMatchObject({ code: 'ECOLUMN' });
+        await expect(s.put(record('a'), { tables: { ok: [{ a: '1' }] } })).rejects.toMatchObject({ code: 'ECOLUMN' });
         expect(await s.head('a')).toBeUndefined();
         await expect(s.query('ok', { where: { 'a = 1 OR 1': 1 }, now: T0 })).rejects.toMatchObject({ code: 'ECOLUMN' });
         await expect(s.query('ok', { where: { a: { regex: 1 } as never }, now: T0 })).rejects.toMatchObject({ code: 'EQUERY' });
@@ -291,9 +307,9 @@ export function metadataStoreContract(name: string, make: () => Promise<Metadata
 
       it('extends a table with new columns but refuses changes', async () => {
         await s.defineTable('g', { a: 'integer' });
-        await s.put(record('k'), { g: [{ a: 1 }] });
+        await s.put(record('k'), { tables: { g: [{ a: 1 }] } });
         await s.defineTable('g', { a: 'integer', b: 'text' });
-        await s.put(record('k2'), { g: [{ a: 2, b: 'x' }] });
+        await s.put(record('k2'), { tables: { g: [{ a: 2, b: 'x' }] } });
         expect((await s.query('g', { orderBy: { a: 'asc' }, now: T0 })).map((r) => [r.a, r.b])).toEqual([
           [1, null],
           [2, 'x'],
@@ -304,8 +320,8 @@ export function metadataStoreContract(name: string, make: () => Promise<Metadata
 
       it('hides rows of expired entries unless asked', async () => {
         await s.defineTable('h', { a: 'integer' });
-        await s.put(record('old', { expiresAt: T0 }), { h: [{ a: 1 }] });
-        await s.put(record('new'), { h: [{ a: 2 }] });
+        await s.put(record('old', { expiresAt: T0 }), { tables: { h: [{ a: 1 }] } });
+        await s.put(record('new'), { tables: { h: [{ a: 2 }] } });
         expect((await s.query('h', { now: T0 })).map((r) => r.a)).toEqual([2]);
         expect((await s.query('h', { now: T0, includeExpired: true })).length).toBe(2);
       });

@@ -22,6 +22,7 @@ const encoders = new Map<Function, { name: string; encode: KeyEncoder }>();
  */
 export function registerKeyEncoder<T>(ctor: abstract new (...args: never[]) => T, encode: KeyEncoder<T>, name = ctor.name): void {
   if (!name) throw new KeyError('EKEYTYPE', 'registerKeyEncoder needs a name for an anonymous class: pass it as the third argument.');
+  if (LONE_SURROGATE.test(name)) throw new KeyError('EKEYTYPE', `registerKeyEncoder: name ${JSON.stringify(name)} contains a lone UTF-16 surrogate.`);
   encoders.set(ctor, { name, encode: encode as KeyEncoder });
 }
 
@@ -45,6 +46,12 @@ const TYPED_ARRAY_DTYPES = new Map<Function, string>([
 ]);
 const Float16 = (globalThis as { Float16Array?: Function }).Float16Array;
 if (Float16) TYPED_ARRAY_DTYPES.set(Float16, 'float16');
+
+/**
+ * Lone (unpaired) UTF-16 surrogates have no UTF-8 encoding: Buffer#write would replace each with
+ * U+FFFD, so '\uD800', '\uDC00' and '\uFFFD' would all encode (and hash) alike. Rejected instead.
+ */
+const LONE_SURROGATE = /\p{Surrogate}/u;
 
 /** Tags: one byte per type. */
 const T = {
@@ -123,6 +130,8 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
+const LONE_SURROGATE_MESSAGE = 'strings must be well-formed Unicode; this one contains a lone UTF-16 surrogate, which has no UTF-8 encoding.';
+
 function fail(path: (string | number)[], message: string): never {
   const where = path.length ? ` at ${formatPath(path)}` : '';
   throw new KeyError('EKEYTYPE', `Key param${where}: ${message}`, { details: { path: formatPath(path) } });
@@ -159,6 +168,7 @@ function encodeValue(w: Writer, v: unknown, path: (string | number)[], seen: Set
       w.str(v.toString(10));
       return;
     case 'string':
+      if (LONE_SURROGATE.test(v)) fail(path, LONE_SURROGATE_MESSAGE);
       w.byte(T.string);
       w.str(v);
       return;
@@ -176,6 +186,7 @@ function encodeValue(w: Writer, v: unknown, path: (string | number)[], seen: Set
   const obj = v as object;
   if (seen.has(obj)) fail(path, 'circular reference: key params must be a tree.');
   if (isFileMarker(obj)) {
+    if (LONE_SURROGATE.test(obj.path)) fail(path, `file path: ${LONE_SURROGATE_MESSAGE}`);
     w.byte(T.file);
     w.str(obj.path);
     return;
@@ -194,6 +205,7 @@ function encodeValue(w: Writer, v: unknown, path: (string | number)[], seen: Set
       w.byte(T.object);
       w.u32(keys.length);
       for (const k of keys) {
+        if (LONE_SURROGATE.test(k)) fail([...path, k], `member name: ${LONE_SURROGATE_MESSAGE}`);
         w.str(k);
         encodeValue(w, obj[k], [...path, k], seen);
       }

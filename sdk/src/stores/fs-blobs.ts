@@ -9,6 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StoreError } from '../errors.js';
+import { isPidAlive } from '../owner.js';
 import type { BlobStore } from './types.js';
 
 /** Options of {@link FsBlobStore}. */
@@ -110,7 +111,7 @@ export class FsBlobStore implements BlobStore {
       const path = join(this.tmpDir, f);
       const st = await stat(path).catch(() => undefined);
       if (!st) continue;
-      if (!isAlive(pid) || now - st.mtimeMs > olderThanMs) {
+      if (!isPidAlive(pid) || now - st.mtimeMs > olderThanMs) {
         await rm(path, { force: true });
         removed++;
       }
@@ -119,15 +120,4 @@ export class FsBlobStore implements BlobStore {
   }
 
   async close(): Promise<void> {}
-}
-
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

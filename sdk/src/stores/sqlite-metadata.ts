@@ -24,7 +24,7 @@ import {
   validateTableName,
 } from '../tables/schema.js';
 import { compileOrderBy, compileWhere, type FieldRef, type FieldResolver, type Scalar } from '../tables/where.js';
-import type { AccessRecord, BlobReservation, EvictionPolicy, ListQuery, MetadataStore, RemovalReason, StoreCounters, TableQuery } from './types.js';
+import type { AccessRecord, BlobReservation, EvictionPolicy, ListQuery, MetadataStore, PutRecordOptions, RemovalReason, StoreCounters, TableQuery } from './types.js';
 
 /** Schema version of the SQLite layout, stored in `_schema`. */
 export const SQLITE_SCHEMA_VERSION = 1;
@@ -56,12 +56,12 @@ CREATE TABLE IF NOT EXISTS _blobs (
   gen TEXT NOT NULL,
   size INTEGER NOT NULL,
   refs INTEGER NOT NULL DEFAULT 0,
-  pins INTEGER NOT NULL DEFAULT 0,
-  pinned_at INTEGER NOT NULL DEFAULT 0,
   ready INTEGER NOT NULL DEFAULT 0,
   doomed INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS _blobs_garbage ON _blobs(pinned_at) WHERE refs <= 0;
+CREATE INDEX IF NOT EXISTS _blobs_garbage ON _blobs(refs) WHERE refs <= 0;
+CREATE TABLE IF NOT EXISTS _pins (token TEXT PRIMARY KEY, blob_id TEXT NOT NULL, owner TEXT NOT NULL, at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS _pins_blob ON _pins(blob_id);
 CREATE TABLE IF NOT EXISTS _counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO _counters (name, value) VALUES
   ('entries', 0), ('bytes', 0), ('hits', 0), ('misses', 0), ('evictions', 0), ('expirations', 0), ('corruptions', 0);
@@ -158,8 +158,9 @@ function bindJson(v: Scalar): SqlValue {
   return v as SqlValue;
 }
 
+/** `a.b.0` → `$."a"."b"[0]`: dot-separated members, all-digit segments index arrays. */
 function jsonPath(segments: string[]): string {
-  return `$${segments.map((s) => `."${s.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`).join('')}`;
+  return `$${segments.map((s) => (/^\d+$/.test(s) ? `[${s}]` : `."${s.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`)).join('')}`;
 }
 
 function jsonResolver(column: string, prefix: string[] = []): FieldResolver {
@@ -241,7 +242,11 @@ export class SqliteMetadataStore implements MetadataStore {
           size = excluded.size, stored_size = excluded.stored_size, content_hash = excluded.content_hash, blob_id = excluded.blob_id,
           inline = excluded.inline, created_at = excluded.created_at, accessed_at = excluded.accessed_at, expires_at = excluded.expires_at,
           hits = excluded.hits, description = excluded.description, metadata = excluded.metadata`),
-      unpin: db.prepare('UPDATE _blobs SET pins = max(pins - 1, 0) WHERE id = ?'),
+      unpin: db.prepare('DELETE FROM _pins WHERE token = ?'),
+      pin: db.prepare('INSERT INTO _pins (token, blob_id, owner, at) VALUES (?, ?, ?, ?)'),
+      stalePins: db.prepare('DELETE FROM _pins WHERE at < ?'),
+      pinOwners: db.prepare('SELECT DISTINCT owner FROM _pins').pluck(),
+      dropOwner: db.prepare('DELETE FROM _pins WHERE owner = ?'),
       delete: db.prepare('DELETE FROM entries WHERE key = ?'),
       deleteRange: db.prepare('DELETE FROM entries WHERE key >= ? AND key < ?'),
       touch: db.prepare('UPDATE entries SET expires_at = ?, accessed_at = max(accessed_at, ?) WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)'),
@@ -252,10 +257,9 @@ export class SqliteMetadataStore implements MetadataStore {
       expired: db.prepare('DELETE FROM entries WHERE key IN (SELECT key FROM entries WHERE expires_at <= ? LIMIT ?)'),
       clear: db.prepare('DELETE FROM entries'),
       blobRow: db.prepare('SELECT gen, ready, doomed FROM _blobs WHERE id = ?'),
-      blobInsert: db.prepare('INSERT INTO _blobs (id, gen, size, refs, pins, pinned_at, ready, doomed) VALUES (?, ?, ?, 0, 1, ?, 0, 0)'),
-      blobRenew: db.prepare('UPDATE _blobs SET gen = ?, size = ?, pins = 1, pinned_at = ?, ready = 0, doomed = 0 WHERE id = ?'),
-      blobPin: db.prepare('UPDATE _blobs SET pins = pins + 1, pinned_at = max(pinned_at, ?) WHERE id = ?'),
-      garbage: db.prepare('SELECT id, gen FROM _blobs WHERE refs <= 0 AND (doomed = 1 OR pins <= 0 OR pinned_at < ?) LIMIT ?'),
+      blobInsert: db.prepare('INSERT INTO _blobs (id, gen, size, refs, ready, doomed) VALUES (?, ?, ?, 0, 0, 0)'),
+      blobRenew: db.prepare('UPDATE _blobs SET gen = ?, size = ?, ready = 0, doomed = 0 WHERE id = ?'),
+      garbage: db.prepare('SELECT id, gen FROM _blobs b WHERE refs <= 0 AND NOT EXISTS (SELECT 1 FROM _pins p WHERE p.blob_id = b.id) LIMIT ?'),
       doom: db.prepare('UPDATE _blobs SET doomed = 1 WHERE id = ? AND gen = ?'),
       dropBlob: db.prepare('DELETE FROM _blobs WHERE id = ? AND gen = ? AND doomed = 1 AND refs <= 0'),
       liveBlob: db.prepare('SELECT 1 FROM _blobs WHERE id = ? AND gen = ? AND doomed = 0').pluck(),
@@ -296,7 +300,8 @@ export class SqliteMetadataStore implements MetadataStore {
     return r && rowToEntry(r);
   }
 
-  async put(record: EntryRecord, tables?: Record<string, TableRow[]>): Promise<void> {
+  async put(record: EntryRecord, opts: PutRecordOptions = {}): Promise<void> {
+    const { tables, pin } = opts;
     const bound = {
       ...record,
       params: record.params === null ? null : JSON.stringify(record.params),
@@ -310,7 +315,7 @@ export class SqliteMetadataStore implements MetadataStore {
     try {
       this.immediate(() => {
         this.s.upsert.run(bound);
-        if (record.blobId) this.s.unpin.run(record.blobId);
+        if (pin) this.s.unpin.run(pin);
         for (const { def, rows } of encoded) {
           const st = this.tableStatementsFor(def);
           st.del.run(record.key);
@@ -448,23 +453,35 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.s.clear.run().changes;
   }
 
-  async acquireBlob(id: string, size: number, now: number): Promise<BlobReservation> {
+  async acquireBlob(id: string, size: number, now: number, owner: string): Promise<BlobReservation> {
+    const pin = randomBytes(8).toString('hex');
     return this.immediate(() => {
       const row = this.s.blobRow.get(id) as { gen: string; ready: number; doomed: number } | undefined;
+      this.s.pin.run(pin, id, owner, now);
       if (!row || row.doomed) {
         const gen = randomBytes(4).toString('hex');
-        if (row) this.s.blobRenew.run(gen, size, now, id);
-        else this.s.blobInsert.run(id, gen, size, now);
-        return { name: `${id}.${gen}`, ready: false };
+        if (row) this.s.blobRenew.run(gen, size, id);
+        else this.s.blobInsert.run(id, gen, size);
+        return { name: `${id}.${gen}`, ready: false, pin };
       }
-      this.s.blobPin.run(now, id);
-      return { name: `${id}.${row.gen}`, ready: row.ready === 1 };
+      return { name: `${id}.${row.gen}`, ready: row.ready === 1, pin };
     });
+  }
+
+  async releasePin(pin: string): Promise<void> {
+    this.s.unpin.run(pin);
+  }
+
+  async reapPins(isAlive: (owner: string) => boolean): Promise<number> {
+    const dead = (this.s.pinOwners.all() as string[]).filter((o) => !isAlive(o));
+    if (dead.length === 0) return 0;
+    return this.immediate(() => dead.reduce((n, o) => n + this.s.dropOwner.run(o).changes, 0));
   }
 
   async claimGarbage(staleBefore: number, limit: number): Promise<string[]> {
     return this.immediate(() => {
-      const rows = this.s.garbage.all(staleBefore, limit) as { id: string; gen: string }[];
+      this.s.stalePins.run(staleBefore);
+      const rows = this.s.garbage.all(limit) as { id: string; gen: string }[];
       for (const r of rows) this.s.doom.run(r.id, r.gen);
       return rows.map((r) => `${r.id}.${r.gen}`);
     });

@@ -66,16 +66,28 @@ export interface BlobReservation {
   name: string;
   /** True when a committed entry already references this blob, so its bytes are (normally) in place. */
   ready: boolean;
+  /** Token of this write's pin: pass it to `put` (or `releasePin` when the write is abandoned). */
+  pin: string;
+}
+
+/** Options of {@link MetadataStore.put}. */
+export interface PutRecordOptions {
+  /** Custom-table rows: tables named here get this entry's rows replaced; others keep theirs. */
+  tables?: Record<string, TableRow[]>;
+  /** The pin from `acquireBlob`, released in the same transaction that commits the entry. */
+  pin?: string;
 }
 
 /**
  * Entry metadata, blob reference counts, counters and custom tables.
  *
- * Blob protocol (crash- and race-safe across processes): `acquireBlob` pins a blob row and names
- * the file to write; `put` commits the entry and unpins in one transaction; removing the last
- * reference makes the blob garbage. `claimGarbage` marks unreferenced, unpinned blobs doomed and
- * returns their names; the caller deletes the bytes and calls `dropGarbage`. A blob re-acquired while
- * doomed gets a new generation (a new name), so deleting the old bytes can never hit new ones.
+ * Blob protocol (crash- and race-safe across processes): `acquireBlob` pins a blob (one pin per
+ * in-flight write, owned by its writer) and names the bytes to write; `put` commits the entry and
+ * releases the pin in one transaction; removing the last reference makes the blob garbage.
+ * `claimGarbage` marks unreferenced, unpinned blobs doomed and returns their names; the caller
+ * deletes the bytes and calls `dropGarbage`. A blob re-acquired while doomed gets a new generation
+ * (a new name), so deleting the old bytes can never hit new ones. Pins of writers that died are
+ * dropped by `reapPins`, or by `claimGarbage` once older than its staleness bound.
  */
 export interface MetadataStore {
   /** The full stored entry, inline bytes included (expired or not: the caller applies expiry). */
@@ -83,10 +95,10 @@ export interface MetadataStore {
   /** The stored entry without inline bytes. */
   head(key: string): Promise<StoredEntry | undefined>;
   /**
-   * Inserts or replaces an entry atomically. Tables named in `tables` get this entry's rows replaced;
-   * others keep theirs. Throws `ECONSTRAINT` on a unique violation and stores nothing.
+   * Inserts or replaces an entry atomically (with its custom-table rows, releasing its blob pin).
+   * Throws `ECONSTRAINT` on a unique violation and stores nothing.
    */
-  put(record: EntryRecord, tables?: Record<string, TableRow[]>): Promise<void>;
+  put(record: EntryRecord, opts?: PutRecordOptions): Promise<void>;
   /** Removes one entry (and its table rows); true when it existed. */
   delete(key: string, reason?: RemovalReason): Promise<boolean>;
   /** Removes every entry whose key starts with `prefix`; returns how many. */
@@ -108,9 +120,13 @@ export interface MetadataStore {
   /** Deletes every entry; returns how many. */
   clear(): Promise<number>;
 
-  /** Pins blob `id` (`size` stored bytes) for an upcoming write; see the blob protocol above. */
-  acquireBlob(id: string, size: number, now: number): Promise<BlobReservation>;
-  /** Marks unreferenced blobs (unpinned, or pinned before `staleBefore`) doomed; returns up to `limit` names. */
+  /** Pins blob `id` (`size` stored bytes) for an upcoming write by `owner`; see the blob protocol above. */
+  acquireBlob(id: string, size: number, now: number, owner: string): Promise<BlobReservation>;
+  /** Releases a pin whose write was abandoned (the put failed). */
+  releasePin(pin: string): Promise<void>;
+  /** Drops the pins of owners that `isAlive` says are gone (crashed writers); returns how many. */
+  reapPins(isAlive: (owner: string) => boolean): Promise<number>;
+  /** Drops pins taken before `staleBefore`, then marks unreferenced, unpinned blobs doomed; returns up to `limit` names. */
   claimGarbage(staleBefore: number, limit: number): Promise<string[]>;
   /** Forgets doomed blobs whose bytes were deleted (ignores any re-acquired since). */
   dropGarbage(names: string[]): Promise<void>;

@@ -1,0 +1,118 @@
+/** Tampered, truncated and missing bytes are detected on read: a miss, the entry dropped and reported, never garbage. */
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { type Cache, type CachenessError, createCache } from 'cacheness';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { blobFiles } from './fixtures/files.js';
+
+let dir: string;
+let cache: Cache;
+const reported: CachenessError[] = [];
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'cacheness-tamper-'));
+  reported.length = 0;
+  cache = createCache({ dir, onError: (e) => reported.push(e) });
+});
+afterEach(async () => {
+  if (!cache.isClosed) await cache.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function onlyBlob(): Promise<string> {
+  const files = await blobFiles(dir);
+  expect(files).toHaveLength(1);
+  return files[0] as string;
+}
+
+async function expectDropped(key: string) {
+  expect(await cache.get(key)).toBeUndefined();
+  expect(reported.map((e) => e.code)).toEqual(['EINTEGRITY']);
+  expect(reported[0]?.message).toContain(key);
+  expect(await cache.has(key)).toBe(false);
+  expect((await cache.stats()).corruptions).toBe(1);
+}
+
+describe('tamper detection', () => {
+  it('detects a flipped byte in a raw blob', async () => {
+    await cache.put(randomBytes(100_000), 'raw');
+    const f = await onlyBlob();
+    const bytes = await readFile(f);
+    bytes[5000] = (bytes[5000] as number) ^ 0xff;
+    await writeFile(f, bytes);
+    await expectDropped('raw');
+  });
+
+  it('detects a flipped byte in a compressed blob', async () => {
+    // 64 random KiB blocks, each repeated 4 times: lz4 shrinks it ~4x, still far above the inline threshold.
+    const blocks = Array.from({ length: 64 }, () => randomBytes(1024));
+    await cache.put(Buffer.concat(blocks.flatMap((b) => [b, b, b, b])), 'lz');
+    expect((await cache.getEntry('lz'))?.codec).toBe('lz4');
+    const f = await onlyBlob();
+    const bytes = await readFile(f);
+    bytes[bytes.length - 3] = (bytes[bytes.length - 3] as number) ^ 0x01;
+    await writeFile(f, bytes);
+    await expectDropped('lz');
+  });
+
+  it('detects a truncated blob', async () => {
+    await cache.put(randomBytes(100_000), 'cut');
+    await truncate(await onlyBlob(), 99_999);
+    await expectDropped('cut');
+  });
+
+  it('detects a missing blob, which verify reports as dangling', async () => {
+    await cache.put(randomBytes(100_000), 'gone');
+    await unlink(await onlyBlob());
+    expect((await cache.verify()).dangling).toEqual(['gone']);
+    await expectDropped('gone');
+  });
+
+  it('detects tampering of an inline value inside SQLite', async () => {
+    await cache.put({ secret: 'value' }, 'inline');
+    await cache.close();
+    const db = new Database(join(dir, 'cache.db'));
+    const row = db.prepare("SELECT inline FROM entries WHERE key = 'inline'").get() as { inline: Buffer };
+    row.inline[row.inline.length - 2] = (row.inline[row.inline.length - 2] as number) ^ 0x20;
+    db.prepare("UPDATE entries SET inline = ? WHERE key = 'inline'").run(row.inline);
+    db.close();
+    cache = createCache({ dir, onError: (e) => reported.push(e) });
+    await expectDropped('inline');
+  });
+
+  it('verify finds bad entries and orphans; repair removes them', async () => {
+    await cache.put(randomBytes(100_000), 'bad');
+    await cache.put(randomBytes(100_000), 'good');
+    const [bad] = (await cache.sql("SELECT blob_id FROM entries WHERE key = 'bad'")) as [{ blob_id: string }];
+    const badFile = (await blobFiles(dir)).find((f) => f.includes(bad.blob_id)) as string;
+    await truncate(badFile, 10);
+    const stray = join(dir, 'blobs', 'ab', 'cd', `abcd${'0'.repeat(28)}.00000000`);
+    await mkdir(join(dir, 'blobs', 'ab', 'cd'), { recursive: true });
+    await writeFile(stray, 'stray');
+    await writeFile(join(dir, 'tmp', '999999999-deadbeef'), 'partial write of a dead process');
+    const report = await cache.verify();
+    expect(report).toMatchObject({ checked: 2, dangling: [], mismatched: ['bad'], orphans: [`abcd${'0'.repeat(28)}.00000000`], repaired: false });
+    const fixed = await cache.verify({ repair: true });
+    expect(fixed).toMatchObject({ repaired: true, partial: 1 });
+    expect(await cache.verify()).toMatchObject({ checked: 1, mismatched: [], orphans: [] });
+    expect(await cache.has('bad')).toBe(false);
+    expect((await cache.get('good')) as Buffer).toHaveLength(100_000);
+  });
+
+  it('with verifyIntegrity off, skips hashing (size checks still apply)', async () => {
+    const c = createCache({ dir: join(dir, 'noverify'), verifyIntegrity: false, onError: (e) => reported.push(e) });
+    const data = randomBytes(100_000);
+    await c.put(data, 'k');
+    const f = (await blobFiles(join(dir, 'noverify')))[0] as string;
+    const bytes = await readFile(f);
+    bytes[0] = (bytes[0] as number) ^ 1;
+    await writeFile(f, bytes);
+    expect(((await c.get('k')) as Buffer)[0]).toBe((data[0] as number) ^ 1); // the documented trade-off
+    await truncate(f, 5);
+    expect(await c.get('k')).toBeUndefined();
+    await c.close();
+  });
+});
