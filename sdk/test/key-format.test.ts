@@ -17,6 +17,7 @@ import {
   type KeyParams,
   keyOf,
   MAX_KEY_LENGTH,
+  projectParams,
   registerKeyEncoder,
   resolveKey,
   unregisterKeyEncoder,
@@ -552,6 +553,43 @@ process.stdout.write(keyOf(richParams()));
       expect(childKey).not.toBe(keyOf({})); // sanity: the child really hashed the params
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('review follow-ups', () => {
+  it('rejects string keys with a lone surrogate', () => {
+    expect(() => resolveKey('a\uD800b')).toThrow(expect.objectContaining({ code: 'EKEY' }));
+    expect(resolveKey('ok 😀')).toBe('ok 😀');
+  });
+
+  it('rejects a key encoder that returns its own class (instead of recursing forever)', () => {
+    class Box {
+      constructor(readonly v: number) {}
+    }
+    registerKeyEncoder(Box, (b) => new Box(b.v));
+    try {
+      expect(() => keyOf({ b: new Box(1) })).toThrow(expect.objectContaining({ code: 'EKEYTYPE' }));
+    } finally {
+      unregisterKeyEncoder(Box);
+    }
+  });
+
+  it('projects binary params by dtype and encoded instances by their encoder', () => {
+    class Point {
+      constructor(
+        readonly x: number,
+        readonly y: number,
+      ) {}
+    }
+    registerKeyEncoder(Point, (p) => [p.x, p.y]);
+    try {
+      const p = projectParams({ f: new Float32Array([1, 2]), b: Buffer.from('hi'), pt: new Point(3, 4) }) as Record<string, Record<string, unknown>>;
+      expect(p.f).toMatchObject({ $bytes: 'float32', length: 2 });
+      expect(p.b).toMatchObject({ $bytes: 'uint8', length: 2 });
+      expect(p.pt).toEqual({ $type: 'Point', value: [3, 4] });
+    } finally {
+      unregisterKeyEncoder(Point);
     }
   });
 });

@@ -256,11 +256,15 @@ function encodeValue(w: Writer, v: unknown, path: (string | number)[], seen: Set
       w.raw(xxh128Bytes(bytes));
       return;
     }
-    const custom = findEncoder(obj);
+    const custom = findKeyEncoder(obj);
     if (custom) {
+      const encoded = custom.encode(obj);
+      if (typeof encoded === 'object' && encoded !== null && findKeyEncoder(encoded) === custom) {
+        fail(path, `the key encoder for ${custom.name} returned another ${custom.name}; it must return plain data (a string, number, plain object, ...).`);
+      }
       w.byte(T.custom);
       w.str(custom.name);
-      encodeValue(w, custom.encode(obj), [...path, `<${custom.name}>`], seen);
+      encodeValue(w, encoded, [...path, `<${custom.name}>`], seen);
       return;
     }
     fail(
@@ -272,7 +276,8 @@ function encodeValue(w: Writer, v: unknown, path: (string | number)[], seen: Set
   }
 }
 
-function viewBytes(obj: ArrayBufferView | ArrayBuffer, path: (string | number)[]): { dtype: string; length: number; bytes: Uint8Array } {
+/** dtype name, element count and raw bytes of binary data (the key encoding of tag B). */
+export function viewBytes(obj: ArrayBufferView | ArrayBuffer, path: (string | number)[] = []): { dtype: string; length: number; bytes: Uint8Array } {
   if (obj instanceof ArrayBuffer) return { dtype: 'uint8', length: obj.byteLength, bytes: new Uint8Array(obj) };
   if (obj instanceof DataView) return { dtype: 'uint8', length: obj.byteLength, bytes: new Uint8Array(obj.buffer, obj.byteOffset, obj.byteLength) };
   let dtype: string | undefined;
@@ -284,7 +289,8 @@ function viewBytes(obj: ArrayBufferView | ArrayBuffer, path: (string | number)[]
   return { dtype, length: ta.length, bytes: new Uint8Array(obj.buffer, obj.byteOffset, obj.byteLength) };
 }
 
-function findEncoder(obj: object): { name: string; encode: KeyEncoder } | undefined {
+/** The registered key encoder for `obj`'s class (or a base class), if any. */
+export function findKeyEncoder(obj: object): { name: string; encode: KeyEncoder } | undefined {
   if (encoders.size === 0) return undefined;
   for (let proto = Object.getPrototypeOf(obj); proto; proto = Object.getPrototypeOf(proto)) {
     const e = encoders.get(proto.constructor);

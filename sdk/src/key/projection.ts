@@ -1,4 +1,5 @@
 import { xxh128Hex } from '../hash.js';
+import { findKeyEncoder, viewBytes } from './canonical.js';
 import { isFileMarker } from './markers.js';
 
 /** JSON-compatible value. */
@@ -8,7 +9,8 @@ export type Json = null | boolean | number | string | Json[] | { [k: string]: Js
  * The queryable JSON form of key params, stored with an entry (unless `storeKeyParams: false`)
  * and matched by `list({ where: { params } })`. Dates become ISO strings, bigints decimal strings,
  * Sets arrays, Maps objects (or `[key, value]` pairs when a key is not a string), binary data
- * `{ $bytes: dtype, length, xxh128 }`, file markers `{ $file: path }`; `undefined` members are dropped.
+ * `{ $bytes: dtype, length, xxh128 }`, file markers `{ $file: path }`, instances with a registered key
+ * encoder `{ $type: name, value }`; `undefined` members are dropped.
  */
 export function projectParams(v: unknown): Json {
   switch (typeof v) {
@@ -35,10 +37,11 @@ export function projectParams(v: unknown): Json {
     return [...v].map(([k, val]) => [projectParams(k), projectParams(val)]);
   }
   if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) {
-    const bytes = v instanceof ArrayBuffer ? new Uint8Array(v) : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-    const name = v.constructor.name;
-    return { $bytes: name, length: 'length' in v ? (v as { length: number }).length : bytes.length, xxh128: xxh128Hex(bytes) };
+    const { dtype, length, bytes } = viewBytes(v);
+    return { $bytes: dtype, length, xxh128: xxh128Hex(bytes) };
   }
+  const encoder = findKeyEncoder(v);
+  if (encoder) return { $type: encoder.name, value: projectParams(encoder.encode(v)) };
   const out: Record<string, Json> = {};
   for (const [k, val] of Object.entries(v)) if (val !== undefined) out[k] = projectParams(val);
   return out;
