@@ -10,10 +10,8 @@ import { rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import type { Cache } from './cache.js';
-import type { CodecName } from './compression.js';
 import { type EntryRecord, isExpired } from './entry.js';
 import { StoreError } from './errors.js';
-import type { Json } from './key/projection.js';
 import type { TableDefinition, TableRow } from './tables/schema.js';
 
 /** Format identifier and version written in `cacheness-dump.json`. */
@@ -27,21 +25,12 @@ interface DumpHeader {
   tables: Record<string, TableDefinition>;
 }
 
-interface DumpEntry {
-  key: string;
-  params: Json | null;
-  handler: string;
-  type: string;
-  codec: CodecName;
-  size: number;
-  storedSize: number;
-  contentHash: string;
+/** An entry in a dump: the entry model minus store-local fields, with ISO times and its table rows. */
+type DumpEntry = Omit<EntryRecord, 'blobId' | 'inline' | 'createdAt' | 'accessedAt' | 'expiresAt' | 'hits'> & {
   createdAt: string;
   expiresAt: string | null;
-  description: string | null;
-  metadata: EntryRecord['metadata'];
   tables: Record<string, TableRow[]>;
-}
+};
 
 /** Result of an export or import. */
 export interface DumpResult {
