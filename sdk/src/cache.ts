@@ -12,7 +12,7 @@ import { xxh128Hex } from './hash.js';
 import { type Key, type KeyParams, keyOf, resolveKey } from './key/index.js';
 import { projectParams } from './key/projection.js';
 import { isOwnerAlive, processOwner } from './owner.js';
-import type { BlobStore, EntryWhere, EvictionPolicy, MetadataStore } from './stores/types.js';
+import type { BlobStore, EntryWhere, EvictionPolicy, MetadataStore, ReadRecord } from './stores/types.js';
 import type { TableColumns, TableDefinition, TableOptions, TableRow } from './tables/schema.js';
 import type { OrderBy, Where } from './tables/where.js';
 import { handlerByName, handlerFor, handlerId, type ValueHandler } from './values/index.js';
@@ -95,7 +95,7 @@ export interface VerifyReport {
 }
 
 /** A lookup that distinguishes a stored `undefined` from a miss. */
-export type Lookup = { hit: true; value: unknown; entry: StoredEntry } | { hit: false };
+export type Lookup = { hit: true; value: unknown; entry: ReadRecord } | { hit: false };
 
 /** Resolved engine settings (see `CacheOptions` in create.ts for the documented user options). */
 export interface EngineSettings {
@@ -276,7 +276,7 @@ export class Cache {
   private async afterWrite(k: string, wroteBlob: boolean): Promise<void> {
     let freed = wroteBlob;
     if (this.s.maxSize !== null && this.s.eviction !== 'none') {
-      if ((await this.meta.counters()).bytes > this.s.maxSize) {
+      if ((await this.meta.storedBytes()) > this.s.maxSize) {
         freed = (await this.meta.evict(this.s.eviction, this.s.maxSize, k)) > 0 || freed;
       }
     }
@@ -309,7 +309,7 @@ export class Cache {
   /** @internal Reads a resolved key, telling a stored `undefined` from a miss. */
   async lookup(k: string, retried = false): Promise<Lookup> {
     this.assertOpen();
-    const e = await this.meta.get(k);
+    const e = await this.meta.read(k);
     const now = this.s.clock();
     if (!e || isExpired(e, now)) {
       this.countRead(undefined, now);
@@ -333,7 +333,7 @@ export class Cache {
       if (this.s.verifyIntegrity && e.blobId && xxh128Hex(stored) !== e.blobId) return this.corrupt(e, 'its stored bytes do not match their hash', now);
       bytes = e.codec === 'none' ? stored : decompress(e.codec, stored, e.size);
       if (bytes.length !== e.size) return this.corrupt(e, 'it decompressed to the wrong size', now);
-      if (this.s.verifyIntegrity && !(e.blobId && e.codec === 'none') && xxh128Hex(bytes) !== e.contentHash) {
+      if (this.s.verifyIntegrity && !e.verified && !(e.blobId && e.codec === 'none') && xxh128Hex(bytes) !== e.contentHash) {
         return this.corrupt(e, 'its content hash does not match', now);
       }
     } catch (err) {
@@ -346,7 +346,7 @@ export class Cache {
     return { hit: true, value, entry: e };
   }
 
-  private async corrupt(e: StoredEntry, why: string, now: number): Promise<Lookup> {
+  private async corrupt(e: ReadRecord, why: string, now: number): Promise<Lookup> {
     await this.meta.delete(e.key, 'corrupt');
     await this.collectGarbage();
     this.countRead(undefined, now);

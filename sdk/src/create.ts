@@ -30,6 +30,11 @@ export interface CacheOptions {
   storeKeyParams?: boolean;
   /** Stored values smaller than this many bytes live inside SQLite instead of as files. Default 32 KiB. */
   inlineThreshold?: number;
+  /**
+   * Bytes of small (inline) entries this process keeps in memory for repeated reads; every hit is
+   * checked against other processes' writes first, so reads are never stale. 0 disables. Default 32 MiB.
+   */
+  readCacheBytes?: number;
   /** fsync blob files before publishing them (survive power loss; slower). Default false: a process crash loses nothing either way. */
   fsync?: boolean;
   /** Called with problems found in the background (a corrupted entry dropped, a failed statistics flush). Default: `process.emitWarning`. */
@@ -72,13 +77,13 @@ export function createCache(options: CacheOptions = {}): Cache {
     ({ metadata, blobs } = options.stores);
     location = 'custom stores';
   } else if (storeKind === 'memory') {
-    metadata = new SqliteMetadataStore({ path: ':memory:' });
+    metadata = new SqliteMetadataStore({ path: ':memory:', readCacheBytes: options.readCacheBytes });
     blobs = new MemoryBlobStore();
     location = 'memory';
   } else {
     const dir = resolve(options.dir ?? process.env.CACHENESS_DIR ?? '.cacheness');
     mkdirSync(dir, { recursive: true });
-    metadata = new SqliteMetadataStore({ path: join(dir, 'cache.db') });
+    metadata = new SqliteMetadataStore({ path: join(dir, 'cache.db'), readCacheBytes: options.readCacheBytes });
     blobs = new FsBlobStore({ dir, fsync: options.fsync ?? false });
     location = dir;
   }

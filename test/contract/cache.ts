@@ -594,6 +594,37 @@ export function cacheContract(label: string, makeHarness: () => Promise<CacheHar
       });
     });
 
+    it('never serves a stale value after another connection writes (in-process read cache)', async () => {
+      if (!h.persistent) return;
+      const other = await open();
+      await cache.put({ v: 1 }, 'k');
+      expect(await other.get('k')).toEqual({ v: 1 }); // now memoized by other
+      expect(await other.get('k')).toEqual({ v: 1 });
+      await cache.put({ v: 2 }, 'k');
+      expect(await other.get('k')).toEqual({ v: 2 });
+      await cache.touch('k', { ttl: 1 });
+      clock.advance(1000);
+      expect(await other.get('k')).toBeUndefined();
+      await cache.put({ v: 3 }, 'k');
+      expect(await other.get('k')).toEqual({ v: 3 });
+      await cache.delete('k');
+      expect(await other.get('k')).toBeUndefined();
+      await other.close();
+    });
+
+    it('hands out values that callers may mutate without affecting the store', async () => {
+      await cache.put(Buffer.from('abc'), 'b');
+      const first = (await cache.get('b')) as Buffer;
+      first[0] = 0x7a;
+      expect(((await cache.get('b')) as Buffer).toString()).toBe('abc');
+      const obj = { list: [1] };
+      await cache.put(obj, 'o');
+      obj.list.push(2);
+      ((await cache.get('o')) as { list: number[] }).list.push(3);
+      expect(await cache.get('o')).toEqual({ list: [1] });
+      expect(errors).toEqual([]);
+    });
+
     it('shares data and counters between two caches on one persistent store', async () => {
       if (!h.persistent) return;
       const other = await open();

@@ -62,6 +62,29 @@ export function metadataStoreContract(name: string, make: () => Promise<Metadata
       expect(await s.head('missing')).toBeUndefined();
     });
 
+    it('reads what a value read needs, consistent with get', async () => {
+      const r = record('a', { expiresAt: T0 + 5, codec: 'lz4', size: 99, storedSize: 10, contentHash: 'f'.repeat(32) });
+      await s.put(r);
+      const read = await s.read('a');
+      const full = await s.get('a');
+      expect(read).toMatchObject({
+        key: 'a',
+        handler: r.handler,
+        type: r.type,
+        codec: 'lz4',
+        size: 99,
+        storedSize: 10,
+        contentHash: 'f'.repeat(32),
+        blobId: null,
+        blobName: null,
+        inline: full?.inline,
+        createdAt: T0,
+        expiresAt: T0 + 5,
+      });
+      expect(await s.read('missing')).toBeUndefined();
+      expect(await s.storedBytes()).toBe(10);
+    });
+
     it('replaces on put and keeps counters exact', async () => {
       await s.put(record('a', { storedSize: 10 }));
       await s.put(record('b', { storedSize: 5 }));
@@ -190,6 +213,7 @@ export function metadataStoreContract(name: string, make: () => Promise<Metadata
         await s.put(record('a', { blobId: 'ab'.repeat(16), inline: null, storedSize: 100 }), { pin: r1.pin });
         expect(await s.isLiveBlob(r1.name)).toBe(true);
         expect((await s.get('a'))?.blobName).toBe(r1.name);
+        expect((await s.read('a'))?.blobName).toBe(r1.name);
         const r2 = await s.acquireBlob('ab'.repeat(16), 100, T0, OWNER);
         expect(r2).toMatchObject({ name: r1.name, ready: true });
         await s.put(record('b', { blobId: 'ab'.repeat(16), inline: null, storedSize: 100 }), { pin: r2.pin });

@@ -22,7 +22,7 @@ const encoders = new Map<Function, { name: string; encode: KeyEncoder }>();
  */
 export function registerKeyEncoder<T>(ctor: abstract new (...args: never[]) => T, encode: KeyEncoder<T>, name = ctor.name): void {
   if (!name) throw new KeyError('EKEYTYPE', 'registerKeyEncoder needs a name for an anonymous class: pass it as the third argument.');
-  if (LONE_SURROGATE.test(name)) throw new KeyError('EKEYTYPE', `registerKeyEncoder: name ${JSON.stringify(name)} contains a lone UTF-16 surrogate.`);
+  if (!isWellFormed(name)) throw new KeyError('EKEYTYPE', `registerKeyEncoder: name ${JSON.stringify(name)} contains a lone UTF-16 surrogate.`);
   encoders.set(ctor, { name, encode: encode as KeyEncoder });
 }
 
@@ -52,6 +52,9 @@ if (Float16) TYPED_ARRAY_DTYPES.set(Float16, 'float16');
  * U+FFFD, so '\uD800', '\uDC00' and '\uFFFD' would all encode (and hash) alike. Rejected instead.
  */
 const LONE_SURROGATE = /\p{Surrogate}/u;
+const wellFormed = (String.prototype as { isWellFormed?: () => boolean }).isWellFormed;
+/** String#isWellFormed (Node 20+) is several times cheaper than the regex; same answer. */
+export const isWellFormed = wellFormed ? (s: string) => wellFormed.call(s) as boolean : (s: string) => !LONE_SURROGATE.test(s);
 
 /** Tags: one byte per type. */
 const T = {
@@ -151,6 +154,13 @@ function compareBytes(a: Buffer, b: Buffer): number {
   return Buffer.compare(a, b);
 }
 
+/** Encodes a member: the path grows in place (no copy per member) and is only read when failing. */
+function encodeChild(w: Writer, v: unknown, path: (string | number)[], step: string | number, seen: Set<object>): void {
+  path.push(step);
+  encodeValue(w, v, path, seen);
+  path.pop();
+}
+
 function encodeValue(w: Writer, v: unknown, path: (string | number)[], seen: Set<object>): void {
   switch (typeof v) {
     case 'undefined':
@@ -168,7 +178,7 @@ function encodeValue(w: Writer, v: unknown, path: (string | number)[], seen: Set
       w.str(v.toString(10));
       return;
     case 'string':
-      if (LONE_SURROGATE.test(v)) fail(path, LONE_SURROGATE_MESSAGE);
+      if (!isWellFormed(v)) fail(path, LONE_SURROGATE_MESSAGE);
       w.byte(T.string);
       w.str(v);
       return;
@@ -186,7 +196,7 @@ function encodeValue(w: Writer, v: unknown, path: (string | number)[], seen: Set
   const obj = v as object;
   if (seen.has(obj)) fail(path, 'circular reference: key params must be a tree.');
   if (isFileMarker(obj)) {
-    if (LONE_SURROGATE.test(obj.path)) fail(path, `file path: ${LONE_SURROGATE_MESSAGE}`);
+    if (!isWellFormed(obj.path)) fail(path, `file path: ${LONE_SURROGATE_MESSAGE}`);
     w.byte(T.file);
     w.str(obj.path);
     return;
@@ -196,18 +206,19 @@ function encodeValue(w: Writer, v: unknown, path: (string | number)[], seen: Set
     if (Array.isArray(obj)) {
       w.byte(T.array);
       w.u32(obj.length);
-      for (let i = 0; i < obj.length; i++) encodeValue(w, obj[i], [...path, i], seen);
+      for (let i = 0; i < obj.length; i++) encodeChild(w, obj[i], path, i, seen);
       return;
     }
     if (isPlainObject(obj)) {
-      const keys = Object.keys(obj).filter((k) => obj[k] !== undefined);
-      keys.sort(compareUtf8);
+      const keys: string[] = [];
+      for (const k of Object.keys(obj)) if (obj[k] !== undefined) keys.push(k);
+      if (keys.length > 1) keys.sort(compareUtf8);
       w.byte(T.object);
       w.u32(keys.length);
       for (const k of keys) {
-        if (LONE_SURROGATE.test(k)) fail([...path, k], `member name: ${LONE_SURROGATE_MESSAGE}`);
+        if (!isWellFormed(k)) fail([...path, k], `member name: ${LONE_SURROGATE_MESSAGE}`);
         w.str(k);
-        encodeValue(w, obj[k], [...path, k], seen);
+        encodeChild(w, obj[k], path, k, seen);
       }
       return;
     }
@@ -223,8 +234,8 @@ function encodeValue(w: Writer, v: unknown, path: (string | number)[], seen: Set
       let i = 0;
       for (const [k, val] of obj) {
         const pw = new Writer();
-        encodeValue(pw, k, [...path, `<map key ${i}>`], seen);
-        encodeValue(pw, val, [...path, `<map value ${i}>`], seen);
+        encodeChild(pw, k, path, `<map key ${i}>`, seen);
+        encodeChild(pw, val, path, `<map value ${i}>`, seen);
         pairs.push(Buffer.from(pw.bytes()));
         i++;
       }
@@ -239,7 +250,7 @@ function encodeValue(w: Writer, v: unknown, path: (string | number)[], seen: Set
       let i = 0;
       for (const item of obj) {
         const iw = new Writer();
-        encodeValue(iw, item, [...path, `<set item ${i++}>`], seen);
+        encodeChild(iw, item, path, `<set item ${i++}>`, seen);
         items.push(Buffer.from(iw.bytes()));
       }
       items.sort(compareBytes);
@@ -264,7 +275,7 @@ function encodeValue(w: Writer, v: unknown, path: (string | number)[], seen: Set
       }
       w.byte(T.custom);
       w.str(custom.name);
-      encodeValue(w, encoded, [...path, `<${custom.name}>`], seen);
+      encodeChild(w, encoded, path, `<${custom.name}>`, seen);
       return;
     }
     fail(

@@ -4,7 +4,7 @@
  */
 import { KeyError } from '../errors.js';
 import { xxh64Hex } from '../hash.js';
-import { encodeKeyParams } from './canonical.js';
+import { encodeKeyParams, isWellFormed } from './canonical.js';
 
 export { encodeKeyParams, KEY_FORMAT_VERSION, type KeyEncoder, registerKeyEncoder, unregisterKeyEncoder } from './canonical.js';
 export { type FileMarker, file, isFileMarker } from './markers.js';
@@ -18,7 +18,6 @@ export type Key = string | KeyParams;
 export const MAX_KEY_LENGTH = 1024;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: the point is to reject control characters
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
-const LONE_SURROGATE = /\p{Surrogate}/u;
 
 /** Hashes key params to their 16-hex-character key (XXH3-64 of the canonical encoding). */
 export function keyOf(params: KeyParams): string {
@@ -35,7 +34,7 @@ export function validateStringKey(key: string): string {
     throw new KeyError('EKEY', `A string key may be at most ${MAX_KEY_LENGTH} characters (got ${key.length}); use key params for long identities, they hash to 16 characters.`);
   }
   if (CONTROL.test(key)) throw new KeyError('EKEY', `String key ${JSON.stringify(key)} contains a control character; remove it.`);
-  if (LONE_SURROGATE.test(key)) {
+  if (!isWellFormed(key)) {
     throw new KeyError('EKEY', `String key ${JSON.stringify(key)} contains a lone UTF-16 surrogate (not valid Unicode, so it cannot be stored faithfully); remove it.`);
   }
   return key;

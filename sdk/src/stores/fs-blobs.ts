@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StoreError } from '../errors.js';
 import { isPidAlive } from '../owner.js';
@@ -52,7 +52,7 @@ export class FsBlobStore implements BlobStore {
     }
     const tmp = join(this.tmpDir, `${process.pid}-${randomBytes(6).toString('hex')}`);
     try {
-      await writeFile(tmp, data, { flush: this.fsync });
+      await writeAll(tmp, data, this.fsync);
       await rename(tmp, dest);
     } catch (err) {
       await rm(tmp, { force: true });
@@ -67,7 +67,7 @@ export class FsBlobStore implements BlobStore {
 
   async read(name: string): Promise<Uint8Array | undefined> {
     try {
-      return await readFile(this.pathOf(name));
+      return await readAll(this.pathOf(name));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
@@ -120,4 +120,35 @@ export class FsBlobStore implements BlobStore {
   }
 
   async close(): Promise<void> {}
+}
+
+/** I/O step: fs.writeFile/readFile move 512 KiB per thread-pool round trip; large blobs go about twice as fast in 8 MiB steps. */
+const CHUNK = 8 * 1024 * 1024;
+
+async function writeAll(path: string, data: Uint8Array, fsync: boolean): Promise<void> {
+  const fh = await open(path, 'wx');
+  try {
+    for (let off = 0; off < data.length; ) off += (await fh.write(data, off, Math.min(CHUNK, data.length - off))).bytesWritten;
+    if (fsync) await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function readAll(path: string): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    const out = Buffer.allocUnsafe(size);
+    let off = 0;
+    while (off < size) {
+      const { bytesRead } = await fh.read(out, off, Math.min(CHUNK, size - off), off);
+      if (bytesRead === 0) break;
+      off += bytesRead;
+    }
+    // Published blobs never change, so a short read means a truncated file: return what is there (the size check reports it).
+    return off === size ? out : out.subarray(0, off);
+  } finally {
+    await fh.close();
+  }
 }

@@ -24,7 +24,8 @@ import {
   validateTableName,
 } from '../tables/schema.js';
 import { compileOrderBy, compileWhere, type FieldRef, type FieldResolver, type Scalar } from '../tables/where.js';
-import type { AccessRecord, BlobReservation, EvictionPolicy, ListQuery, MetadataStore, PutRecordOptions, RemovalReason, StoreCounters, TableQuery } from './types.js';
+import { RowMemo } from './row-memo.js';
+import type { AccessRecord, BlobReservation, EvictionPolicy, ListQuery, MetadataStore, PutRecordOptions, ReadRecord, RemovalReason, StoreCounters, TableQuery } from './types.js';
 
 /** Schema version of the SQLite layout, stored in `_schema`. */
 export const SQLITE_SCHEMA_VERSION = 1;
@@ -105,6 +106,15 @@ interface EntryRow {
   metadata: string | null;
   gen: string | null;
 }
+
+/** The read fields of an inline record being written. */
+function toReadRecord(r: EntryRecord): ReadRecord {
+  const { key, handler, type, codec, size, storedSize, contentHash, blobId, inline, createdAt, expiresAt } = r;
+  return { key, handler, type, codec, size, storedSize, contentHash, blobId, blobName: null, inline, createdAt, expiresAt };
+}
+
+/** Columns of the `read` statement, in order. */
+type ReadRow = [string, string, string, number, number, string, string | null, string | null, Uint8Array | null, number, number | null];
 
 function rowToEntry(r: EntryRow): StoredEntry {
   return {
@@ -196,6 +206,8 @@ export interface SqliteMetadataStoreOptions {
   path: string;
   /** Milliseconds to wait for another process's write lock. Default 30 000. */
   busyTimeoutMs?: number;
+  /** Bytes of small entries memoized in this process for repeated reads (see RowMemo); 0 disables. Default 32 MiB. */
+  readCacheBytes?: number;
 }
 
 /** {@link MetadataStore} on SQLite. Several processes may share one database file. */
@@ -205,6 +217,7 @@ export class SqliteMetadataStore implements MetadataStore {
   private tableDefs = new Map<string, TableDefinition>();
   private evictionIndexes = new Set<string>();
   private readonly tableStatements = new Map<string, { del: Database.Statement; ins: Database.Statement }>();
+  private readonly memo: RowMemo;
 
   constructor(opts: SqliteMetadataStoreOptions) {
     try {
@@ -227,12 +240,19 @@ export class SqliteMetadataStore implements MetadataStore {
       }
     });
     this.s = this.prepare();
+    const dataVersion = db.prepare('PRAGMA data_version').pluck();
+    this.memo = new RowMemo(opts.readCacheBytes ?? 32 * 1024 * 1024, () => dataVersion.get() as number);
     this.loadTables();
   }
 
   private prepare() {
     const db = this.db;
     return {
+      read: db
+        .prepare(
+          'SELECT e.handler, e.type, e.codec, e.size, e.stored_size, e.content_hash, e.blob_id, b.gen, e.inline, e.created_at, e.expires_at FROM entries e LEFT JOIN _blobs b ON b.id = e.blob_id WHERE e.key = ?',
+        )
+        .raw(),
       get: db.prepare(`SELECT ${ENTRY_COLUMNS}, e.inline FROM entries e LEFT JOIN _blobs b ON b.id = e.blob_id WHERE e.key = ?`),
       head: db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries e LEFT JOIN _blobs b ON b.id = e.blob_id WHERE e.key = ?`),
       upsert:
@@ -254,7 +274,7 @@ export class SqliteMetadataStore implements MetadataStore {
       bump: db.prepare('UPDATE _counters SET value = value + ? WHERE name = ?'),
       counters: db.prepare('SELECT name, value FROM _counters'),
       bytes: db.prepare("SELECT value FROM _counters WHERE name = 'bytes'").pluck(),
-      expired: db.prepare('DELETE FROM entries WHERE key IN (SELECT key FROM entries WHERE expires_at <= ? LIMIT ?)'),
+      expired: db.prepare('DELETE FROM entries WHERE key IN (SELECT key FROM entries WHERE expires_at <= ? LIMIT ?) RETURNING key').pluck(),
       clear: db.prepare('DELETE FROM entries'),
       blobRow: db.prepare('SELECT gen, ready, doomed FROM _blobs WHERE id = ?'),
       blobInsert: db.prepare('INSERT INTO _blobs (id, gen, size, refs, ready, doomed) VALUES (?, ?, ?, 0, 0, 0)'),
@@ -290,6 +310,33 @@ export class SqliteMetadataStore implements MetadataStore {
     return def;
   }
 
+  async read(key: string): Promise<ReadRecord | undefined> {
+    const memo = this.memo.get(key);
+    if (memo) return memo;
+    const r = this.s.read.get(key) as ReadRow | undefined;
+    if (!r) return undefined;
+    const record: ReadRecord = {
+      key,
+      handler: r[0],
+      type: r[1],
+      codec: r[2] as CodecName,
+      size: r[3],
+      storedSize: r[4],
+      contentHash: r[5],
+      blobId: r[6],
+      blobName: r[6] && r[7] ? `${r[6]}.${r[7]}` : null,
+      inline: r[8],
+      createdAt: r[9],
+      expiresAt: r[10],
+    };
+    if (record.inline) this.memo.set(record, false);
+    return record;
+  }
+
+  async storedBytes(): Promise<number> {
+    return this.s.bytes.get() as number;
+  }
+
   async get(key: string): Promise<StoredEntry | undefined> {
     const r = this.s.get.get(key) as EntryRow | undefined;
     return r && rowToEntry(r);
@@ -307,8 +354,10 @@ export class SqliteMetadataStore implements MetadataStore {
       params: record.params === null ? null : JSON.stringify(record.params),
       metadata: record.metadata === null ? null : JSON.stringify(record.metadata),
     };
+    this.memo.delete(record.key);
     if (!tables && !record.blobId) {
       this.s.upsert.run(bound); // one statement: its own transaction
+      this.memo.set(toReadRecord(record), true);
       return;
     }
     const encoded = tables ? Object.entries(tables).map(([name, rows]) => ({ def: this.tableDef(name), rows: rows.map((row) => encodeRow(this.tableDef(name), row)) })) : [];
@@ -322,6 +371,7 @@ export class SqliteMetadataStore implements MetadataStore {
           for (const row of rows) st.ins.run(record.key, ...row);
         }
       });
+      if (record.inline) this.memo.set(toReadRecord(record), true);
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
@@ -349,6 +399,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async delete(key: string, reason: RemovalReason = 'delete'): Promise<boolean> {
+    this.memo.delete(key);
     const counter = reason === 'expired' ? 'expirations' : reason === 'evicted' ? 'evictions' : reason === 'corrupt' ? 'corruptions' : null;
     if (!counter) return this.s.delete.run(key).changes > 0;
     return this.immediate(() => {
@@ -359,10 +410,12 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async deletePrefix(prefix: string): Promise<number> {
+    this.memo.deletePrefix(prefix);
     return this.s.deleteRange.run(prefix, prefixEnd(prefix)).changes;
   }
 
   async touch(key: string, expiresAt: number | null, now: number): Promise<boolean> {
+    this.memo.delete(key);
     return this.s.touch.run(expiresAt, now, key, now).changes > 0;
   }
 
@@ -417,7 +470,9 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async deleteExpired(now: number, limit: number): Promise<number> {
     return this.immediate(() => {
-      const n = this.s.expired.run(now, limit).changes;
+      const keys = this.s.expired.all(now, limit) as string[];
+      for (const k of keys) this.memo.delete(k);
+      const n = keys.length;
       if (n) this.s.bump.run(n, 'expirations');
       return n;
     });
@@ -440,6 +495,7 @@ export class SqliteMetadataStore implements MetadataStore {
         for (const v of batch) {
           if (bytes <= maxBytes) break;
           this.s.delete.run(v.key);
+          this.memo.delete(v.key);
           bytes -= v.stored_size;
           evicted++;
         }
@@ -450,6 +506,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async clear(): Promise<number> {
+    this.memo.clear();
     return this.s.clear.run().changes;
   }
 
@@ -600,6 +657,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async close(): Promise<void> {
+    this.memo.clear();
     if (this.db.open) this.db.close();
   }
 }

@@ -9,6 +9,15 @@ import type { EntryRecord, StoredEntry } from '../entry.js';
 import type { TableColumns, TableDefinition, TableOptions, TableRow } from '../tables/schema.js';
 import type { OrderBy, Where } from '../tables/where.js';
 
+/** The fields of an entry that reading its value needs. */
+export type ReadRecord = Pick<
+  StoredEntry,
+  'key' | 'handler' | 'type' | 'codec' | 'size' | 'storedSize' | 'contentHash' | 'blobId' | 'blobName' | 'inline' | 'createdAt' | 'expiresAt'
+> & {
+  /** True when the inline bytes are known to match `contentHash` (this process wrote them), so reads may skip hashing. */
+  verified?: boolean;
+};
+
 /** Why an entry was removed (drives the shared counters). */
 export type RemovalReason = 'delete' | 'expired' | 'evicted' | 'corrupt';
 /** Eviction policies. */
@@ -90,7 +99,9 @@ export interface PutRecordOptions {
  * dropped by `reapPins`, or by `claimGarbage` once older than its staleness bound.
  */
 export interface MetadataStore {
-  /** The full stored entry, inline bytes included (expired or not: the caller applies expiry). */
+  /** What reading a value needs, inline bytes included (expired or not: the caller applies expiry). The hot path of `get`. */
+  read(key: string): Promise<ReadRecord | undefined>;
+  /** The full stored entry, inline bytes included. */
   get(key: string): Promise<StoredEntry | undefined>;
   /** The stored entry without inline bytes. */
   head(key: string): Promise<StoredEntry | undefined>;
@@ -113,6 +124,8 @@ export interface MetadataStore {
   count(q: Omit<ListQuery, 'limit' | 'after'>): Promise<number>;
   /** Shared counters. */
   counters(): Promise<StoreCounters>;
+  /** Stored bytes of all entries (the `bytes` counter), checked against maxSize after every write. */
+  storedBytes(): Promise<number>;
   /** Deletes up to `limit` entries expired at `now`; returns how many. */
   deleteExpired(now: number, limit: number): Promise<number>;
   /** Evicts entries per `policy` until stored bytes are at most `maxBytes`, never `protect`; returns how many. */
