@@ -122,6 +122,16 @@ export function metadataStoreContract(name: string, make: () => Promise<Metadata
       expect(await s.touch('missing', null, T0)).toBe(false);
     });
 
+    it('starts an entry at zero hits, accessed when written, and resets on rewrite', async () => {
+      await s.put(record('a', { createdAt: T0 + 3, accessedAt: T0 + 99, hits: 7 }));
+      expect(await s.head('a')).toMatchObject({ hits: 0, accessedAt: T0 + 3 });
+      await s.recordAccess([{ key: 'a', hits: 2, accessedAt: T0 + 50 }], {});
+      await s.put(record('a', { createdAt: T0 + 60 }));
+      expect(await s.head('a')).toMatchObject({ hits: 0, accessedAt: T0 + 60 });
+      expect(await s.touch('a', null, T0 + 70)).toBe(true);
+      expect((await s.head('a'))?.accessedAt).toBe(T0 + 70);
+    });
+
     it('records batched accesses and counters', async () => {
       await s.put(record('a'));
       await s.recordAccess(
@@ -181,12 +191,13 @@ export function metadataStoreContract(name: string, make: () => Promise<Metadata
       ['fifo', ['c', 'b']],
     ] as const)('evicts by %s until under the limit, sparing the protected key', async (policy, survivors) => {
       // created: c < a < b; accessed: a < b < c; hits: b fewest
-      await s.put(record('c', { createdAt: T0, accessedAt: T0 + 30, hits: 0 }));
-      await s.put(record('a', { createdAt: T0 + 1, accessedAt: T0 + 10, hits: 0 }));
-      await s.put(record('b', { createdAt: T0 + 2, accessedAt: T0 + 20, hits: 0 }));
+      await s.put(record('c', { createdAt: T0 }));
+      await s.put(record('a', { createdAt: T0 + 1 }));
+      await s.put(record('b', { createdAt: T0 + 2 }));
       await s.recordAccess(
         [
           { key: 'a', hits: 5, accessedAt: T0 + 10 },
+          { key: 'b', hits: 0, accessedAt: T0 + 20 },
           { key: 'c', hits: 9, accessedAt: T0 + 30 },
         ],
         {},

@@ -44,9 +44,7 @@ CREATE TABLE IF NOT EXISTS entries (
   blob_id TEXT,
   inline BLOB,
   created_at INTEGER NOT NULL,
-  accessed_at INTEGER NOT NULL,
   expires_at INTEGER,
-  hits INTEGER NOT NULL DEFAULT 0,
   description TEXT,
   metadata TEXT
 );
@@ -67,15 +65,22 @@ CREATE TABLE IF NOT EXISTS _counters (name TEXT PRIMARY KEY, value INTEGER NOT N
 INSERT OR IGNORE INTO _counters (name, value) VALUES
   ('entries', 0), ('bytes', 0), ('hits', 0), ('misses', 0), ('evictions', 0), ('expirations', 0), ('corruptions', 0);
 CREATE TABLE IF NOT EXISTS _tables (name TEXT PRIMARY KEY, definition TEXT NOT NULL);
+-- Reads update hits and access times in batches; a narrow table keeps those batches to few pages.
+CREATE TABLE IF NOT EXISTS _access (key TEXT PRIMARY KEY, hits INTEGER NOT NULL DEFAULT 0, accessed_at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS entries_after_insert AFTER INSERT ON entries BEGIN
   UPDATE _counters SET value = value + 1 WHERE name = 'entries';
   UPDATE _counters SET value = value + NEW.stored_size WHERE name = 'bytes';
   UPDATE _blobs SET refs = refs + 1, ready = 1 WHERE NEW.blob_id IS NOT NULL AND id = NEW.blob_id;
+  INSERT OR REPLACE INTO _access (key, hits, accessed_at) VALUES (NEW.key, 0, NEW.created_at);
 END;
 CREATE TRIGGER IF NOT EXISTS entries_after_delete AFTER DELETE ON entries BEGIN
   UPDATE _counters SET value = value - 1 WHERE name = 'entries';
   UPDATE _counters SET value = value - OLD.stored_size WHERE name = 'bytes';
   UPDATE _blobs SET refs = refs - 1 WHERE OLD.blob_id IS NOT NULL AND id = OLD.blob_id;
+  DELETE FROM _access WHERE key = OLD.key;
+END;
+CREATE TRIGGER IF NOT EXISTS entries_after_rewrite AFTER UPDATE OF created_at ON entries BEGIN
+  UPDATE _access SET hits = 0, accessed_at = NEW.created_at WHERE key = NEW.key;
 END;
 CREATE TRIGGER IF NOT EXISTS entries_after_update AFTER UPDATE OF stored_size, blob_id ON entries BEGIN
   UPDATE _counters SET value = value + NEW.stored_size - OLD.stored_size WHERE name = 'bytes';
@@ -85,7 +90,9 @@ END;
 `;
 
 const ENTRY_COLUMNS =
-  'e.key, e.params, e.handler, e.type, e.codec, e.size, e.stored_size, e.content_hash, e.blob_id, e.created_at, e.accessed_at, e.expires_at, e.hits, e.description, e.metadata, b.gen';
+  'e.key, e.params, e.handler, e.type, e.codec, e.size, e.stored_size, e.content_hash, e.blob_id, e.created_at, a.accessed_at, e.expires_at, a.hits, e.description, e.metadata, b.gen';
+/** FROM clause for full entry rows: blob generation and access statistics joined in. */
+const ENTRY_FROM = 'entries e LEFT JOIN _blobs b ON b.id = e.blob_id LEFT JOIN _access a ON a.key = e.key';
 
 interface EntryRow {
   key: string;
@@ -148,9 +155,9 @@ const ENTRY_FIELDS: Record<string, { column: string; kind: 'text' | 'number' | '
   description: { column: 'e.description', kind: 'text' },
   size: { column: 'e.size', kind: 'number' },
   storedSize: { column: 'e.stored_size', kind: 'number' },
-  hits: { column: 'e.hits', kind: 'number' },
+  hits: { column: 'a.hits', kind: 'number' },
   createdAt: { column: 'e.created_at', kind: 'time' },
-  accessedAt: { column: 'e.accessed_at', kind: 'time' },
+  accessedAt: { column: 'a.accessed_at', kind: 'time' },
   expiresAt: { column: 'e.expires_at', kind: 'time' },
 };
 
@@ -253,15 +260,14 @@ export class SqliteMetadataStore implements MetadataStore {
           'SELECT e.handler, e.type, e.codec, e.size, e.stored_size, e.content_hash, e.blob_id, b.gen, e.inline, e.created_at, e.expires_at FROM entries e LEFT JOIN _blobs b ON b.id = e.blob_id WHERE e.key = ?',
         )
         .raw(),
-      get: db.prepare(`SELECT ${ENTRY_COLUMNS}, e.inline FROM entries e LEFT JOIN _blobs b ON b.id = e.blob_id WHERE e.key = ?`),
-      head: db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries e LEFT JOIN _blobs b ON b.id = e.blob_id WHERE e.key = ?`),
-      upsert:
-        db.prepare(`INSERT INTO entries (key, params, handler, type, codec, size, stored_size, content_hash, blob_id, inline, created_at, accessed_at, expires_at, hits, description, metadata)
-        VALUES (@key, @params, @handler, @type, @codec, @size, @storedSize, @contentHash, @blobId, @inline, @createdAt, @accessedAt, @expiresAt, @hits, @description, @metadata)
+      get: db.prepare(`SELECT ${ENTRY_COLUMNS}, e.inline FROM ${ENTRY_FROM} WHERE e.key = ?`),
+      head: db.prepare(`SELECT ${ENTRY_COLUMNS} FROM ${ENTRY_FROM} WHERE e.key = ?`),
+      upsert: db.prepare(`INSERT INTO entries (key, params, handler, type, codec, size, stored_size, content_hash, blob_id, inline, created_at, expires_at, description, metadata)
+        VALUES (@key, @params, @handler, @type, @codec, @size, @storedSize, @contentHash, @blobId, @inline, @createdAt, @expiresAt, @description, @metadata)
         ON CONFLICT(key) DO UPDATE SET params = excluded.params, handler = excluded.handler, type = excluded.type, codec = excluded.codec,
           size = excluded.size, stored_size = excluded.stored_size, content_hash = excluded.content_hash, blob_id = excluded.blob_id,
-          inline = excluded.inline, created_at = excluded.created_at, accessed_at = excluded.accessed_at, expires_at = excluded.expires_at,
-          hits = excluded.hits, description = excluded.description, metadata = excluded.metadata`),
+          inline = excluded.inline, created_at = excluded.created_at, expires_at = excluded.expires_at,
+          description = excluded.description, metadata = excluded.metadata`),
       unpin: db.prepare('DELETE FROM _pins WHERE token = ?'),
       pin: db.prepare('INSERT INTO _pins (token, blob_id, owner, at) VALUES (?, ?, ?, ?)'),
       stalePins: db.prepare('DELETE FROM _pins WHERE at < ?'),
@@ -269,8 +275,9 @@ export class SqliteMetadataStore implements MetadataStore {
       dropOwner: db.prepare('DELETE FROM _pins WHERE owner = ?'),
       delete: db.prepare('DELETE FROM entries WHERE key = ?'),
       deleteRange: db.prepare('DELETE FROM entries WHERE key >= ? AND key < ?'),
-      touch: db.prepare('UPDATE entries SET expires_at = ?, accessed_at = max(accessed_at, ?) WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)'),
-      access: db.prepare('UPDATE entries SET hits = hits + ?, accessed_at = max(accessed_at, ?) WHERE key = ?'),
+      touch: db.prepare('UPDATE entries SET expires_at = ? WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)'),
+      touchAccess: db.prepare('UPDATE _access SET accessed_at = max(accessed_at, ?) WHERE key = ?'),
+      access: db.prepare('UPDATE _access SET hits = hits + ?, accessed_at = max(accessed_at, ?) WHERE key = ?'),
       bump: db.prepare('UPDATE _counters SET value = value + ? WHERE name = ?'),
       counters: db.prepare('SELECT name, value FROM _counters'),
       bytes: db.prepare("SELECT value FROM _counters WHERE name = 'bytes'").pluck(),
@@ -416,7 +423,11 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async touch(key: string, expiresAt: number | null, now: number): Promise<boolean> {
     this.memo.delete(key);
-    return this.s.touch.run(expiresAt, now, key, now).changes > 0;
+    return this.immediate(() => {
+      const touched = this.s.touch.run(expiresAt, key, now).changes > 0;
+      if (touched) this.s.touchAccess.run(now, key);
+      return touched;
+    });
   }
 
   async recordAccess(accesses: AccessRecord[], counters: Partial<StoreCounters>): Promise<void> {
@@ -449,16 +460,14 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async list(q: ListQuery): Promise<StoredEntry[]> {
     const { where, params } = this.listSql(q);
-    const rows = this.db
-      .prepare(`SELECT ${ENTRY_COLUMNS} FROM entries e LEFT JOIN _blobs b ON b.id = e.blob_id WHERE ${where} ORDER BY e.key LIMIT ?`)
-      .all(...params, q.limit) as EntryRow[];
+    const rows = this.db.prepare(`SELECT ${ENTRY_COLUMNS} FROM ${ENTRY_FROM} WHERE ${where} ORDER BY e.key LIMIT ?`).all(...params, q.limit) as EntryRow[];
     return rows.map(rowToEntry);
   }
 
   async count(q: Omit<ListQuery, 'limit' | 'after'>): Promise<number> {
     const { where, params } = this.listSql(q);
     return this.db
-      .prepare(`SELECT count(*) FROM entries e WHERE ${where}`)
+      .prepare(`SELECT count(*) FROM entries e LEFT JOIN _access a ON a.key = e.key WHERE ${where}`)
       .pluck()
       .get(...params) as number;
   }
@@ -479,13 +488,16 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async evict(policy: Exclude<EvictionPolicy, 'none'>, maxBytes: number, protect?: string): Promise<number> {
-    const order = policy === 'lru' ? 'accessed_at, key' : policy === 'lfu' ? 'hits, accessed_at, key' : 'created_at, key';
     if (!this.evictionIndexes.has(policy)) {
-      const cols = policy === 'lru' ? 'accessed_at' : policy === 'lfu' ? 'hits, accessed_at' : 'created_at';
-      this.db.exec(`CREATE INDEX IF NOT EXISTS entries_${policy} ON entries(${cols})`);
+      const index = policy === 'lru' ? '_access(accessed_at)' : policy === 'lfu' ? '_access(hits, accessed_at)' : 'entries(created_at)';
+      this.db.exec(`CREATE INDEX IF NOT EXISTS evict_${policy} ON ${index}`);
       this.evictionIndexes.add(policy);
     }
-    const victims = this.db.prepare(`SELECT key, stored_size FROM entries WHERE key <> ? ORDER BY ${order} LIMIT 256`);
+    const victims = this.db.prepare(
+      policy === 'fifo'
+        ? 'SELECT key, stored_size FROM entries WHERE key <> ? ORDER BY created_at, key LIMIT 256'
+        : `SELECT a.key, e.stored_size FROM _access a JOIN entries e ON e.key = a.key WHERE a.key <> ? ORDER BY ${policy === 'lru' ? 'a.accessed_at' : 'a.hits, a.accessed_at'}, a.key LIMIT 256`,
+    );
     return this.immediate(() => {
       let evicted = 0;
       let bytes = this.s.bytes.get() as number;

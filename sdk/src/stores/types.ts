@@ -107,7 +107,8 @@ export interface MetadataStore {
   head(key: string): Promise<StoredEntry | undefined>;
   /**
    * Inserts or replaces an entry atomically (with its custom-table rows, releasing its blob pin).
-   * Throws `ECONSTRAINT` on a unique violation and stores nothing.
+   * A written entry starts with 0 hits, accessed at its `createdAt` (the record's `hits` and
+   * `accessedAt` are ignored). Throws `ECONSTRAINT` on a unique violation and stores nothing.
    */
   put(record: EntryRecord, opts?: PutRecordOptions): Promise<void>;
   /** Removes one entry (and its table rows); true when it existed. */
