@@ -243,33 +243,35 @@ export class Cache {
       description: o.description,
       metadata: o.metadata,
     };
-    let pin: string | undefined;
     if (stored.length < this.s.inlineThreshold) {
       record.inline = stored;
+      await this.meta.put(record, { tables: o.tables });
     } else {
-      const blobId = codec === 'none' ? contentHash : xxh128Hex(stored);
-      const res = await this.meta.acquireBlob(blobId, stored.length, now, this.owner);
-      pin = res.pin;
-      try {
-        if (!res.ready || (await this.blobs.size(res.name)) !== stored.length) await this.blobs.write(res.name, stored);
-      } catch (err) {
-        await this.meta.releasePin(pin);
-        throw err;
-      }
-      record.blobId = blobId;
+      record.blobId = codec === 'none' ? contentHash : xxh128Hex(stored);
+      await this.putBlob(record, stored, o.tables);
     }
     this.accesses.delete(k); // a re-put resets hits
-    try {
-      await this.meta.put(record, { tables: o.tables, pin });
-    } catch (err) {
-      if (pin) {
-        await this.meta.releasePin(pin);
-        await this.collectGarbage();
-      }
-      throw err;
-    }
     await this.afterWrite(k, record.blobId !== null);
     return toEntryInfo(record);
+  }
+
+  /**
+   * Reserves (pins) the blob, writes its bytes unless they are already in place, and commits the
+   * entry. If the reservation expired meanwhile (a write slower than the pin staleness bound, with a
+   * cleanup in between), it is taken again and the bytes rewritten once.
+   */
+  private async putBlob(record: EntryRecord, stored: Uint8Array, tables: Record<string, TableRow[]> | undefined, attempt = 1): Promise<void> {
+    const blobId = record.blobId as string;
+    const res = await this.meta.acquireBlob(blobId, stored.length, this.s.clock(), this.owner);
+    try {
+      if (!res.ready || (await this.blobs.size(res.name)) !== stored.length) await this.blobs.write(res.name, stored);
+      await this.meta.put(record, { tables, pin: res.pin, blobName: res.name });
+    } catch (err) {
+      await this.meta.releasePin(res.pin);
+      await this.collectGarbage();
+      if (attempt === 1 && err instanceof CachenessError && err.details?.retry === true) return this.putBlob(record, stored, tables, 2);
+      throw err;
+    }
   }
 
   /** Enforces maxSize, and now and then sweeps expired entries and unreferenced blobs. */
@@ -277,7 +279,7 @@ export class Cache {
     let freed = wroteBlob;
     if (this.s.maxSize !== null && this.s.eviction !== 'none') {
       if ((await this.meta.storedBytes()) > this.s.maxSize) {
-        freed = (await this.meta.evict(this.s.eviction, this.s.maxSize, k)) > 0 || freed;
+        freed = (await this.meta.evict(this.s.eviction, this.s.maxSize, this.s.clock(), k)) > 0 || freed;
       }
     }
     if (++this.writesSinceSweep >= SWEEP_EVERY_WRITES) {
@@ -307,7 +309,7 @@ export class Cache {
   }
 
   /** @internal Reads a resolved key, telling a stored `undefined` from a miss. */
-  async lookup(k: string, retried = false): Promise<Lookup> {
+  async lookup(k: string, attempt = 1): Promise<Lookup> {
     this.assertOpen();
     const e = await this.meta.read(k);
     const now = this.s.clock();
@@ -320,7 +322,11 @@ export class Cache {
     if (!stored) {
       // The entry may have been replaced or deleted since we read it: look again before calling it dangling.
       const again = await this.meta.head(k);
-      if (!retried && again && (again.blobName !== e.blobName || again.createdAt !== e.createdAt)) return this.lookup(k, true);
+      if (again && (again.blobName !== e.blobName || again.createdAt !== e.createdAt)) {
+        if (attempt < 3) return this.lookup(k, attempt + 1);
+        this.countRead(undefined, now); // rewritten faster than we can read it: a miss, not a corruption
+        return MISS;
+      }
       if (!again) {
         this.countRead(undefined, now);
         return MISS;
@@ -340,14 +346,21 @@ export class Cache {
       if (err instanceof CachenessError) throw err;
       return this.corrupt(e, `it could not be decoded (${(err as Error).message})`, now);
     }
-    const { handler, version } = handlerByName(e.handler, this.s.handlers);
-    const value = handler.deserialize(bytes, e.type, version);
+    const { handler, version } = handlerByName(e.handler, this.s.handlers); // ENOHANDLER is the caller's to see
+    let value: unknown;
+    try {
+      value = handler.deserialize(bytes, e.type, version);
+    } catch (err) {
+      if (err instanceof CachenessError) throw err;
+      return this.corrupt(e, `its ${e.handler} payload could not be decoded (${(err as Error).message})`, now);
+    }
     this.countRead(k, now);
     return { hit: true, value, entry: e };
   }
 
   private async corrupt(e: ReadRecord, why: string, now: number): Promise<Lookup> {
-    await this.meta.delete(e.key, 'corrupt');
+    // Only this version: a writer may have replaced the entry since we read it.
+    await this.meta.delete(e.key, 'corrupt', e);
     await this.collectGarbage();
     this.countRead(undefined, now);
     this.s.onError(
@@ -490,7 +503,7 @@ export class Cache {
     let expired = 0;
     for (let n = -1; n !== 0; expired += n) n = await this.meta.deleteExpired(this.s.clock(), 1000);
     let evicted = 0;
-    if (this.s.maxSize !== null && this.s.eviction !== 'none') evicted = await this.meta.evict(this.s.eviction, this.s.maxSize);
+    if (this.s.maxSize !== null && this.s.eviction !== 'none') evicted = await this.meta.evict(this.s.eviction, this.s.maxSize, this.s.clock());
     await this.meta.reapPins(isOwnerAlive);
     let orphans = await this.collectGarbage();
     orphans += (await this.scanOrphans(true)).length;
@@ -515,6 +528,7 @@ export class Cache {
   async verify(opts: { repair?: boolean } = {}): Promise<VerifyReport> {
     this.assertOpen();
     const report: VerifyReport = { checked: 0, dangling: [], mismatched: [], orphans: [], partial: 0, repaired: false };
+    const bad: StoredEntry[] = [];
     for await (const info of this.entries({ includeExpired: true })) {
       const e = await this.meta.get(info.key);
       if (!e) continue;
@@ -522,19 +536,17 @@ export class Cache {
       const stored = e.inline ?? (e.blobName ? await this.blobs.read(e.blobName) : undefined);
       if (!stored) {
         report.dangling.push(e.key);
+        bad.push(e);
         continue;
       }
-      try {
-        const bytes = e.codec === 'none' ? stored : decompress(e.codec, stored, e.size);
-        const ok = stored.length === e.storedSize && (!e.blobId || xxh128Hex(stored) === e.blobId) && bytes.length === e.size && xxh128Hex(bytes) === e.contentHash;
-        if (!ok) report.mismatched.push(e.key);
-      } catch {
+      if (!this.storedBytesMatch(e, stored)) {
         report.mismatched.push(e.key);
+        bad.push(e);
       }
     }
     report.orphans = await this.scanOrphans(false);
     if (opts.repair) {
-      for (const k of [...report.dangling, ...report.mismatched]) await this.meta.delete(k, 'corrupt');
+      for (const e of bad) await this.meta.delete(e.key, 'corrupt', e); // only the version found bad
       await this.meta.reapPins(isOwnerAlive);
       await this.collectGarbage();
       if (report.orphans.length) await this.blobs.delete(report.orphans);
@@ -609,6 +621,16 @@ export class Cache {
     return { entry: e, stored, tables: await this.meta.rowsOf(k) };
   }
 
+  /** @internal True when stored bytes match the entry's recorded sizes and hashes. */
+  storedBytesMatch(e: EntryRecord, stored: Uint8Array): boolean {
+    try {
+      const bytes = e.codec === 'none' ? stored : decompress(e.codec, stored, e.size);
+      return stored.length === e.storedSize && (!e.blobId || xxh128Hex(stored) === e.blobId) && bytes.length === e.size && xxh128Hex(bytes) === e.contentHash;
+    } catch {
+      return false;
+    }
+  }
+
   /** @internal Writes an entry from its stored form (import). */
   async writeStored(e: EntryRecord, stored: Uint8Array, tables: Record<string, TableRow[]>): Promise<void> {
     const bytes = e.codec === 'none' ? stored : decompress(e.codec, stored, e.size);
@@ -618,7 +640,7 @@ export class Cache {
     await this.putBytes(e.key, bytes, {
       handler: e.handler,
       type: e.type,
-      params: e.params,
+      params: this.s.storeKeyParams ? e.params : null,
       metadata: e.metadata,
       description: e.description,
       tables: Object.keys(tables).length ? tables : undefined,
@@ -670,7 +692,11 @@ function checkMetadata(m: unknown): JsonObject | null {
   } catch (cause) {
     throw new OptionError('EOPTION', `metadata must be JSON-serializable: ${(cause as Error).message}.`, { cause });
   }
-  return JSON.parse(json as string) as JsonObject;
+  const parsed = JSON.parse(json as string) as unknown;
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new OptionError('EOPTION', `metadata must be a plain JSON object; ${describeType(m)} serializes to ${json}.`);
+  }
+  return parsed as JsonObject;
 }
 
 function normalizeTables(t: PutOptions['tables']): Record<string, TableRow[]> | undefined {

@@ -133,6 +133,9 @@ function storedParams(functionId: string, params: Record<string, unknown>, cache
 }
 
 function checkPrefix(p: string): string {
-  if (typeof p !== 'string' || p.length === 0 || p.length > 200) throw new OptionError('EOPTION', 'keyPrefix must be a non-empty string of at most 200 characters.');
-  return encodeURIComponent(p);
+  const encoded = typeof p === 'string' ? encodeURIComponent(p) : '';
+  if (encoded.length === 0 || encoded.length > 200) {
+    throw new OptionError('EOPTION', 'keyPrefix must be a non-empty string of at most 200 characters once URI-encoded (keys have a 1024-character limit).');
+  }
+  return encoded;
 }

@@ -2,8 +2,10 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Cache } from './cache.js';
 import type { CompressionOptions } from './compression.js';
+import { resolveCompression } from './compression.js';
 import type { Ttl } from './duration.js';
-import { type CachenessError, OptionError } from './errors.js';
+import { ttlToMs } from './duration.js';
+import { type CachenessError, OptionError, StoreError } from './errors.js';
 import { FsBlobStore } from './stores/fs-blobs.js';
 import { MemoryBlobStore } from './stores/memory-blobs.js';
 import { SqliteMetadataStore } from './stores/sqlite-metadata.js';
@@ -67,6 +69,13 @@ export function createCache(options: CacheOptions = {}): Cache {
   if (!Number.isSafeInteger(inlineThreshold) || inlineThreshold < 0 || inlineThreshold > 64 * 1024 * 1024) {
     throw new OptionError('EOPTION', `inlineThreshold must be a byte count from 0 to 64 MiB; got ${inlineThreshold}.`);
   }
+  ttlToMs(options.defaultTtl ?? null, 'defaultTtl');
+  resolveCompression(options.compression);
+  const readCacheBytes = options.readCacheBytes ?? 32 * 1024 * 1024;
+  if (!Number.isSafeInteger(readCacheBytes) || readCacheBytes < 0) throw new OptionError('EOPTION', `readCacheBytes must be a byte count (0 disables); got ${readCacheBytes}.`);
+  for (const flag of ['verifyIntegrity', 'storeKeyParams', 'fsync'] as const) {
+    if (options[flag] !== undefined && typeof options[flag] !== 'boolean') throw new OptionError('EOPTION', `${flag} must be true or false; got ${JSON.stringify(options[flag])}.`);
+  }
   const storeKind = options.store ?? 'sqlite';
   if (storeKind !== 'sqlite' && storeKind !== 'memory') throw new OptionError('EOPTION', `store must be 'sqlite' or 'memory'; got ${JSON.stringify(storeKind)}.`);
 
@@ -77,14 +86,23 @@ export function createCache(options: CacheOptions = {}): Cache {
     ({ metadata, blobs } = options.stores);
     location = 'custom stores';
   } else if (storeKind === 'memory') {
-    metadata = new SqliteMetadataStore({ path: ':memory:', readCacheBytes: options.readCacheBytes });
+    metadata = new SqliteMetadataStore({ path: ':memory:', readCacheBytes });
     blobs = new MemoryBlobStore();
     location = 'memory';
   } else {
     const dir = resolve(options.dir ?? process.env.CACHENESS_DIR ?? '.cacheness');
-    mkdirSync(dir, { recursive: true });
-    metadata = new SqliteMetadataStore({ path: join(dir, 'cache.db'), readCacheBytes: options.readCacheBytes });
-    blobs = new FsBlobStore({ dir, fsync: options.fsync ?? false });
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (cause) {
+      throw new StoreError('ESTORE', `Cannot use ${dir} as a cache directory: ${(cause as Error).message}. Pass another dir.`, { cause });
+    }
+    metadata = new SqliteMetadataStore({ path: join(dir, 'cache.db'), readCacheBytes });
+    try {
+      blobs = new FsBlobStore({ dir, fsync: options.fsync ?? false });
+    } catch (cause) {
+      void metadata.close();
+      throw new StoreError('ESTORE', `Cannot create the blob folders under ${dir}: ${(cause as Error).message}.`, { cause });
+    }
     location = dir;
   }
   return new Cache(metadata, blobs, {

@@ -11,7 +11,8 @@ import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import type { Cache } from './cache.js';
 import { type EntryRecord, isExpired } from './entry.js';
-import { StoreError } from './errors.js';
+import { CachenessError, IntegrityError, StoreError } from './errors.js';
+import { validateStringKey } from './key/index.js';
 import type { TableDefinition, TableRow } from './tables/schema.js';
 
 /** Format identifier and version written in `cacheness-dump.json`. */
@@ -38,7 +39,7 @@ export interface DumpResult {
   entries: number;
   /** Payload bytes written or read. */
   bytes: number;
-  /** Import only: entries skipped because they had expired. */
+  /** Entries left out: expired (import), or failing their hash check (export, each reported through onError). */
   skipped?: number;
 }
 
@@ -47,7 +48,7 @@ export async function exportCache(cache: Cache, path: string): Promise<DumpResul
   const pack = tar.pack();
   const tmp = `${path}.${process.pid}.partial`;
   const done = pipeline(pack, createWriteStream(tmp));
-  const result: DumpResult = { entries: 0, bytes: 0 };
+  const result: DumpResult = { entries: 0, bytes: 0, skipped: 0 };
   const add = (name: string, body: Uint8Array | string) =>
     new Promise<void>((resolve, reject) => pack.entry({ name, mtime: new Date(0) }, Buffer.from(body as Uint8Array), (err) => (err ? reject(err) : resolve())));
   try {
@@ -57,6 +58,16 @@ export async function exportCache(cache: Cache, path: string): Promise<DumpResul
       const found = await cache.readStored(info.key);
       if (!found) continue; // deleted meanwhile
       const e = found.entry;
+      if (!cache.storedBytesMatch(e, found.stored)) {
+        // A damaged entry is left out (and reported) rather than making the whole dump unimportable.
+        cache.report(
+          new IntegrityError('EINTEGRITY', `Entry '${e.key}' was left out of the export: its stored bytes do not match their hash. Run cache.verify().`, {
+            details: { key: e.key },
+          }),
+        );
+        result.skipped = (result.skipped ?? 0) + 1;
+        continue;
+      }
       const n = String(++result.entries).padStart(8, '0');
       const meta: DumpEntry = {
         key: e.key,
@@ -85,7 +96,8 @@ export async function exportCache(cache: Cache, path: string): Promise<DumpResul
     pack.destroy(err as Error);
     await done.catch(() => {});
     await rm(tmp, { force: true });
-    throw err;
+    if (err instanceof CachenessError) throw err;
+    throw new StoreError('EDUMP', `Could not write the dump to ${path}: ${(err as Error).message}.`, { cause: err });
   }
 }
 
@@ -96,42 +108,90 @@ export async function importCache(cache: Cache, path: string, now: number): Prom
   source.on('error', (err) => extract.destroy(err));
   source.pipe(extract);
   const result: DumpResult = { entries: 0, bytes: 0, skipped: 0 };
+  const bad = (why: string, cause?: unknown) => new StoreError('EDUMP', `${path} is not a valid cacheness dump: ${why}.`, cause === undefined ? undefined : { cause });
   let header: DumpHeader | undefined;
   let pending: DumpEntry | undefined;
-  const bad = (why: string) => new StoreError('EDUMP', `${path} is not a valid cacheness dump: ${why}.`);
-  for await (const entry of extract) {
-    const chunks: Buffer[] = [];
-    for await (const c of entry) chunks.push(c as Buffer);
-    const body = Buffer.concat(chunks);
-    const name = entry.header.name;
-    if (!header) {
-      if (name !== 'cacheness-dump.json') throw bad('it does not start with cacheness-dump.json');
-      header = JSON.parse(body.toString('utf8')) as DumpHeader;
-      if (header.format !== DUMP_FORMAT.format || header.version > DUMP_FORMAT.version)
-        throw bad(`format ${header.format} version ${header.version} is not supported by this cacheness`);
-      for (const def of Object.values(header.tables)) await cache.defineTable(def.name, def.columns, { unique: def.unique, index: def.index });
-    } else if (name.endsWith('.json')) {
-      pending = JSON.parse(body.toString('utf8')) as DumpEntry;
-    } else if (name.endsWith('.bin')) {
-      if (!pending) throw bad(`${name} has no metadata before it`);
-      const e = pending;
-      pending = undefined;
-      const record = {
-        ...e,
-        createdAt: Date.parse(e.createdAt),
-        accessedAt: now,
-        expiresAt: e.expiresAt === null ? null : Date.parse(e.expiresAt),
-      };
-      if (isExpired(record, now)) {
-        result.skipped = (result.skipped ?? 0) + 1;
-        continue;
+  try {
+    for await (const entry of extract) {
+      const chunks: Buffer[] = [];
+      for await (const c of entry) chunks.push(c as Buffer);
+      const body = Buffer.concat(chunks);
+      const name = entry.header.name;
+      if (!header) {
+        if (name !== 'cacheness-dump.json') throw bad('it does not start with cacheness-dump.json');
+        header = parseJson(body, name, bad) as DumpHeader;
+        if (header.format !== DUMP_FORMAT.format || typeof header.version !== 'number' || header.version > DUMP_FORMAT.version) {
+          throw bad(`format ${header.format} version ${header.version} is not supported by this cacheness`);
+        }
+        if (typeof header.tables !== 'object' || header.tables === null) throw bad('its header has no tables object');
+        for (const def of Object.values(header.tables)) await cache.defineTable(def.name, def.columns, { unique: def.unique, index: def.index });
+      } else if (name.endsWith('.json')) {
+        pending = parseJson(body, name, bad) as DumpEntry;
+      } else if (name.endsWith('.bin')) {
+        if (!pending) throw bad(`${name} has no metadata before it`);
+        const e = pending;
+        pending = undefined;
+        const record = checkEntry(e, now, (why) => bad(`${name}: ${why}`));
+        if (isExpired(record, now)) {
+          result.skipped = (result.skipped ?? 0) + 1;
+          continue;
+        }
+        // Every table of the dump gets this entry's rows replaced (an entry without rows there has none).
+        const tables = Object.fromEntries(Object.keys(header.tables).map((t) => [t, e.tables?.[t] ?? []]));
+        await cache.writeStored(record, body, tables);
+        result.entries++;
+        result.bytes += body.length;
       }
-      const full: EntryRecord = { ...record, blobId: null, inline: null, hits: 0 };
-      await cache.writeStored(full, body, e.tables ?? {});
-      result.entries++;
-      result.bytes += body.length;
     }
+  } catch (err) {
+    if (err instanceof CachenessError) throw err;
+    throw bad((err as Error).message, err);
+  } finally {
+    source.destroy();
+    extract.destroy();
   }
   if (!header) throw bad('it is empty');
   return result;
+}
+
+function parseJson(body: Buffer, name: string, bad: (why: string, cause?: unknown) => StoreError): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch (cause) {
+    throw bad(`${name} is not JSON`, cause);
+  }
+}
+
+/** Validates one dumped entry into a record; `fail` builds the error. */
+function checkEntry(e: DumpEntry, now: number, fail: (why: string) => StoreError): EntryRecord {
+  if (typeof e !== 'object' || e === null) throw fail('entry metadata is not an object');
+  try {
+    validateStringKey(e.key);
+  } catch (err) {
+    throw fail((err as Error).message);
+  }
+  const createdAt = Date.parse(e.createdAt);
+  const expiresAt = e.expiresAt === null ? null : Date.parse(e.expiresAt);
+  if (!Number.isFinite(createdAt) || (expiresAt !== null && !Number.isFinite(expiresAt))) throw fail('createdAt / expiresAt are not ISO dates');
+  if (e.metadata !== null && (typeof e.metadata !== 'object' || Array.isArray(e.metadata))) throw fail('metadata is not an object');
+  for (const f of ['handler', 'type', 'codec', 'contentHash'] as const) if (typeof e[f] !== 'string') throw fail(`${f} is missing`);
+  if (!Number.isSafeInteger(e.size) || !Number.isSafeInteger(e.storedSize)) throw fail('size / storedSize are not integers');
+  return {
+    key: e.key,
+    params: e.params ?? null,
+    handler: e.handler,
+    type: e.type,
+    codec: e.codec,
+    size: e.size,
+    storedSize: e.storedSize,
+    contentHash: e.contentHash,
+    blobId: null,
+    inline: null,
+    createdAt,
+    accessedAt: now,
+    expiresAt,
+    hits: 0,
+    description: typeof e.description === 'string' ? e.description : null,
+    metadata: e.metadata ?? null,
+  };
 }

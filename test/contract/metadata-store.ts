@@ -203,9 +203,39 @@ export function metadataStoreContract(name: string, make: () => Promise<Metadata
         {},
       );
       const protect = policy === 'fifo' ? 'c' : undefined; // c is oldest: fifo must skip it and take a
-      expect(await s.evict(policy, 20, protect)).toBe(1);
+      expect(await s.evict(policy, 20, T0, protect)).toBe(1);
       expect((await s.list({ limit: 10, now: T0 })).map((e) => e.key).sort()).toEqual([...survivors].sort());
       expect((await s.counters()).evictions).toBe(1);
+    });
+
+    it('drops expired entries before evicting live ones', async () => {
+      await s.put(record('live-old', { createdAt: T0 }));
+      await s.put(record('expired-new', { createdAt: T0 + 5, expiresAt: T0 + 6 }));
+      await s.put(record('live-new', { createdAt: T0 + 7 }));
+      expect(await s.evict('fifo', 20, T0 + 10)).toBe(0);
+      expect((await s.list({ limit: 10, now: T0, includeExpired: true })).map((e) => e.key)).toEqual(['live-new', 'live-old']);
+      expect((await s.counters()).expirations).toBe(1);
+    });
+
+    it('deletes conditionally, only the version it was given', async () => {
+      await s.put(record('k', { createdAt: T0, contentHash: 'a'.repeat(32) }));
+      const seen = await s.get('k');
+      await s.put(record('k', { createdAt: T0 + 1, contentHash: 'b'.repeat(32) }));
+      expect(await s.delete('k', 'corrupt', seen)).toBe(false);
+      expect((await s.head('k'))?.contentHash).toBe('b'.repeat(32));
+      expect(await s.delete('k', 'corrupt', await s.get('k'))).toBe(true);
+      expect((await s.counters()).corruptions).toBe(1);
+    });
+
+    it('refuses a commit whose blob reservation went stale, and keeps the pin released', async () => {
+      const r = await s.acquireBlob('9a'.repeat(16), 1, T0, OWNER);
+      expect(await s.claimGarbage(T0 + 1, 10)).toEqual([r.name]); // the pin was older than the bound
+      await s.dropGarbage([r.name]);
+      await expect(s.put(record('k', { blobId: '9a'.repeat(16), inline: null }), { pin: r.pin, blobName: r.name })).rejects.toMatchObject({
+        code: 'ESTORE',
+        details: { retry: true },
+      });
+      expect(await s.head('k')).toBeUndefined();
     });
 
     it('clears everything', async () => {
@@ -221,13 +251,13 @@ export function metadataStoreContract(name: string, make: () => Promise<Metadata
         expect(r1.name).toMatch(/^(ab){16}\.[0-9a-f]+$/);
         expect(await s.claimGarbage(T0 - 1, 10)).toEqual([]); // pinned
         expect(await s.claimGarbage(T0 - 1, 10)).toEqual([]); // still pinned by the write in flight
-        await s.put(record('a', { blobId: 'ab'.repeat(16), inline: null, storedSize: 100 }), { pin: r1.pin });
+        await s.put(record('a', { blobId: 'ab'.repeat(16), inline: null, storedSize: 100 }), { pin: r1.pin, blobName: r1.name });
         expect(await s.isLiveBlob(r1.name)).toBe(true);
         expect((await s.get('a'))?.blobName).toBe(r1.name);
         expect((await s.read('a'))?.blobName).toBe(r1.name);
         const r2 = await s.acquireBlob('ab'.repeat(16), 100, T0, OWNER);
         expect(r2).toMatchObject({ name: r1.name, ready: true });
-        await s.put(record('b', { blobId: 'ab'.repeat(16), inline: null, storedSize: 100 }), { pin: r2.pin });
+        await s.put(record('b', { blobId: 'ab'.repeat(16), inline: null, storedSize: 100 }), { pin: r2.pin, blobName: r2.name });
         await s.delete('a');
         expect(await s.claimGarbage(T0 - 1, 10)).toEqual([]); // still referenced by b
         await s.delete('b');
@@ -242,7 +272,7 @@ export function metadataStoreContract(name: string, make: () => Promise<Metadata
       it('gives a doomed blob a new name when re-acquired, and keeps it', async () => {
         const id = 'cd'.repeat(16);
         const first = await s.acquireBlob(id, 1, T0, OWNER);
-        await s.put(record('a', { blobId: id, inline: null }), { pin: first.pin });
+        await s.put(record('a', { blobId: id, inline: null }), { pin: first.pin, blobName: first.name });
         await s.delete('a');
         const [doomed] = await s.claimGarbage(T0 - 1, 10);
         expect(doomed).toBe(first.name);
@@ -251,7 +281,7 @@ export function metadataStoreContract(name: string, make: () => Promise<Metadata
         expect(again.ready).toBe(false);
         await s.dropGarbage([first.name]); // must not forget the re-acquired blob
         expect(await s.isLiveBlob(again.name)).toBe(true);
-        await s.put(record('b', { blobId: id, inline: null }), { pin: again.pin });
+        await s.put(record('b', { blobId: id, inline: null }), { pin: again.pin, blobName: again.name });
         expect((await s.get('b'))?.blobName).toBe(again.name);
         expect(await s.claimGarbage(T0 - 1, 10)).toEqual([]);
       });
@@ -279,9 +309,9 @@ export function metadataStoreContract(name: string, make: () => Promise<Metadata
         const x = '11'.repeat(16);
         const y = '22'.repeat(16);
         const rx = await s.acquireBlob(x, 1, T0, OWNER);
-        await s.put(record('a', { blobId: x, inline: null }), { pin: rx.pin });
+        await s.put(record('a', { blobId: x, inline: null }), { pin: rx.pin, blobName: rx.name });
         const ry = await s.acquireBlob(y, 1, T0, OWNER);
-        await s.put(record('a', { blobId: y, inline: null }), { pin: ry.pin });
+        await s.put(record('a', { blobId: y, inline: null }), { pin: ry.pin, blobName: ry.name });
         expect(await s.claimGarbage(T0 - 1, 10)).toEqual([rx.name]);
       });
     });

@@ -46,22 +46,26 @@ export class FsBlobStore implements BlobStore {
   async write(name: string, data: Uint8Array): Promise<void> {
     const dest = this.pathOf(name);
     const shard = join(this.blobDir, name.slice(0, 2), name.slice(2, 4));
-    if (!this.shards.has(shard)) {
-      await mkdir(shard, { recursive: true });
-      this.shards.add(shard);
-    }
-    const tmp = join(this.tmpDir, `${process.pid}-${randomBytes(6).toString('hex')}`);
-    try {
-      await writeAll(tmp, data, this.fsync);
-      await rename(tmp, dest);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        this.shards.delete(shard); // the shard was removed under us (clear, repair): retry once
+    for (let attempt = 1; ; attempt++) {
+      if (!this.shards.has(shard)) {
         await mkdir(shard, { recursive: true });
-        return this.write(name, data);
+        this.shards.add(shard);
       }
-      throw new StoreError('ESTORE', `Could not write blob ${name} under ${this.blobDir}: ${(err as Error).message}. Check free disk space and permissions.`, { cause: err });
+      const tmp = join(this.tmpDir, `${process.pid}-${randomBytes(6).toString('hex')}`);
+      try {
+        await writeAll(tmp, data, this.fsync);
+        await rename(tmp, dest);
+        return;
+      } catch (err) {
+        await rm(tmp, { force: true });
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt === 1) {
+          // A directory was removed under us (clear, repair, a user): recreate both and retry once.
+          this.shards.delete(shard);
+          await mkdir(this.tmpDir, { recursive: true });
+          continue;
+        }
+        throw new StoreError('ESTORE', `Could not write blob ${name} under ${this.blobDir}: ${(err as Error).message}. Check free disk space and permissions.`, { cause: err });
+      }
     }
   }
 

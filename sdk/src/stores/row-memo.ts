@@ -69,8 +69,10 @@ export class RowMemo {
   set(r: ReadRecord, trusted: boolean): void {
     this.delete(r.key);
     if (!r.inline || this.maxBytes === 0 || r.inline.length + ROW_OVERHEAD > this.maxBytes / 16) return;
-    this.rows.set(r.key, { record: r, inline: Buffer.from(r.inline), trusted });
+    // Keep only our own copy of the bytes: the record's buffer may be a view into a much larger one.
+    this.rows.set(r.key, { record: { ...r, inline: null }, inline: Buffer.from(r.inline), trusted });
     this.bytes += r.inline.length + ROW_OVERHEAD;
+    if (this.bytes <= this.maxBytes) return; // (iterating a Map that has seen many deletes is not free)
     for (const [k, old] of this.rows) {
       if (this.bytes <= this.maxBytes) break;
       this.rows.delete(k);

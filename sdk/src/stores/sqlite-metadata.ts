@@ -25,7 +25,19 @@ import {
 } from '../tables/schema.js';
 import { compileOrderBy, compileWhere, type FieldRef, type FieldResolver, type Scalar } from '../tables/where.js';
 import { RowMemo } from './row-memo.js';
-import type { AccessRecord, BlobReservation, EvictionPolicy, ListQuery, MetadataStore, PutRecordOptions, ReadRecord, RemovalReason, StoreCounters, TableQuery } from './types.js';
+import type {
+  AccessRecord,
+  BlobReservation,
+  EntryVersion,
+  EvictionPolicy,
+  ListQuery,
+  MetadataStore,
+  PutRecordOptions,
+  ReadRecord,
+  RemovalReason,
+  StoreCounters,
+  TableQuery,
+} from './types.js';
 
 /** Schema version of the SQLite layout, stored in `_schema`. */
 export const SQLITE_SCHEMA_VERSION = 1;
@@ -48,8 +60,8 @@ CREATE TABLE IF NOT EXISTS entries (
   description TEXT,
   metadata TEXT
 );
-CREATE INDEX IF NOT EXISTS entries_expires_at ON entries(expires_at) WHERE expires_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS entries_blob_id ON entries(blob_id) WHERE blob_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS _entries_expires_at ON entries(expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS _entries_blob_id ON entries(blob_id) WHERE blob_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS _blobs (
   id TEXT PRIMARY KEY,
   gen TEXT NOT NULL,
@@ -233,11 +245,18 @@ export class SqliteMetadataStore implements MetadataStore {
       throw new StoreError('ESTORE', `Cannot open the SQLite database at ${opts.path}: ${(cause as Error).message}. Check the directory exists and is writable.`, { cause });
     }
     const db = this.db;
-    if (opts.path !== ':memory:') db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    db.pragma('foreign_keys = ON');
-    db.pragma('cache_size = -16000');
-    db.pragma('temp_store = MEMORY');
+    try {
+      if (opts.path !== ':memory:') db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('foreign_keys = ON');
+      db.pragma('cache_size = -16000');
+      db.pragma('temp_store = MEMORY');
+    } catch (cause) {
+      db.close();
+      throw new StoreError('ESTORE', `${opts.path} is not a usable SQLite database (${(cause as Error).message}). Move it away, or point the cache at another directory.`, {
+        cause,
+      });
+    }
     this.immediate(() => {
       db.exec(SCHEMA);
       const v = db.prepare("SELECT value FROM _schema WHERE name = 'version'").get() as { value: string } | undefined;
@@ -274,6 +293,8 @@ export class SqliteMetadataStore implements MetadataStore {
       pinOwners: db.prepare('SELECT DISTINCT owner FROM _pins').pluck(),
       dropOwner: db.prepare('DELETE FROM _pins WHERE owner = ?'),
       delete: db.prepare('DELETE FROM entries WHERE key = ?'),
+      deleteIf: db.prepare('DELETE FROM entries WHERE key = ? AND created_at = ? AND content_hash = ? AND blob_id IS ?'),
+      blobGen: db.prepare('SELECT gen FROM _blobs WHERE id = ? AND doomed = 0').pluck(),
       deleteRange: db.prepare('DELETE FROM entries WHERE key >= ? AND key < ?'),
       touch: db.prepare('UPDATE entries SET expires_at = ? WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)'),
       touchAccess: db.prepare('UPDATE _access SET accessed_at = max(accessed_at, ?) WHERE key = ?'),
@@ -367,11 +388,17 @@ export class SqliteMetadataStore implements MetadataStore {
       this.memo.set(toReadRecord(record), true);
       return;
     }
-    const encoded = tables ? Object.entries(tables).map(([name, rows]) => ({ def: this.tableDef(name), rows: rows.map((row) => encodeRow(this.tableDef(name), row)) })) : [];
+    const encoded = tables ? this.encodeTables(tables) : [];
     try {
       this.immediate(() => {
+        if (pin !== undefined) {
+          // The reservation must still hold: a pin dropped as stale may have let its blob be collected.
+          const gen = record.blobId ? (this.s.blobGen.get(record.blobId) as string | undefined) : undefined;
+          if (this.s.unpin.run(pin).changes !== 1 || gen === undefined || `${record.blobId}.${gen}` !== opts.blobName) {
+            throw new StoreError('ESTORE', `The blob reservation for '${record.key}' expired before the write committed; write it again.`, { details: { retry: true } });
+          }
+        }
         this.s.upsert.run(bound);
-        if (pin) this.s.unpin.run(pin);
         for (const { def, rows } of encoded) {
           const st = this.tableStatementsFor(def);
           st.del.run(record.key);
@@ -392,6 +419,20 @@ export class SqliteMetadataStore implements MetadataStore {
     }
   }
 
+  /** Encodes rows per table; an unknown column triggers one reload (another process may have added it). */
+  private encodeTables(tables: Record<string, TableRow[]>, reloaded = false): { def: TableDefinition; rows: SqlValue[][] }[] {
+    try {
+      return Object.entries(tables).map(([name, rows]) => {
+        const def = this.tableDef(name);
+        return { def, rows: rows.map((row) => encodeRow(def, row)) };
+      });
+    } catch (err) {
+      if (reloaded || !(err instanceof TableError) || err.code !== 'ECOLUMN') throw err;
+      this.loadTables();
+      return this.encodeTables(tables, true);
+    }
+  }
+
   private tableStatementsFor(def: TableDefinition) {
     let st = this.tableStatements.get(def.name);
     if (!st) {
@@ -405,12 +446,13 @@ export class SqliteMetadataStore implements MetadataStore {
     return st;
   }
 
-  async delete(key: string, reason: RemovalReason = 'delete'): Promise<boolean> {
+  async delete(key: string, reason: RemovalReason = 'delete', ifMatch?: EntryVersion): Promise<boolean> {
     this.memo.delete(key);
     const counter = reason === 'expired' ? 'expirations' : reason === 'evicted' ? 'evictions' : reason === 'corrupt' ? 'corruptions' : null;
-    if (!counter) return this.s.delete.run(key).changes > 0;
+    const run = () => (ifMatch ? this.s.deleteIf.run(key, ifMatch.createdAt, ifMatch.contentHash, ifMatch.blobId) : this.s.delete.run(key)).changes;
+    if (!counter) return run() > 0;
     return this.immediate(() => {
-      const n = this.s.delete.run(key).changes;
+      const n = run();
       if (n) this.s.bump.run(n, counter);
       return n > 0;
     });
@@ -487,10 +529,10 @@ export class SqliteMetadataStore implements MetadataStore {
     });
   }
 
-  async evict(policy: Exclude<EvictionPolicy, 'none'>, maxBytes: number, protect?: string): Promise<number> {
+  async evict(policy: Exclude<EvictionPolicy, 'none'>, maxBytes: number, now: number, protect?: string): Promise<number> {
     if (!this.evictionIndexes.has(policy)) {
       const index = policy === 'lru' ? '_access(accessed_at)' : policy === 'lfu' ? '_access(hits, accessed_at)' : 'entries(created_at)';
-      this.db.exec(`CREATE INDEX IF NOT EXISTS evict_${policy} ON ${index}`);
+      this.db.exec(`CREATE INDEX IF NOT EXISTS _evict_${policy} ON ${index}`);
       this.evictionIndexes.add(policy);
     }
     const victims = this.db.prepare(
@@ -499,6 +541,10 @@ export class SqliteMetadataStore implements MetadataStore {
         : `SELECT a.key, e.stored_size FROM _access a JOIN entries e ON e.key = a.key WHERE a.key <> ? ORDER BY ${policy === 'lru' ? 'a.accessed_at' : 'a.hits, a.accessed_at'}, a.key LIMIT 256`,
     );
     return this.immediate(() => {
+      // Expired entries are dead weight: they go before any live entry is evicted.
+      const expired = this.s.expired.all(now, 1_000_000) as string[];
+      for (const k of expired) this.memo.delete(k);
+      if (expired.length) this.s.bump.run(expired.length, 'expirations');
       let evicted = 0;
       let bytes = this.s.bytes.get() as number;
       while (bytes > maxBytes) {
@@ -574,6 +620,15 @@ export class SqliteMetadataStore implements MetadataStore {
     const def = defineTableDefinition(name, columns, options);
     return this.immediate(() => {
       const existingRow = this.db.prepare('SELECT definition FROM _tables WHERE name = ?').get(name) as { definition: string } | undefined;
+      // SQLite names are case-insensitive: 'Runs' and 'runs' (or a user object of another kind) would clash.
+      const clash = this.db
+        .prepare('SELECT name FROM sqlite_master WHERE lower(name) = lower(?) AND name <> ?')
+        .pluck()
+        .get(name, existingRow ? name : '') as string | undefined;
+      if (clash)
+        throw new TableError('ETABLE', `Table name '${name}' clashes with the existing '${clash}' (names are case-insensitive): choose another name.`, {
+          details: { table: name },
+        });
       const existing = existingRow ? (JSON.parse(existingRow.definition) as TableDefinition) : undefined;
       const t = quoteIdent(name);
       if (existing) {
@@ -590,13 +645,13 @@ export class SqliteMetadataStore implements MetadataStore {
       } else {
         const cols = Object.entries(def.columns).map(([c, type]) => `${quoteIdent(c)} ${sqliteType(type)}`);
         this.db.exec(`CREATE TABLE ${t} (key TEXT NOT NULL REFERENCES entries(key) ON DELETE CASCADE, ${cols.join(', ')})`);
-        this.db.exec(`CREATE INDEX ${quoteIdent(`${name}__key`)} ON ${t}(key)`);
+        this.db.exec(`CREATE INDEX ${quoteIdent(`_t_${name}__key`)} ON ${t}(key)`);
         for (const [i, g] of def.unique.entries()) {
-          this.db.exec(`CREATE UNIQUE INDEX ${quoteIdent(`${name}__unique_${i}`)} ON ${t}(${g.map(quoteIdent).join(', ')})`);
+          this.db.exec(`CREATE UNIQUE INDEX ${quoteIdent(`_t_${name}__unique_${i}`)} ON ${t}(${g.map(quoteIdent).join(', ')})`);
         }
       }
       for (const g of def.index) {
-        this.db.exec(`CREATE INDEX IF NOT EXISTS ${quoteIdent(`${name}__index_${g.join('_')}`)} ON ${t}(${g.map(quoteIdent).join(', ')})`);
+        this.db.exec(`CREATE INDEX IF NOT EXISTS ${quoteIdent(`_t_${name}__index__${g.join('__')}`)} ON ${t}(${g.map(quoteIdent).join(', ')})`);
       }
       const merged: TableDefinition = existing ? { ...def, columns: { ...existing.columns, ...def.columns }, index: dedupeGroups([...existing.index, ...def.index]) } : def;
       this.db.prepare('INSERT INTO _tables (name, definition) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET definition = excluded.definition').run(name, JSON.stringify(merged));
@@ -607,11 +662,21 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async tables(): Promise<Record<string, TableDefinition>> {
     this.loadTables();
-    return Object.fromEntries(this.tableDefs);
+    return structuredClone(Object.fromEntries(this.tableDefs));
   }
 
-  async query(table: string, q: TableQuery): Promise<Record<string, unknown>[]> {
-    const def = this.tableDef(table);
+  async query(table: string, q: TableQuery, reloaded = false): Promise<Record<string, unknown>[]> {
+    try {
+      return this.queryWith(this.tableDef(table), q);
+    } catch (err) {
+      if (reloaded || !(err instanceof TableError) || err.code !== 'ECOLUMN') throw err;
+      this.loadTables(); // another process may have added the column
+      return this.query(table, q, true);
+    }
+  }
+
+  private queryWith(def: TableDefinition, q: TableQuery): Record<string, unknown>[] {
+    const table = def.name;
     const resolver: FieldResolver = {
       field(name) {
         if (name === 'key') return { sql: 't.key', bind: bindPlain };
@@ -647,10 +712,18 @@ export class SqliteMetadataStore implements MetadataStore {
     } catch (cause) {
       throw new TableError('EQUERY', `SQL error: ${(cause as Error).message}`, { cause });
     }
-    if (!stmt.readonly || !stmt.reader) {
-      throw new TableError('EREADONLY', 'cache.sql() runs read-only statements (SELECT / WITH ... SELECT); use the cache methods to change data.');
+    // PRAGMA assignments count as read-only to SQLite yet reconfigure the shared connection (locking mode, page limits).
+    if (!stmt.readonly || !stmt.reader || /^pragma\b/i.test(stripLeadingComments(text))) {
+      throw new TableError(
+        'EREADONLY',
+        'cache.sql() runs read-only statements (SELECT / WITH ... SELECT; pragma_*() table functions are fine); use the cache methods to change data.',
+      );
     }
-    return (Array.isArray(params) ? stmt.all(...params) : stmt.all(params)) as Record<string, unknown>[];
+    try {
+      return (Array.isArray(params) ? stmt.all(...params) : stmt.all(params)) as Record<string, unknown>[];
+    } catch (cause) {
+      throw new TableError('EQUERY', `SQL error: ${(cause as Error).message}`, { cause });
+    }
   }
 
   async rowsOf(key: string): Promise<Record<string, TableRow[]>> {
@@ -697,6 +770,16 @@ function dedupeGroups(groups: string[][]): string[][] {
 function checkCount(n: number, what: string, allowAll = false): number {
   if (!Number.isInteger(n) || n < (allowAll ? -1 : 0)) throw new TableError('EQUERY', `${what} must be a non-negative integer; got ${n}.`);
   return n;
+}
+
+/** `text` without leading whitespace and SQL comments. */
+function stripLeadingComments(text: string): string {
+  let t = text.trimStart();
+  for (;;) {
+    if (t.startsWith('--')) t = t.slice(t.indexOf('\n') + 1 || t.length).trimStart();
+    else if (t.startsWith('/*')) t = t.slice(t.indexOf('*/') + 2 || t.length).trimStart();
+    else return t;
+  }
 }
 
 /** Smallest string greater than every string starting with `prefix`. */

@@ -2,7 +2,7 @@
  * Store interfaces. The cache engine talks to a {@link MetadataStore} (entries, counters, blob
  * reference counts, custom tables) and a {@link BlobStore} (payload bytes). Local mode pairs
  * SQLite with the filesystem; the cloud pairs Postgres with S3. Every implementation must pass the
- * contract suites in `sdk/test/contract/`.
+ * contract suites in `test/contract/`.
  * @module
  */
 import type { EntryRecord, StoredEntry } from '../entry.js';
@@ -83,9 +83,18 @@ export interface BlobReservation {
 export interface PutRecordOptions {
   /** Custom-table rows: tables named here get this entry's rows replaced; others keep theirs. */
   tables?: Record<string, TableRow[]>;
-  /** The pin from `acquireBlob`, released in the same transaction that commits the entry. */
+  /**
+   * The pin from `acquireBlob`, released in the same transaction that commits the entry. If the pin or
+   * the reserved blob (`blobName`) is gone (dropped as stale), the put fails with `ESTORE` and
+   * `details.retry`: acquire and write again.
+   */
   pin?: string;
+  /** The blob name `acquireBlob` returned with `pin`. */
+  blobName?: string;
 }
+
+/** Identifies one version of an entry, for conditional deletes. */
+export type EntryVersion = Pick<EntryRecord, 'createdAt' | 'contentHash' | 'blobId'>;
 
 /**
  * Entry metadata, blob reference counts, counters and custom tables.
@@ -111,8 +120,8 @@ export interface MetadataStore {
    * `accessedAt` are ignored). Throws `ECONSTRAINT` on a unique violation and stores nothing.
    */
   put(record: EntryRecord, opts?: PutRecordOptions): Promise<void>;
-  /** Removes one entry (and its table rows); true when it existed. */
-  delete(key: string, reason?: RemovalReason): Promise<boolean>;
+  /** Removes one entry (and its table rows); true when it existed. With `ifMatch`, only if it is still that version. */
+  delete(key: string, reason?: RemovalReason, ifMatch?: EntryVersion): Promise<boolean>;
   /** Removes every entry whose key starts with `prefix`; returns how many. */
   deletePrefix(prefix: string): Promise<number>;
   /** Sets a live entry's expiry; false when missing or already expired at `now`. */
@@ -129,8 +138,8 @@ export interface MetadataStore {
   storedBytes(): Promise<number>;
   /** Deletes up to `limit` entries expired at `now`; returns how many. */
   deleteExpired(now: number, limit: number): Promise<number>;
-  /** Evicts entries per `policy` until stored bytes are at most `maxBytes`, never `protect`; returns how many. */
-  evict(policy: Exclude<EvictionPolicy, 'none'>, maxBytes: number, protect?: string): Promise<number>;
+  /** Deletes entries expired at `now`, then evicts per `policy` until stored bytes are at most `maxBytes`, never `protect`; returns how many were evicted. */
+  evict(policy: Exclude<EvictionPolicy, 'none'>, maxBytes: number, now: number, protect?: string): Promise<number>;
   /** Deletes every entry; returns how many. */
   clear(): Promise<number>;
 

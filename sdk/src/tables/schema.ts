@@ -62,6 +62,7 @@ export function defineTableDefinition(name: string, columns: TableColumns, opts:
   const groups = (list: (string | string[])[] | undefined, what: string) =>
     (list ?? []).map((g) => {
       const group = Array.isArray(g) ? g : [g];
+      if (group.length === 0) throw new TableError('ECOLUMN', `${what} column groups of table '${name}' must name at least one column.`);
       for (const c of group) {
         if (!(c in cols)) throw new TableError('ECOLUMN', `${what} column '${c}' is not a column of table '${name}' (columns: ${Object.keys(cols).join(', ')}).`);
       }
@@ -94,7 +95,10 @@ export function encodeCell(def: TableDefinition, col: string, value: unknown): S
     case 'text':
       return typeof value === 'string' ? value : bad('a string');
     case 'integer':
-      if (typeof value === 'bigint') return value;
+      if (typeof value === 'bigint')
+        return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
+          ? Number(value)
+          : bad('an integer within ±2^53 (larger ones would not read back exactly)');
       return typeof value === 'number' && Number.isInteger(value) ? value : bad('an integer');
     case 'real':
       return typeof value === 'number' && !Number.isNaN(value) ? value : bad('a number');

@@ -6,6 +6,9 @@ import type { ValueHandler } from './handler.js';
 // and let plain objects (records) and Maps (msgpack maps) decode back to their own types.
 const packr = new Packr({ structuredClone: true, moreTypes: true, useRecords: true, mapsAsObjects: false });
 
+/** Packed sizes above this reset the encoder's buffer. */
+const LARGE_PACK = 4 * 1024 * 1024;
+
 const ALLOWED_CLASSES = new Set<Function>([Date, RegExp, Map, Set, ArrayBuffer, DataView, Error]);
 
 /**
@@ -61,7 +64,11 @@ export const structuredHandler: ValueHandler = {
   },
   serialize(value) {
     assertStructured(value);
-    return { bytes: packr.pack(value), type: valueTypeName(value) };
+    const bytes = packr.pack(value);
+    // msgpackr grows one shared buffer to the largest value it has packed: after a large value, start
+    // over with a small one so a single big put does not pin its size in memory for good.
+    if (bytes.length > LARGE_PACK) packr.useBuffer(Buffer.allocUnsafe(64 * 1024));
+    return { bytes, type: valueTypeName(value) };
   },
   deserialize(bytes) {
     return packr.unpack(bytes);
