@@ -29,10 +29,14 @@ describe('multi-process', () => {
     for (let id = 0; id < 4; id++) {
       for (let j = 0; j < N; j++) expect(await cache.get(`own/${id}/${j}`)).toEqual({ writer: id, j });
     }
+    let sharedChecked = 0;
     for (let s = 0; s < 50; s++) {
       const v = (await cache.get(`shared/${s}`)) as { writer: number; j: number; payload: Buffer } | undefined;
-      if (v) expect(v.payload.every((b) => b === (v.writer + v.j) % 256)).toBe(true);
+      if (!v) continue; // deleted by some worker last
+      expect(v.payload.every((b) => b === (v.writer + v.j) % 256)).toBe(true);
+      sharedChecked++;
     }
+    expect(sharedChecked).toBeGreaterThan(25); // deletes touch a fifth of the slots: most must be readable
     const stats = await cache.stats();
     expect(stats.entries).toBe(4 * N + (await cache.count({ prefix: 'shared/' })));
     const report = await cache.verify();
@@ -44,6 +48,7 @@ describe('multi-process', () => {
 describe('kill -9', () => {
   it('leaves a consistent cache whenever a writer dies', async () => {
     const integrity: CachenessError[] = [];
+    let valuesChecked = 0;
     for (const ticks of [3, 11, 17, 26, 40]) {
       const child = startWorker(['churn', dir]);
       await afterTicks(child, ticks);
@@ -53,7 +58,9 @@ describe('kill -9', () => {
       const cache = createCache({ dir, maxSize: 40 * 1024 * 1024, onError: (e) => integrity.push(e) });
       for (let slot = 0; slot < 8; slot++) {
         const v = (await cache.get(`slot/${slot}`)) as { sha: string; data: Buffer } | undefined;
-        if (v) expect(createHash('sha256').update(v.data).digest('hex')).toBe(v.sha);
+        if (!v) continue; // never written yet, or deleted last
+        expect(createHash('sha256').update(v.data).digest('hex')).toBe(v.sha);
+        valuesChecked++;
       }
       // Every table row belongs to a live entry with the matching value.
       for (const row of await cache.query('churn', {})) {
@@ -73,6 +80,7 @@ describe('kill -9', () => {
       await cache.close();
     }
     expect(integrity).toEqual([]);
+    expect(valuesChecked).toBeGreaterThan(10); // the rounds ran long enough to leave values to check
     const leftovers = await readdir(join(dir, 'tmp'));
     expect(leftovers).toEqual([]);
   });

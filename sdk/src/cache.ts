@@ -269,6 +269,8 @@ export class Cache {
     } catch (err) {
       await this.meta.releasePin(res.pin);
       await this.collectGarbage();
+      // Names are never reused: bytes written under a name whose record is gone are ours to remove.
+      if (!(await this.meta.isLiveBlob(res.name))) await this.blobs.delete([res.name]);
       if (attempt === 1 && err instanceof CachenessError && err.details?.retry === true) return this.putBlob(record, stored, tables, 2);
       throw err;
     }
