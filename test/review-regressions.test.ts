@@ -162,6 +162,24 @@ describe('review regressions', () => {
     expect(() => createCache({ dir: broken })).toThrow(expect.objectContaining({ code: 'ESTORE' }));
   });
 
+  it('reports a write lock held too long as a CachenessError (ESTORE), not a raw SQLite error', async () => {
+    const c = createCache({ stores: { metadata: new SqliteMetadataStore({ path: join(dir, 'cache.db'), busyTimeoutMs: 50 }), blobs: new FsBlobStore({ dir }) } });
+    opened.push(c);
+    const Database = (await import('better-sqlite3')).default;
+    const holder = new Database(join(dir, 'cache.db'));
+    holder.exec('BEGIN IMMEDIATE');
+    try {
+      const err = await c.put(1, 'k').catch((e) => e);
+      expect(err).toMatchObject({ name: 'StoreError', code: 'ESTORE', details: { code: 'SQLITE_BUSY' } });
+      expect(err.message).toMatch(/write lock/);
+    } finally {
+      holder.exec('ROLLBACK');
+      holder.close();
+    }
+    await c.put(1, 'k');
+    expect(await c.get('k')).toBe(1);
+  });
+
   it('rejects metadata that is not an object after serialization, and ttl beyond 1000 years', async () => {
     const c = open();
     await expect(c.put(1, 'k', { metadata: new Date(0) as never })).rejects.toMatchObject({ code: 'EOPTION' });

@@ -179,24 +179,32 @@ export class Cache {
    * `ETABLE`/`ECOLUMN`/`ECONSTRAINT` (custom-table rows), `EVALUETOOLARGE`. Nothing is stored on error.
    */
   async put(value: unknown, key: Key, opts: PutOptions = {}): Promise<EntryInfo> {
-    this.assertOpen();
-    const k = resolveKey(key);
-    const params = typeof key === 'string' || !this.s.storeKeyParams ? null : projectParams(key);
-    return this.putResolved(value, k, params, opts);
+    try {
+      this.assertOpen();
+      const k = resolveKey(key);
+      const params = typeof key === 'string' || !this.s.storeKeyParams ? null : projectParams(key);
+      return await this.putResolved(value, k, params, opts);
+    } catch (err) {
+      throw asCachenessError(err);
+    }
   }
 
   /** @internal put with an already resolved key (used by `cached()` and import). */
   async putResolved(value: unknown, k: string, params: EntryRecord['params'], opts: PutOptions, times?: { createdAt: number; expiresAt: number | null }): Promise<EntryInfo> {
-    this.assertOpen();
-    const ttlMs = opts.ttl !== undefined ? ttlToMs(opts.ttl) : this.defaultTtlMs;
-    const metadata = checkMetadata(opts.metadata);
-    if (opts.description !== undefined && typeof opts.description !== 'string') {
-      throw new OptionError('EOPTION', `description must be a string; got ${describeType(opts.description)}.`);
+    try {
+      this.assertOpen();
+      const ttlMs = opts.ttl !== undefined ? ttlToMs(opts.ttl) : this.defaultTtlMs;
+      const metadata = checkMetadata(opts.metadata);
+      if (opts.description !== undefined && typeof opts.description !== 'string') {
+        throw new OptionError('EOPTION', `description must be a string; got ${describeType(opts.description)}.`);
+      }
+      const tables = normalizeTables(opts.tables);
+      const handler = handlerFor(value, this.s.handlers);
+      const { bytes, type } = handler.serialize(value);
+      return await this.putBytes(k, bytes, { handler: handlerId(handler), type, params, metadata, description: opts.description ?? null, tables, ttlMs, times });
+    } catch (err) {
+      throw asCachenessError(err);
     }
-    const tables = normalizeTables(opts.tables);
-    const handler = handlerFor(value, this.s.handlers);
-    const { bytes, type } = handler.serialize(value);
-    return this.putBytes(k, bytes, { handler: handlerId(handler), type, params, metadata, description: opts.description ?? null, tables, ttlMs, times });
   }
 
   private async putBytes(
@@ -313,51 +321,55 @@ export class Cache {
   /** @internal Reads a resolved key, telling a stored `undefined` from a miss. */
   async lookup(k: string, attempt = 1): Promise<Lookup> {
     this.assertOpen();
-    const e = await this.meta.read(k);
-    const now = this.s.clock();
-    if (!e || isExpired(e, now)) {
-      this.countRead(undefined, now);
-      return MISS;
-    }
-    let stored: Uint8Array | null | undefined = e.inline;
-    if (!stored && e.blobName) stored = await this.blobs.read(e.blobName);
-    if (!stored) {
-      // The entry may have been replaced or deleted since we read it: look again before calling it dangling.
-      const again = await this.meta.head(k);
-      if (again && (again.blobName !== e.blobName || again.createdAt !== e.createdAt)) {
-        if (attempt < 3) return this.lookup(k, attempt + 1);
-        this.countRead(undefined, now); // rewritten faster than we can read it: a miss, not a corruption
-        return MISS;
-      }
-      if (!again) {
+    try {
+      const e = await this.meta.read(k);
+      const now = this.s.clock();
+      if (!e || isExpired(e, now)) {
         this.countRead(undefined, now);
         return MISS;
       }
-      return this.corrupt(e, 'its blob is missing', now);
-    }
-    let bytes: Uint8Array;
-    try {
-      if (stored.length !== e.storedSize) return this.corrupt(e, `it has ${stored.length} bytes, ${e.storedSize} were stored`, now);
-      if (this.s.verifyIntegrity && e.blobId && xxh128Hex(stored) !== e.blobId) return this.corrupt(e, 'its stored bytes do not match their hash', now);
-      bytes = e.codec === 'none' ? stored : decompress(e.codec, stored, e.size);
-      if (bytes.length !== e.size) return this.corrupt(e, 'it decompressed to the wrong size', now);
-      if (this.s.verifyIntegrity && !e.verified && !(e.blobId && e.codec === 'none') && xxh128Hex(bytes) !== e.contentHash) {
-        return this.corrupt(e, 'its content hash does not match', now);
+      let stored: Uint8Array | null | undefined = e.inline;
+      if (!stored && e.blobName) stored = await this.blobs.read(e.blobName);
+      if (!stored) {
+        // The entry may have been replaced or deleted since we read it: look again before calling it dangling.
+        const again = await this.meta.head(k);
+        if (again && (again.blobName !== e.blobName || again.createdAt !== e.createdAt)) {
+          if (attempt < 3) return await this.lookup(k, attempt + 1);
+          this.countRead(undefined, now); // rewritten faster than we can read it: a miss, not a corruption
+          return MISS;
+        }
+        if (!again) {
+          this.countRead(undefined, now);
+          return MISS;
+        }
+        return await this.corrupt(e, 'its blob is missing', now);
       }
+      let bytes: Uint8Array;
+      try {
+        if (stored.length !== e.storedSize) return await this.corrupt(e, `it has ${stored.length} bytes, ${e.storedSize} were stored`, now);
+        if (this.s.verifyIntegrity && e.blobId && xxh128Hex(stored) !== e.blobId) return await this.corrupt(e, 'its stored bytes do not match their hash', now);
+        bytes = e.codec === 'none' ? stored : decompress(e.codec, stored, e.size);
+        if (bytes.length !== e.size) return await this.corrupt(e, 'it decompressed to the wrong size', now);
+        if (this.s.verifyIntegrity && !e.verified && !(e.blobId && e.codec === 'none') && xxh128Hex(bytes) !== e.contentHash) {
+          return await this.corrupt(e, 'its content hash does not match', now);
+        }
+      } catch (err) {
+        if (err instanceof CachenessError) throw err;
+        return await this.corrupt(e, `it could not be decoded (${(err as Error).message})`, now);
+      }
+      const { handler, version } = handlerByName(e.handler, this.s.handlers); // ENOHANDLER is the caller's to see
+      let value: unknown;
+      try {
+        value = handler.deserialize(bytes, e.type, version);
+      } catch (err) {
+        if (err instanceof CachenessError) throw err;
+        return await this.corrupt(e, `its ${e.handler} payload could not be decoded (${(err as Error).message})`, now);
+      }
+      this.countRead(k, now);
+      return { hit: true, value, entry: e };
     } catch (err) {
-      if (err instanceof CachenessError) throw err;
-      return this.corrupt(e, `it could not be decoded (${(err as Error).message})`, now);
+      throw asCachenessError(err); // inline rather than a wrapper: this is the hot path
     }
-    const { handler, version } = handlerByName(e.handler, this.s.handlers); // ENOHANDLER is the caller's to see
-    let value: unknown;
-    try {
-      value = handler.deserialize(bytes, e.type, version);
-    } catch (err) {
-      if (err instanceof CachenessError) throw err;
-      return this.corrupt(e, `its ${e.handler} payload could not be decoded (${(err as Error).message})`, now);
-    }
-    this.countRead(k, now);
-    return { hit: true, value, entry: e };
   }
 
   private async corrupt(e: ReadRecord, why: string, now: number): Promise<Lookup> {
@@ -398,56 +410,76 @@ export class Cache {
 
   /** Writes batched access statistics to the store now (done automatically every second, on stats() and on close()). */
   async flush(): Promise<void> {
-    if (this.pendingOps === 0) return;
-    const accesses = [...this.accesses].map(([key, a]) => ({ key, hits: a.hits, accessedAt: a.accessedAt }));
-    const counters = { hits: this.pendingHits, misses: this.pendingMisses };
-    this.accesses.clear();
-    this.pendingHits = 0;
-    this.pendingMisses = 0;
-    this.pendingOps = 0;
-    if (this.flushTimer) {
-      clearTimeout(this.flushTimer);
-      this.flushTimer = undefined;
+    try {
+      if (this.pendingOps === 0) return;
+      const accesses = [...this.accesses].map(([key, a]) => ({ key, hits: a.hits, accessedAt: a.accessedAt }));
+      const counters = { hits: this.pendingHits, misses: this.pendingMisses };
+      this.accesses.clear();
+      this.pendingHits = 0;
+      this.pendingMisses = 0;
+      this.pendingOps = 0;
+      if (this.flushTimer) {
+        clearTimeout(this.flushTimer);
+        this.flushTimer = undefined;
+      }
+      await this.meta.recordAccess(accesses, counters);
+    } catch (err) {
+      throw asCachenessError(err);
     }
-    await this.meta.recordAccess(accesses, counters);
   }
 
   /** The entry's description without reading its value, or `undefined` when absent or expired. */
   async getEntry(key: Key): Promise<EntryInfo | undefined> {
-    this.assertOpen();
-    const e = await this.meta.head(resolveKey(key));
-    if (!e || isExpired(e, this.s.clock())) return undefined;
-    const pending = this.accesses.get(e.key);
-    if (pending) {
-      e.hits += pending.hits;
-      e.accessedAt = Math.max(e.accessedAt, pending.accessedAt);
+    try {
+      this.assertOpen();
+      const e = await this.meta.head(resolveKey(key));
+      if (!e || isExpired(e, this.s.clock())) return undefined;
+      const pending = this.accesses.get(e.key);
+      if (pending) {
+        e.hits += pending.hits;
+        e.accessedAt = Math.max(e.accessedAt, pending.accessedAt);
+      }
+      return toEntryInfo(e);
+    } catch (err) {
+      throw asCachenessError(err);
     }
-    return toEntryInfo(e);
   }
 
   /** True when a live (unexpired) entry exists under `key`. Does not read the value. */
   async has(key: Key): Promise<boolean> {
-    this.assertOpen();
-    const e = await this.meta.head(resolveKey(key));
-    return e !== undefined && !isExpired(e, this.s.clock());
+    try {
+      this.assertOpen();
+      const e = await this.meta.head(resolveKey(key));
+      return e !== undefined && !isExpired(e, this.s.clock());
+    } catch (err) {
+      throw asCachenessError(err);
+    }
   }
 
   /** Deletes the entry under `key` (and its custom-table rows). True when it existed. */
   async delete(key: Key): Promise<boolean> {
-    this.assertOpen();
-    const k = resolveKey(key);
-    this.accesses.delete(k);
-    const existed = await this.meta.delete(k);
-    if (existed) await this.collectGarbage();
-    return existed;
+    try {
+      this.assertOpen();
+      const k = resolveKey(key);
+      this.accesses.delete(k);
+      const existed = await this.meta.delete(k);
+      if (existed) await this.collectGarbage();
+      return existed;
+    } catch (err) {
+      throw asCachenessError(err);
+    }
   }
 
   /** @internal Deletes every entry whose key starts with `prefix`. */
   async deletePrefix(prefix: string): Promise<number> {
-    this.assertOpen();
-    const n = await this.meta.deletePrefix(prefix);
-    if (n) await this.collectGarbage();
-    return n;
+    try {
+      this.assertOpen();
+      const n = await this.meta.deletePrefix(prefix);
+      if (n) await this.collectGarbage();
+      return n;
+    } catch (err) {
+      throw asCachenessError(err);
+    }
   }
 
   /**
@@ -455,22 +487,30 @@ export class Cache {
    * False when the entry is absent or already expired.
    */
   async touch(key: Key, opts: { ttl?: Ttl } = {}): Promise<boolean> {
-    this.assertOpen();
-    const ttlMs = opts.ttl !== undefined ? ttlToMs(opts.ttl) : this.defaultTtlMs;
-    const now = this.s.clock();
-    return this.meta.touch(resolveKey(key), ttlMs === null ? null : now + ttlMs, now);
+    try {
+      this.assertOpen();
+      const ttlMs = opts.ttl !== undefined ? ttlToMs(opts.ttl) : this.defaultTtlMs;
+      const now = this.s.clock();
+      return await this.meta.touch(resolveKey(key), ttlMs === null ? null : now + ttlMs, now);
+    } catch (err) {
+      throw asCachenessError(err);
+    }
   }
 
   /** One page of entries ordered by key; pass `cursor` back to get the next page. */
   async list(opts: ListOptions = {}): Promise<{ entries: EntryInfo[]; cursor?: string }> {
-    this.assertOpen();
-    const limit = opts.limit ?? 100;
-    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new OptionError('EOPTION', `list limit must be an integer from 1 to 10000; got ${limit}.`);
-    const after = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor);
-    const rows = await this.meta.list({ prefix: opts.prefix, where: opts.where, limit: limit + 1, after, includeExpired: opts.includeExpired, now: this.s.clock() });
-    const page = rows.slice(0, limit);
-    const last = page.at(-1);
-    return rows.length > limit && last ? { entries: page.map(toEntryInfo), cursor: encodeCursor(last.key) } : { entries: page.map(toEntryInfo) };
+    try {
+      this.assertOpen();
+      const limit = opts.limit ?? 100;
+      if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new OptionError('EOPTION', `list limit must be an integer from 1 to 10000; got ${limit}.`);
+      const after = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor);
+      const rows = await this.meta.list({ prefix: opts.prefix, where: opts.where, limit: limit + 1, after, includeExpired: opts.includeExpired, now: this.s.clock() });
+      const page = rows.slice(0, limit);
+      const last = page.at(-1);
+      return rows.length > limit && last ? { entries: page.map(toEntryInfo), cursor: encodeCursor(last.key) } : { entries: page.map(toEntryInfo) };
+    } catch (err) {
+      throw asCachenessError(err);
+    }
   }
 
   /** Iterates over every entry matching `opts` (paged internally). */
@@ -485,32 +525,44 @@ export class Cache {
 
   /** Counts entries matching `opts` (prefix, where, includeExpired). */
   async count(opts: Omit<ListOptions, 'cursor' | 'limit'> = {}): Promise<number> {
-    this.assertOpen();
-    return this.meta.count({ prefix: opts.prefix, where: opts.where, includeExpired: opts.includeExpired, now: this.s.clock() });
+    try {
+      this.assertOpen();
+      return await this.meta.count({ prefix: opts.prefix, where: opts.where, includeExpired: opts.includeExpired, now: this.s.clock() });
+    } catch (err) {
+      throw asCachenessError(err);
+    }
   }
 
   /** Entry count, bytes, hits, misses and removals, shared by every process on the same store. */
   async stats(): Promise<CacheStats> {
-    this.assertOpen();
-    await this.flush();
-    const c = await this.meta.counters();
-    const reads = c.hits + c.misses;
-    return { ...c, hitRate: reads === 0 ? 0 : c.hits / reads, maxSize: this.s.maxSize };
+    try {
+      this.assertOpen();
+      await this.flush();
+      const c = await this.meta.counters();
+      const reads = c.hits + c.misses;
+      return { ...c, hitRate: reads === 0 ? 0 : c.hits / reads, maxSize: this.s.maxSize };
+    } catch (err) {
+      throw asCachenessError(err);
+    }
   }
 
   /** Deletes expired entries, evicts down to `maxSize`, and removes unreferenced blobs and leftovers of interrupted writes. */
   async cleanup(): Promise<CleanupResult> {
-    this.assertOpen();
-    await this.flush();
-    let expired = 0;
-    for (let n = -1; n !== 0; expired += n) n = await this.meta.deleteExpired(this.s.clock(), 1000);
-    let evicted = 0;
-    if (this.s.maxSize !== null && this.s.eviction !== 'none') evicted = await this.meta.evict(this.s.eviction, this.s.maxSize, this.s.clock());
-    await this.meta.reapPins(isOwnerAlive);
-    let orphans = await this.collectGarbage();
-    orphans += (await this.scanOrphans(true)).length;
-    orphans += await this.blobs.sweepPartial(PIN_STALE_MS);
-    return { expired, evicted, orphans };
+    try {
+      this.assertOpen();
+      await this.flush();
+      let expired = 0;
+      for (let n = -1; n !== 0; expired += n) n = await this.meta.deleteExpired(this.s.clock(), 1000);
+      let evicted = 0;
+      if (this.s.maxSize !== null && this.s.eviction !== 'none') evicted = await this.meta.evict(this.s.eviction, this.s.maxSize, this.s.clock());
+      await this.meta.reapPins(isOwnerAlive);
+      let orphans = await this.collectGarbage();
+      orphans += (await this.scanOrphans(true)).length;
+      orphans += await this.blobs.sweepPartial(PIN_STALE_MS);
+      return { expired, evicted, orphans };
+    } catch (err) {
+      throw asCachenessError(err);
+    }
   }
 
   /** Blob names that no live blob record owns; removed when `remove`. */
@@ -528,43 +580,51 @@ export class Cache {
    * leftovers of interrupted writes. With `repair`, removes what it found (bad entries read as misses).
    */
   async verify(opts: { repair?: boolean } = {}): Promise<VerifyReport> {
-    this.assertOpen();
-    const report: VerifyReport = { checked: 0, dangling: [], mismatched: [], orphans: [], partial: 0, repaired: false };
-    const bad: StoredEntry[] = [];
-    for await (const info of this.entries({ includeExpired: true })) {
-      const e = await this.meta.get(info.key);
-      if (!e) continue;
-      report.checked++;
-      const stored = e.inline ?? (e.blobName ? await this.blobs.read(e.blobName) : undefined);
-      if (!stored) {
-        report.dangling.push(e.key);
-        bad.push(e);
-        continue;
+    try {
+      this.assertOpen();
+      const report: VerifyReport = { checked: 0, dangling: [], mismatched: [], orphans: [], partial: 0, repaired: false };
+      const bad: StoredEntry[] = [];
+      for await (const info of this.entries({ includeExpired: true })) {
+        const e = await this.meta.get(info.key);
+        if (!e) continue;
+        report.checked++;
+        const stored = e.inline ?? (e.blobName ? await this.blobs.read(e.blobName) : undefined);
+        if (!stored) {
+          report.dangling.push(e.key);
+          bad.push(e);
+          continue;
+        }
+        if (!this.storedBytesMatch(e, stored)) {
+          report.mismatched.push(e.key);
+          bad.push(e);
+        }
       }
-      if (!this.storedBytesMatch(e, stored)) {
-        report.mismatched.push(e.key);
-        bad.push(e);
+      report.orphans = await this.scanOrphans(false);
+      if (opts.repair) {
+        for (const e of bad) await this.meta.delete(e.key, 'corrupt', e); // only the version found bad
+        await this.meta.reapPins(isOwnerAlive);
+        await this.collectGarbage();
+        if (report.orphans.length) await this.blobs.delete(report.orphans);
+        report.partial = await this.blobs.sweepPartial(PIN_STALE_MS);
+        report.repaired = true;
       }
+      return report;
+    } catch (err) {
+      throw asCachenessError(err);
     }
-    report.orphans = await this.scanOrphans(false);
-    if (opts.repair) {
-      for (const e of bad) await this.meta.delete(e.key, 'corrupt', e); // only the version found bad
-      await this.meta.reapPins(isOwnerAlive);
-      await this.collectGarbage();
-      if (report.orphans.length) await this.blobs.delete(report.orphans);
-      report.partial = await this.blobs.sweepPartial(PIN_STALE_MS);
-      report.repaired = true;
-    }
-    return report;
   }
 
   /** Deletes every entry; returns how many. */
   async clear(): Promise<number> {
-    this.assertOpen();
-    this.accesses.clear();
-    const n = await this.meta.clear();
-    await this.collectGarbage();
-    return n;
+    try {
+      this.assertOpen();
+      this.accesses.clear();
+      const n = await this.meta.clear();
+      await this.collectGarbage();
+      return n;
+    } catch (err) {
+      throw asCachenessError(err);
+    }
   }
 
   /**
@@ -572,20 +632,32 @@ export class Cache {
    * entries with `put(..., { tables })` and live and die with their entry.
    */
   async defineTable(name: string, columns: TableColumns, options?: TableOptions): Promise<TableDefinition> {
-    this.assertOpen();
-    return this.meta.defineTable(name, columns, options);
+    try {
+      this.assertOpen();
+      return await this.meta.defineTable(name, columns, options);
+    } catch (err) {
+      throw asCachenessError(err);
+    }
   }
 
   /** Custom table definitions by name. */
   async tables(): Promise<Record<string, TableDefinition>> {
-    this.assertOpen();
-    return this.meta.tables();
+    try {
+      this.assertOpen();
+      return await this.meta.tables();
+    } catch (err) {
+      throw asCachenessError(err);
+    }
   }
 
   /** Rows of a custom table matching `where`, each with its entry's `key`. Rows of expired entries are skipped. */
   async query(table: string, opts: QueryOptions = {}): Promise<Record<string, unknown>[]> {
-    this.assertOpen();
-    return this.meta.query(table, { ...opts, now: this.s.clock() });
+    try {
+      this.assertOpen();
+      return await this.meta.query(table, { ...opts, now: this.s.clock() });
+    } catch (err) {
+      throw asCachenessError(err);
+    }
   }
 
   /**
@@ -593,9 +665,13 @@ export class Cache {
    * by their names. Statements that write fail with `EREADONLY`.
    */
   async sql(text: string, params?: unknown[] | Record<string, unknown>): Promise<Record<string, unknown>[]> {
-    this.assertOpen();
-    if (typeof text !== 'string') throw new TableError('EQUERY', 'cache.sql() takes a SQL string.');
-    return this.meta.sql(text, params);
+    try {
+      this.assertOpen();
+      if (typeof text !== 'string') throw new TableError('EQUERY', 'cache.sql() takes a SQL string.');
+      return await this.meta.sql(text, params);
+    } catch (err) {
+      throw asCachenessError(err);
+    }
   }
 
   /**
@@ -604,14 +680,22 @@ export class Cache {
    * between stores.
    */
   async export(path: string): Promise<DumpResult> {
-    this.assertOpen();
-    return exportCache(this, path);
+    try {
+      this.assertOpen();
+      return await exportCache(this, path);
+    } catch (err) {
+      throw asCachenessError(err);
+    }
   }
 
   /** Loads a dump written by {@link Cache.export}; entries replace existing ones with the same key, expired ones are skipped. */
   async import(path: string): Promise<DumpResult> {
-    this.assertOpen();
-    return importCache(this, path, this.s.clock());
+    try {
+      this.assertOpen();
+      return await importCache(this, path, this.s.clock());
+    } catch (err) {
+      throw asCachenessError(err);
+    }
   }
 
   /** @internal Stored bytes of an entry, for export. */
@@ -719,8 +803,24 @@ function decodeCursor(cursor: string): string {
   return Buffer.from(cursor, 'base64url').toString('utf8');
 }
 
+/**
+ * The public API raises only CachenessErrors: failures of SQLite or the filesystem underneath (a full
+ * disk, a lock held too long) are translated at the boundary, each public method catching its own
+ * (an inline try/catch: wrappers would cost every call, and get() is a 5 µs path).
+ */
 function asCachenessError(err: unknown): CachenessError {
-  return err instanceof CachenessError ? err : new StoreError('ESTORE', `Store operation failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  if (err instanceof CachenessError) return err;
+  const code = String((err as { code?: unknown })?.code ?? '');
+  const message = (err as Error)?.message ?? String(err);
+  const hint =
+    code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY_')
+      ? 'another process held the database write lock for longer than the busy timeout; retry, and look for a stuck process'
+      : code === 'SQLITE_FULL' || code === 'ENOSPC'
+        ? 'the disk is full: free space, or lower maxSize'
+        : code === 'EACCES' || code === 'EPERM' || code === 'SQLITE_READONLY'
+          ? 'the cache directory is not writable by this process'
+          : 'the store failed';
+  return new StoreError('ESTORE', `${hint} (${code || 'error'}: ${message}).`, { cause: err, details: code ? { code } : undefined });
 }
 
 export type { KeyParams };

@@ -123,7 +123,15 @@ export function encodeKeyParams(params: Record<string, unknown>): Buffer {
   }
   const w = new Writer();
   w.raw(HEADER);
-  encodeValue(w, params, [], new Set());
+  try {
+    encodeValue(w, params, [], new Set());
+  } catch (err) {
+    if (err instanceof RangeError) {
+      // Only a pathological case gets here: key encoders that keep returning each other's classes.
+      throw new KeyError('EKEYTYPE', 'Key params nest too deeply to encode (registered key encoders that return each other?). Return plain data from encoders.', { cause: err });
+    }
+    throw err;
+  }
   return w.bytes();
 }
 

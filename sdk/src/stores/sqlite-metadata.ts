@@ -295,7 +295,7 @@ export class SqliteMetadataStore implements MetadataStore {
       delete: db.prepare('DELETE FROM entries WHERE key = ?'),
       deleteIf: db.prepare('DELETE FROM entries WHERE key = ? AND created_at = ? AND content_hash = ? AND blob_id IS ?'),
       blobGen: db.prepare('SELECT gen FROM _blobs WHERE id = ? AND doomed = 0').pluck(),
-      deleteRange: db.prepare('DELETE FROM entries WHERE key >= ? AND key < ?'),
+      deleteRange: db.prepare('DELETE FROM entries WHERE key >= @start AND (@end IS NULL OR key < @end)'),
       touch: db.prepare('UPDATE entries SET expires_at = ? WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)'),
       touchAccess: db.prepare('UPDATE _access SET accessed_at = max(accessed_at, ?) WHERE key = ?'),
       access: db.prepare('UPDATE _access SET hits = hits + ?, accessed_at = max(accessed_at, ?) WHERE key = ?'),
@@ -460,7 +460,7 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async deletePrefix(prefix: string): Promise<number> {
     this.memo.deletePrefix(prefix);
-    return this.s.deleteRange.run(prefix, prefixEnd(prefix)).changes;
+    return this.s.deleteRange.run({ start: prefix, end: prefixEnd(prefix) }).changes;
   }
 
   async touch(key: string, expiresAt: number | null, now: number): Promise<boolean> {
@@ -487,8 +487,9 @@ export class SqliteMetadataStore implements MetadataStore {
       params.push(q.now);
     }
     if (q.prefix) {
-      parts.push('e.key >= ? AND e.key < ?');
-      params.push(q.prefix, prefixEnd(q.prefix));
+      const end = prefixEnd(q.prefix);
+      parts.push(end === null ? 'e.key >= ?' : 'e.key >= ? AND e.key < ?');
+      params.push(q.prefix, ...(end === null ? [] : [end]));
     }
     if (q.after !== undefined) {
       parts.push('e.key > ?');
@@ -782,7 +783,15 @@ function stripLeadingComments(text: string): string {
   }
 }
 
-/** Smallest string greater than every string starting with `prefix`. */
-export function prefixEnd(prefix: string): string {
-  return `${prefix}\u{10ffff}`;
+/**
+ * The least string greater than every string that starts with `prefix` (code point order, which is
+ * SQLite's order for UTF-8 text), or null when there is none (the prefix is all U+10FFFF).
+ */
+export function prefixEnd(prefix: string): string | null {
+  const cps = [...prefix].map((c) => c.codePointAt(0) as number);
+  while (cps.length && cps.at(-1) === 0x10ffff) cps.pop();
+  if (!cps.length) return null;
+  let last = (cps.pop() as number) + 1;
+  if (last === 0xd800) last = 0xe000; // surrogates are not characters
+  return String.fromCodePoint(...cps, last);
 }
