@@ -2,7 +2,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { S3BlobStore } from '@cacheness/functions/s3';
 import { FsBlobStore, MemoryBlobStore, SqliteMetadataStore } from 'cacheness/stores';
+import { startS3 } from '../functions/test/s3-server.js';
 import { blobStoreContract } from './contract/blob-store.js';
 import { metadataStoreContract } from './contract/metadata-store.js';
 
@@ -42,4 +44,10 @@ blobStoreContract('filesystem with fsync', async () => {
 blobStoreContract('memory', async () => {
   const store = new MemoryBlobStore();
   return { store, dispose: () => store.close() };
+});
+
+blobStoreContract('S3 (S3-protocol server on 127.0.0.1)', async () => {
+  const s3 = await startS3();
+  const store = new S3BlobStore({ client: s3.client, bucket: s3.bucket, prefix: 'ns/test/blobs/' });
+  return { store, dispose: () => s3.stop() };
 });
