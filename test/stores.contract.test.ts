@@ -1,9 +1,14 @@
 /** Runs the store contract suites against every implementation. */
+
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PostgresMetadataStore } from '@cacheness/functions/postgres';
 import { S3BlobStore } from '@cacheness/functions/s3';
 import { FsBlobStore, MemoryBlobStore, SqliteMetadataStore } from 'cacheness/stores';
+import { afterAll, beforeAll, describe } from 'vitest';
+import { type PostgresHarness, startPostgres } from '../functions/test/postgres-server.js';
 import { startS3 } from '../functions/test/s3-server.js';
 import { blobStoreContract } from './contract/blob-store.js';
 import { metadataStoreContract } from './contract/metadata-store.js';
@@ -50,4 +55,18 @@ blobStoreContract('S3 (S3-protocol server on 127.0.0.1)', async () => {
   const s3 = await startS3();
   const store = new S3BlobStore({ client: s3.client, bucket: s3.bucket, prefix: 'ns/test/blobs/' });
   return { store, dispose: () => s3.stop() };
+});
+
+describe('on PostgreSQL', () => {
+  let pg: PostgresHarness;
+  beforeAll(async () => {
+    pg = await startPostgres();
+  });
+  afterAll(() => pg.stop());
+  // Each test gets a fresh namespace: tenants share tables, so this also exercises the scoping.
+  metadataStoreContract(
+    'PostgreSQL',
+    async () => ({ store: new PostgresMetadataStore({ sql: pg.sql, namespace: `t-${randomBytes(6).toString('hex')}` }), dispose: async () => {} }),
+    { sql: false },
+  );
 });

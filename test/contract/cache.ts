@@ -14,6 +14,8 @@ export interface CacheHarness {
   open(opts?: CacheOptions): Promise<Cache>;
   /** True when a second `open()` sees the first one's data (persistent stores). */
   persistent: boolean;
+  /** Whether `cache.sql()` is available (local stores) or refused (the shared cloud store). Default true. */
+  sql?: boolean;
   dispose(): Promise<void>;
 }
 
@@ -184,7 +186,8 @@ export function cacheContract(label: string, makeHarness: () => Promise<CacheHar
         const c2 = await open({ storeKeyParams: false });
         const info = await c2.put(1, { secret: 'token-123' });
         expect(info.params).toBeNull();
-        expect(JSON.stringify(await c2.sql('SELECT * FROM entries'))).not.toContain('token-123');
+        expect(JSON.stringify((await c2.list()).entries)).not.toContain('token-123');
+        if (h.sql !== false) expect(JSON.stringify(await c2.sql('SELECT * FROM entries'))).not.toContain('token-123');
         expect(await c2.get({ secret: 'token-123' })).toBe(1);
         await c2.close();
       });
@@ -528,7 +531,11 @@ export function cacheContract(label: string, makeHarness: () => Promise<CacheHar
         expect(await cache.has('k')).toBe(false);
       });
 
-      it('answers read-only SQL over entries and tables, and refuses writes', async () => {
+      it('answers read-only SQL over entries and tables, and refuses writes (or refuses SQL altogether)', async () => {
+        if (h.sql === false) {
+          await expect(cache.sql('SELECT 1')).rejects.toMatchObject({ code: 'EQUERY' });
+          return;
+        }
         const rows = await cache.sql('SELECT e.key, x.accuracy FROM experiments x JOIN entries e ON e.key = x.key WHERE x.accuracy > ? ORDER BY x.accuracy DESC', [0.96]);
         expect(rows).toEqual([{ key: cache.keyOf({ exp: 'e4' }), accuracy: 0.97 }]);
         await expect(cache.sql('DELETE FROM experiments')).rejects.toMatchObject({ code: 'EREADONLY' });

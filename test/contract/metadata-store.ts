@@ -37,7 +37,13 @@ export function record(key: string, over: Partial<EntryRecord> = {}): EntryRecor
   };
 }
 
-export function metadataStoreContract(name: string, make: () => Promise<MetadataStoreHarness>): void {
+/** What a store offers beyond the common contract. */
+export interface StoreCapabilities {
+  /** Read-only raw SQL over the store (the local SQLite store; not the shared cloud store). */
+  sql: boolean;
+}
+
+export function metadataStoreContract(name: string, make: () => Promise<MetadataStoreHarness>, caps: StoreCapabilities = { sql: true }): void {
   describe(`MetadataStore contract: ${name}`, () => {
     let h: MetadataStoreHarness;
     let s: MetadataStore;
@@ -392,15 +398,27 @@ export function metadataStoreContract(name: string, make: () => Promise<Metadata
       });
     });
 
-    it('runs read-only SQL and refuses writes', async () => {
-      await s.put(record('a', { size: 42 }));
-      expect(await s.sql('SELECT key, size FROM entries WHERE size > ?', [10])).toEqual([{ key: 'a', size: 42 }]);
-      for (const bad of ['DELETE FROM entries', "INSERT INTO _counters VALUES ('x', 1)", 'DROP TABLE entries', 'PRAGMA journal_mode = DELETE', "ATTACH DATABASE ':memory:' AS x"]) {
-        await expect(s.sql(bad), bad).rejects.toMatchObject({ code: expect.stringMatching(/^(EREADONLY|EQUERY)$/) });
-      }
-      await expect(s.sql('SELECT 1; DELETE FROM entries')).rejects.toMatchObject({ code: 'EQUERY' });
-      await expect(s.sql('SELEC nonsense')).rejects.toMatchObject({ code: 'EQUERY' });
-      expect((await s.counters()).entries).toBe(1);
-    });
+    if (!caps.sql) {
+      it('refuses raw SQL with a clear error', async () => {
+        await expect(s.sql('SELECT 1')).rejects.toMatchObject({ code: 'EQUERY', message: expect.stringMatching(/query\(\)/) });
+      });
+    } else {
+      it('runs read-only SQL and refuses writes', async () => {
+        await s.put(record('a', { size: 42 }));
+        expect(await s.sql('SELECT key, size FROM entries WHERE size > ?', [10])).toEqual([{ key: 'a', size: 42 }]);
+        for (const bad of [
+          'DELETE FROM entries',
+          "INSERT INTO _counters VALUES ('x', 1)",
+          'DROP TABLE entries',
+          'PRAGMA journal_mode = DELETE',
+          "ATTACH DATABASE ':memory:' AS x",
+        ]) {
+          await expect(s.sql(bad), bad).rejects.toMatchObject({ code: expect.stringMatching(/^(EREADONLY|EQUERY)$/) });
+        }
+        await expect(s.sql('SELECT 1; DELETE FROM entries')).rejects.toMatchObject({ code: 'EQUERY' });
+        await expect(s.sql('SELEC nonsense')).rejects.toMatchObject({ code: 'EQUERY' });
+        expect((await s.counters()).entries).toBe(1);
+      });
+    }
   });
 }

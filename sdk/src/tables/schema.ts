@@ -80,7 +80,30 @@ export function isCompatibleExtension(a: TableDefinition, b: TableDefinition): b
 /** SQLite value for one cell. */
 export type SqlValue = string | number | bigint | null;
 
-/** Encodes a user value for column `col` of `def`, checking its type. */
+/** A checked cell value in its natural JS form (what every SQL dialect encodes from). */
+export type CellValue = string | number | boolean | Date | { json: string } | null;
+
+/**
+ * Checks a user value for column `col` of `def` and normalizes it: integers within ±2^53, timestamps as
+ * `Date`, JSON as its serialized text.
+ */
+export function checkCell(def: TableDefinition, col: string, value: unknown): CellValue {
+  const type = def.columns[col] as ColumnType;
+  const encoded = encodeCell(def, col, value);
+  if (encoded === null) return null;
+  switch (type) {
+    case 'boolean':
+      return encoded === 1;
+    case 'timestamp':
+      return new Date(encoded as number);
+    case 'json':
+      return { json: encoded as string };
+    default:
+      return encoded as string | number;
+  }
+}
+
+/** Encodes a user value for column `col` of `def` as SQLite stores it, checking its type. */
 export function encodeCell(def: TableDefinition, col: string, value: unknown): SqlValue {
   const type = def.columns[col];
   if (!type)

@@ -35,6 +35,10 @@ export interface FieldRef {
   bind(value: Scalar): SqlValue;
   /** Extra bound parameters that `sql` itself uses (e.g. a JSON path), placed before the compared value. */
   params?: SqlValue[];
+  /** How a compared value is written (default `?`; e.g. `?::jsonb` in Postgres). */
+  placeholder?: string;
+  /** The field as text, for LIKE (default: `sql`). */
+  likeSql?: string;
 }
 
 /** Resolves a field (or a nested where object, for JSON fields) to SQL. */
@@ -57,9 +61,9 @@ export interface Compiled {
 const OPS: Record<string, string> = { eq: '=', ne: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=' };
 const OP_NAMES = new Set([...Object.keys(OPS), 'in', 'like', 'isNull']);
 
-/** Compiles `where` to a SQL boolean expression (`1` when empty). */
+/** Compiles `where` to a SQL boolean expression (`TRUE` when empty; portable to SQLite and Postgres). */
 export function compileWhere(where: Where | undefined, resolver: FieldResolver): Compiled {
-  if (where === undefined) return { sql: '1', params: [] };
+  if (where === undefined) return { sql: 'TRUE', params: [] };
   if (typeof where !== 'object' || where === null || Array.isArray(where)) {
     throw new TableError('EQUERY', `A where clause must be an object like { column: value }; got ${describeType(where)}.`);
   }
@@ -84,7 +88,7 @@ export function compileWhere(where: Where | undefined, resolver: FieldResolver):
     }
     push(compileCondition(resolver.field(name), name, cond as Condition));
   }
-  return parts.length ? { sql: parts.join(' AND '), params } : { sql: '1', params: [] };
+  return parts.length ? { sql: parts.join(' AND '), params } : { sql: 'TRUE', params: [] };
 }
 
 function isScalar(v: unknown): v is Scalar {
@@ -93,9 +97,10 @@ function isScalar(v: unknown): v is Scalar {
 
 function compileCondition(ref: FieldRef, name: string, cond: Condition): Compiled {
   const pre = ref.params ?? [];
+  const ph = ref.placeholder ?? '?';
   if (isScalar(cond)) {
     if (cond === null) return { sql: `${ref.sql} IS NULL`, params: [...pre] };
-    return { sql: `${ref.sql} = ?`, params: [...pre, ref.bind(cond)] };
+    return { sql: `${ref.sql} = ${ph}`, params: [...pre, ref.bind(cond)] };
   }
   if (typeof cond !== 'object' || Array.isArray(cond)) {
     throw new TableError('EQUERY', `Condition on '${name}' must be a value or an object of operators (${[...OP_NAMES].join(', ')}); got ${describeType(cond)}.`);
@@ -112,18 +117,18 @@ function compileCondition(ref: FieldRef, name: string, cond: Condition): Compile
     } else if (op === 'in') {
       if (!Array.isArray(val) || !val.every(isScalar)) throw new TableError('EQUERY', `'in' on '${name}' takes an array of values.`);
       if (val.length === 0) {
-        parts.push('0');
+        parts.push('FALSE');
         continue;
       }
-      parts.push(`${ref.sql} IN (${val.map(() => '?').join(', ')})`);
+      parts.push(`${ref.sql} IN (${val.map(() => ph).join(', ')})`);
       params.push(...pre, ...val.map((v) => ref.bind(v)));
     } else if (op === 'like') {
       if (typeof val !== 'string') throw new TableError('EQUERY', `'like' on '${name}' takes a string pattern (% and _ wildcards).`);
-      parts.push(`${ref.sql} LIKE ?`);
+      parts.push(`${ref.likeSql ?? ref.sql} LIKE ?`);
       params.push(...pre, val);
     } else {
       if (!isScalar(val) || val === null) throw new TableError('EQUERY', `'${op}' on '${name}' takes a non-null value; use isNull for nulls.`);
-      parts.push(`${ref.sql} ${OPS[op]} ?`);
+      parts.push(`${ref.sql} ${OPS[op]} ${ph}`);
       params.push(...pre, ref.bind(val));
     }
   }

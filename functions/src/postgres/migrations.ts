@@ -1,0 +1,145 @@
+/**
+ * Versioned, forward-only migrations of the cloud metadata schema. `migrate()` is idempotent and
+ * safe to run from several deploys at once (a transaction-scoped advisory lock serializes them).
+ * @module
+ */
+import type { Sql } from 'postgres';
+
+/** One migration: applied once, in order, inside a transaction. */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'entries, blobs, pins, access statistics, counters, custom tables',
+    sql: `
+CREATE TABLE entries (
+  namespace text NOT NULL,
+  key text COLLATE "C" NOT NULL,
+  params jsonb,
+  handler text NOT NULL,
+  type text NOT NULL,
+  codec text NOT NULL,
+  size bigint NOT NULL,
+  stored_size bigint NOT NULL,
+  content_hash text NOT NULL,
+  blob_id text,
+  inline bytea,
+  created_at timestamptz NOT NULL,
+  expires_at timestamptz,
+  description text,
+  metadata jsonb,
+  PRIMARY KEY (namespace, key)
+);
+CREATE INDEX entries_expires_at ON entries (expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX entries_blob ON entries (namespace, blob_id) WHERE blob_id IS NOT NULL;
+CREATE INDEX entries_params ON entries USING gin (params jsonb_path_ops);
+CREATE INDEX entries_metadata ON entries USING gin (metadata jsonb_path_ops);
+
+-- Read statistics live apart from entries: reads update them in batches without rewriting entry rows.
+CREATE TABLE access (
+  namespace text NOT NULL,
+  key text COLLATE "C" NOT NULL,
+  hits bigint NOT NULL DEFAULT 0,
+  accessed_at timestamptz NOT NULL,
+  PRIMARY KEY (namespace, key)
+);
+CREATE INDEX access_lru ON access (namespace, accessed_at);
+CREATE INDEX access_lfu ON access (namespace, hits, accessed_at);
+
+CREATE TABLE counters (
+  namespace text NOT NULL,
+  name text NOT NULL,
+  value bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (namespace, name)
+);
+
+CREATE TABLE blobs (
+  namespace text NOT NULL,
+  id text NOT NULL,
+  gen text NOT NULL,
+  size bigint NOT NULL,
+  refs integer NOT NULL DEFAULT 0,
+  ready boolean NOT NULL DEFAULT false,
+  doomed boolean NOT NULL DEFAULT false,
+  PRIMARY KEY (namespace, id)
+);
+CREATE INDEX blobs_garbage ON blobs (namespace) WHERE refs <= 0;
+
+CREATE TABLE pins (
+  token text PRIMARY KEY,
+  namespace text NOT NULL,
+  blob_id text NOT NULL,
+  owner text NOT NULL,
+  at timestamptz NOT NULL
+);
+CREATE INDEX pins_blob ON pins (namespace, blob_id);
+
+CREATE TABLE custom_tables (
+  id serial PRIMARY KEY,
+  namespace text NOT NULL,
+  name text NOT NULL,
+  definition jsonb NOT NULL
+);
+CREATE UNIQUE INDEX custom_tables_name ON custom_tables (namespace, lower(name));
+
+CREATE FUNCTION bump_counter(ns text, counter text, delta bigint) RETURNS void LANGUAGE sql AS $$
+  INSERT INTO counters (namespace, name, value) VALUES (ns, counter, delta)
+  ON CONFLICT (namespace, name) DO UPDATE SET value = counters.value + excluded.value
+$$;
+
+CREATE FUNCTION entries_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    PERFORM bump_counter(NEW.namespace, 'entries', 1);
+    PERFORM bump_counter(NEW.namespace, 'bytes', NEW.stored_size);
+    UPDATE blobs SET refs = refs + 1, ready = true WHERE NEW.blob_id IS NOT NULL AND namespace = NEW.namespace AND id = NEW.blob_id;
+    INSERT INTO access (namespace, key, hits, accessed_at) VALUES (NEW.namespace, NEW.key, 0, NEW.created_at)
+      ON CONFLICT (namespace, key) DO UPDATE SET hits = 0, accessed_at = excluded.accessed_at;
+    RETURN NEW;
+  ELSIF TG_OP = 'DELETE' THEN
+    PERFORM bump_counter(OLD.namespace, 'entries', -1);
+    PERFORM bump_counter(OLD.namespace, 'bytes', -OLD.stored_size);
+    UPDATE blobs SET refs = refs - 1 WHERE OLD.blob_id IS NOT NULL AND namespace = OLD.namespace AND id = OLD.blob_id;
+    DELETE FROM access WHERE namespace = OLD.namespace AND key = OLD.key;
+    RETURN OLD;
+  ELSE
+    PERFORM bump_counter(NEW.namespace, 'bytes', NEW.stored_size - OLD.stored_size);
+    IF OLD.blob_id IS DISTINCT FROM NEW.blob_id THEN
+      UPDATE blobs SET refs = refs - 1 WHERE OLD.blob_id IS NOT NULL AND namespace = OLD.namespace AND id = OLD.blob_id;
+      UPDATE blobs SET refs = refs + 1, ready = true WHERE NEW.blob_id IS NOT NULL AND namespace = NEW.namespace AND id = NEW.blob_id;
+    ELSIF NEW.blob_id IS NOT NULL THEN
+      UPDATE blobs SET ready = true WHERE namespace = NEW.namespace AND id = NEW.blob_id;
+    END IF;
+    IF OLD.created_at IS DISTINCT FROM NEW.created_at THEN
+      UPDATE access SET hits = 0, accessed_at = NEW.created_at WHERE namespace = NEW.namespace AND key = NEW.key;
+    END IF;
+    RETURN NEW;
+  END IF;
+END
+$$;
+CREATE TRIGGER entries_changed AFTER INSERT OR UPDATE OR DELETE ON entries FOR EACH ROW EXECUTE FUNCTION entries_changed();
+`,
+  },
+];
+
+/** Applies the migrations not yet applied; returns the versions it applied. */
+export async function migrate(sql: Sql, migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
+  return sql.begin(async (tx) => {
+    await tx.unsafe('SELECT pg_advisory_xact_lock(7424316642)'); // "cacheness" migrations, one at a time
+    await tx.unsafe('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
+    const done = new Set((await tx.unsafe('SELECT version FROM schema_migrations')).map((r) => Number(r.version)));
+    const applied: number[] = [];
+    for (const m of migrations) {
+      if (done.has(m.version)) continue;
+      await tx.unsafe(m.sql);
+      await tx.unsafe('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      applied.push(m.version);
+    }
+    return applied;
+  });
+}
