@@ -138,23 +138,30 @@ const FULL_FROM = `FROM entries e
   LEFT JOIN blobs b ON b.namespace = e.namespace AND b.id = e.blob_id
   LEFT JOIN access a ON a.namespace = e.namespace AND a.key = e.key`;
 
-function toStored(r: Row, inline: Uint8Array | null): StoredEntry {
+/** The read fields of an entry row (inline bytes as selected, or null). */
+function toRead(r: Row): ReadRecord {
   const blobId = (r.blob_id as string | null) ?? null;
   return {
     key: r.key as string,
-    params: (r.params ?? null) as StoredEntry['params'],
     handler: r.handler as string,
     type: r.type as string,
-    codec: r.codec as StoredEntry['codec'],
+    codec: r.codec as ReadRecord['codec'],
     size: Number(r.size),
     storedSize: Number(r.stored_size),
     contentHash: r.content_hash as string,
     blobId,
     blobName: blobId && r.gen ? `${blobId}.${r.gen}` : null,
-    inline,
+    inline: (r.inline as Uint8Array | null | undefined) ?? null,
     createdAt: ms(r.created_at),
-    accessedAt: r.accessed_at === null || r.accessed_at === undefined ? ms(r.created_at) : ms(r.accessed_at),
     expiresAt: r.expires_at === null ? null : ms(r.expires_at),
+  };
+}
+
+function toStored(r: Row): StoredEntry {
+  return {
+    ...toRead(r),
+    params: (r.params ?? null) as StoredEntry['params'],
+    accessedAt: r.accessed_at === null || r.accessed_at === undefined ? ms(r.created_at) : ms(r.accessed_at),
     hits: Number(r.hits ?? 0),
     description: (r.description ?? null) as string | null,
     metadata: (r.metadata ?? null) as StoredEntry['metadata'],
@@ -178,36 +185,21 @@ export class PostgresMetadataStore implements MetadataStore {
 
   async read(key: string): Promise<ReadRecord | undefined> {
     const [r] = await this.q(
-      `SELECT e.handler, e.type, e.codec, e.size, e.stored_size, e.content_hash, e.blob_id, b.gen, e.inline, e.created_at, e.expires_at
+      `SELECT e.key, e.handler, e.type, e.codec, e.size, e.stored_size, e.content_hash, e.blob_id, b.gen, e.inline, e.created_at, e.expires_at
        FROM entries e LEFT JOIN blobs b ON b.namespace = e.namespace AND b.id = e.blob_id WHERE e.namespace = $1 AND e.key = $2`,
       [key],
     );
-    if (!r) return undefined;
-    const blobId = (r.blob_id as string | null) ?? null;
-    return {
-      key,
-      handler: r.handler as string,
-      type: r.type as string,
-      codec: r.codec as ReadRecord['codec'],
-      size: Number(r.size),
-      storedSize: Number(r.stored_size),
-      contentHash: r.content_hash as string,
-      blobId,
-      blobName: blobId && r.gen ? `${blobId}.${r.gen}` : null,
-      inline: (r.inline as Uint8Array | null) ?? null,
-      createdAt: ms(r.created_at),
-      expiresAt: r.expires_at === null ? null : ms(r.expires_at),
-    };
+    return r && toRead(r);
   }
 
   async get(key: string): Promise<StoredEntry | undefined> {
     const [r] = await this.q(`${FULL_ENTRY}, e.inline ${FULL_FROM} WHERE e.namespace = $1 AND e.key = $2`, [key]);
-    return r && toStored(r, (r.inline as Uint8Array | null) ?? null);
+    return r && toStored(r);
   }
 
   async head(key: string): Promise<StoredEntry | undefined> {
     const [r] = await this.q(`${FULL_ENTRY} ${FULL_FROM} WHERE e.namespace = $1 AND e.key = $2`, [key]);
-    return r && toStored(r, null);
+    return r && toStored(r);
   }
 
   async put(record: EntryRecord, opts: PutRecordOptions = {}): Promise<void> {
@@ -374,7 +366,7 @@ export class PostgresMetadataStore implements MetadataStore {
   async list(q: ListQuery): Promise<StoredEntry[]> {
     const { where, params } = this.listWhere(q);
     const rows = await this.q(`${FULL_ENTRY} ${FULL_FROM} WHERE ${where} ORDER BY e.key LIMIT ${Math.max(1, Math.floor(q.limit))}`, params);
-    return rows.map((r) => toStored(r, null));
+    return rows.map((r) => toStored(r));
   }
 
   async count(q: Omit<ListQuery, 'limit' | 'after'>): Promise<number> {
