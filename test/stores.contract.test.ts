@@ -4,9 +4,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PostgresMetadataStore } from '@cacheness/functions/postgres';
+import { migrate, PostgresMetadataStore } from '@cacheness/functions/postgres';
 import { S3BlobStore } from '@cacheness/functions/s3';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from '@cacheness/local/embedded-postgres';
 import { FsBlobStore, MemoryBlobStore, SqliteMetadataStore } from 'cacheness/stores';
+import postgres, { type Sql } from 'postgres';
 import { afterAll, beforeAll, describe } from 'vitest';
 import { type PostgresHarness, startPostgres } from '../functions/test/postgres-server.js';
 import { startS3 } from '../functions/test/s3-server.js';
@@ -67,6 +69,25 @@ describe('on PostgreSQL', () => {
   metadataStoreContract(
     'PostgreSQL',
     async () => ({ store: new PostgresMetadataStore({ sql: pg.sql, namespace: `t-${randomBytes(6).toString('hex')}` }), dispose: async () => {} }),
+    { sql: false },
+  );
+});
+
+describe('on embedded PGlite (the local stack default)', () => {
+  let embedded: EmbeddedPostgres;
+  let sql: Sql;
+  beforeAll(async () => {
+    embedded = await startEmbeddedPostgres();
+    sql = postgres(embedded.url, { max: 1, onnotice: () => {} }); // PGlite: one session for every connection
+    await migrate(sql);
+  });
+  afterAll(async () => {
+    await sql.end();
+    await embedded.stop();
+  });
+  metadataStoreContract(
+    'PostgreSQL (PGlite)',
+    async () => ({ store: new PostgresMetadataStore({ sql, namespace: `t-${randomBytes(6).toString('hex')}` }), dispose: async () => {} }),
     { sql: false },
   );
 });
