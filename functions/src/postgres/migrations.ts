@@ -125,6 +125,23 @@ $$;
 CREATE TRIGGER entries_changed AFTER INSERT OR UPDATE OR DELETE ON entries FOR EACH ROW EXECUTE FUNCTION entries_changed();
 `,
   },
+  {
+    version: 2,
+    name: 'API keys',
+    sql: `
+CREATE TABLE api_keys (
+  id text PRIMARY KEY,
+  namespace text NOT NULL,
+  name text NOT NULL,
+  secret_hash bytea NOT NULL,
+  scopes text[] NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  revoked_at timestamptz,
+  CHECK (scopes <@ ARRAY['read', 'write', 'admin']::text[] AND cardinality(scopes) > 0)
+);
+CREATE INDEX api_keys_namespace ON api_keys (namespace);
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied; returns the versions it applied. */
