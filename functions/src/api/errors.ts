@@ -1,0 +1,57 @@
+/**
+ * One error shape for the whole API: `{ error: { code, message, details? } }`, with the HTTP status
+ * the failure deserves. Library errors (CachenessError codes) map to statuses here, in one table.
+ * @module
+ */
+import { CachenessError } from 'cacheness';
+
+/** An error the API raises itself (auth, routing, limits). */
+export class ApiError extends Error {
+  constructor(
+    readonly status: 400 | 401 | 403 | 404 | 409 | 410 | 413 | 422 | 429 | 503,
+    readonly code: string,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+/** HTTP status per CachenessError code. Anything unlisted is a 500. */
+const STATUS: Record<string, number> = {
+  EKEY: 400,
+  EKEYTYPE: 400,
+  EVALUETYPE: 400,
+  ETTL: 400,
+  EOPTION: 400,
+  EQUERY: 400,
+  ECOLUMN: 400,
+  ETABLE: 404,
+  ECONSTRAINT: 409,
+  EVALUETOOLARGE: 413,
+  EREADONLY: 403,
+  EINTEGRITY: 422,
+  ECODEC: 422,
+  ENOHANDLER: 422,
+  EDUMP: 422,
+};
+
+export interface ErrorBody {
+  error: { code: string; message: string; details?: Record<string, unknown> };
+}
+
+/** Status and body for any thrown value; unexpected errors are reported without internals. */
+export function toErrorResponse(err: unknown): { status: number; body: ErrorBody } {
+  if (err instanceof ApiError) return { status: err.status, body: { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } } };
+  if (err instanceof CachenessError) {
+    const status = STATUS[err.code] ?? 500;
+    return {
+      status,
+      body: {
+        error: { code: err.code, message: status === 500 ? 'The store failed; try again later.' : err.message, ...(err.details && status !== 500 ? { details: err.details } : {}) },
+      },
+    };
+  }
+  return { status: 500, body: { error: { code: 'EINTERNAL', message: 'Internal error; try again later.' } } };
+}

@@ -1,0 +1,175 @@
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
+import type { EntryRecord } from 'cacheness';
+import { xxh128Hex } from 'cacheness/stores';
+import { handle } from 'hono/aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { blobObjectKey, createApp } from '../src/api/index.js';
+import { createApiKey, PostgresMetadataStore } from '../src/postgres/index.js';
+import { S3BlobStore } from '../src/s3/index.js';
+import { type PostgresHarness, startPostgres } from './postgres-server.js';
+import { type S3Harness, startS3 } from './s3-server.js';
+
+let pg: PostgresHarness;
+let s3: S3Harness;
+let base: string;
+let close: () => void;
+const keys: Record<string, string> = {};
+const now = 1_700_000_000_000;
+const blobBytes = randomBytes(50_000);
+
+const record = (key: string, over: Partial<EntryRecord> = {}): EntryRecord => ({
+  key,
+  params: null,
+  handler: 'bytes@1',
+  type: 'Buffer',
+  codec: 'none',
+  size: 5,
+  storedSize: 5,
+  contentHash: 'f'.repeat(32),
+  blobId: null,
+  inline: Buffer.from('hello'),
+  createdAt: now,
+  accessedAt: now,
+  expiresAt: null,
+  hits: 0,
+  description: null,
+  metadata: null,
+  ...over,
+});
+
+beforeAll(async () => {
+  [pg, s3] = await Promise.all([startPostgres(), startS3()]);
+  keys.a = (await createApiKey(pg.sql, { namespace: 'team-a', scopes: ['read', 'write'] })).key;
+  keys.aRead = (await createApiKey(pg.sql, { namespace: 'team-a', scopes: ['read'] })).key;
+  keys.b = (await createApiKey(pg.sql, { namespace: 'team-b', scopes: ['read', 'write'] })).key;
+  const a = new PostgresMetadataStore({ sql: pg.sql, namespace: 'team-a' });
+  await a.put(record('small'));
+  await a.put(record('models/churn/v3', { inline: Buffer.from('model') }));
+  await a.put(record('old', { expiresAt: now - 1 }));
+  // A blob entry: bytes under the tenant's prefix, the record committed with its pin.
+  const id = xxh128Hex(blobBytes);
+  const res = await a.acquireBlob(id, blobBytes.length, now, 'test:1');
+  await new S3BlobStore({ client: s3.client, bucket: s3.bucket, prefix: blobObjectKey('team-a', '') }).write(res.name, blobBytes);
+  await a.put(record('big', { blobId: id, inline: null, size: blobBytes.length, storedSize: blobBytes.length, contentHash: id }), { pin: res.pin, blobName: res.name });
+
+  const app = createApp({ sql: pg.sql, s3: s3.client, bucket: s3.bucket, clock: () => now, maxBodyBytes: 64 * 1024 });
+  const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
+  await new Promise((r) => server.once('listening', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  close = () => server.close();
+});
+afterAll(async () => {
+  close();
+  await Promise.all([pg.stop(), s3.stop()]);
+});
+
+const call = (path: string, key?: string, init: RequestInit = {}) =>
+  fetch(`${base}${path}`, { ...init, headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(init.headers ?? {}) } });
+
+describe('cloud API over real HTTP', () => {
+  it('answers health without a key', async () => {
+    expect(await (await call('/v1/health')).json()).toEqual({ ok: true });
+  });
+
+  it('refuses missing, malformed and unknown keys with one error shape', async () => {
+    for (const key of [undefined, 'nope', `ck_${'0'.repeat(12)}_${'A'.repeat(43)}`]) {
+      const res = await call('/v1/stats', key);
+      expect(res.status).toBe(401);
+      expect(await res.json()).toEqual({ error: { code: 'EUNAUTHORIZED', message: expect.any(String) } });
+    }
+  });
+
+  it('reads an inline entry, counting the hit', async () => {
+    const res = await call('/v1/entries/small', keys.a);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { entry: { key: string; hits: number }; body: string };
+    expect(Buffer.from(body.body, 'base64').toString()).toBe('hello');
+    expect(body.entry).toMatchObject({ key: 'small', hits: 1 });
+    expect(await (await call('/v1/stats', keys.a)).json()).toMatchObject({ hits: 1 });
+  });
+
+  it('reads a blob entry as a presigned URL that serves the bytes', async () => {
+    const { url } = (await (await call('/v1/entries/big', keys.a)).json()) as { url: string };
+    expect(url).toContain(`/ns/team-a/blobs/`);
+    expect(Buffer.from(await (await fetch(url)).arrayBuffer()).equals(blobBytes)).toBe(true);
+  });
+
+  it('takes keys with slashes, URL-encoded', async () => {
+    const res = await call(`/v1/entries/${encodeURIComponent('models/churn/v3')}`, keys.a);
+    expect(Buffer.from(((await res.json()) as { body: string }).body, 'base64').toString()).toBe('model');
+  });
+
+  it('answers 404 for missing and expired entries, counting misses', async () => {
+    const before = ((await (await call('/v1/stats', keys.a)).json()) as { misses: number }).misses;
+    for (const key of ['missing', 'old']) {
+      const res = await call(`/v1/entries/${key}`, keys.a);
+      expect(res.status).toBe(404);
+      expect(await res.json()).toMatchObject({ error: { code: 'ENOTFOUND' } });
+    }
+    expect(((await (await call('/v1/stats', keys.a)).json()) as { misses: number }).misses).toBe(before + 2);
+    expect((await call('/v1/entries/old', keys.a, { method: 'HEAD' })).status).toBe(404);
+    const hitsBefore = ((await (await call('/v1/stats', keys.a)).json()) as { hits: number }).hits;
+    const head = await call('/v1/entries/small', keys.a, { method: 'HEAD' });
+    expect([head.status, head.headers.get('x-cacheness-content-hash'), head.headers.get('x-cacheness-size')]).toEqual([200, 'f'.repeat(32), '5']);
+    expect(((await (await call('/v1/stats', keys.a)).json()) as { hits: number }).hits).toBe(hitsBefore); // HEAD is not a read
+  });
+
+  it("keeps tenants apart: another namespace's key neither reads nor deletes", async () => {
+    expect((await call('/v1/entries/small', keys.b)).status).toBe(404);
+    expect(await (await call('/v1/entries/small', keys.b, { method: 'DELETE' })).json()).toEqual({ deleted: false });
+    expect((await call('/v1/entries/small', keys.a)).status).toBe(200);
+  });
+
+  it('enforces scopes', async () => {
+    const res = await call('/v1/entries/small', keys.aRead, { method: 'DELETE' });
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({ error: { code: 'EFORBIDDEN' } });
+    expect((await call('/v1/entries/small', keys.aRead)).status).toBe(200);
+  });
+
+  it('deletes with a write key', async () => {
+    await new PostgresMetadataStore({ sql: pg.sql, namespace: 'team-a' }).put(record('doomed'));
+    expect(await (await call('/v1/entries/doomed', keys.a, { method: 'DELETE' })).json()).toEqual({ deleted: true });
+    expect((await call('/v1/entries/doomed', keys.a)).status).toBe(404);
+  });
+
+  it('answers unknown routes and oversized bodies with JSON errors', async () => {
+    const res = await call('/v1/nothing-here', keys.a);
+    expect(res.status).toBe(404);
+    expect(await res.json()).toMatchObject({ error: { code: 'ENOTFOUND' } });
+    const big = await call('/v1/entries/x', keys.a, { method: 'DELETE', body: Buffer.alloc(100 * 1024), headers: { 'content-type': 'application/octet-stream' } });
+    expect(big.status).toBe(413);
+    expect(await big.json()).toMatchObject({ error: { code: 'ETOOLARGE' } });
+  });
+});
+
+describe('cloud API as a Lambda handler', () => {
+  it('serves an API Gateway v2 event', async () => {
+    const handler = handle(createApp({ sql: pg.sql, s3: s3.client, bucket: s3.bucket, clock: () => now }));
+    const event = {
+      version: '2.0',
+      routeKey: '$default',
+      rawPath: '/v1/entries/small',
+      rawQueryString: '',
+      headers: { authorization: `Bearer ${keys.a}`, host: 'api.example.test' },
+      requestContext: {
+        accountId: '123456789012',
+        apiId: 'api',
+        domainName: 'api.example.test',
+        domainPrefix: 'api',
+        http: { method: 'GET', path: '/v1/entries/small', protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
+        requestId: 'r1',
+        routeKey: '$default',
+        stage: '$default',
+        time: '21/Nov/2026:07:00:00 +0000',
+        timeEpoch: now,
+      },
+      isBase64Encoded: false,
+    };
+    const res = (await handler(event as never, {} as never)) as { statusCode: number; body: string };
+    expect(res.statusCode).toBe(200);
+    expect(Buffer.from((JSON.parse(res.body) as { body: string }).body, 'base64').toString()).toBe('hello');
+  });
+});
