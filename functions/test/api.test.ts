@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { serve } from '@hono/node-server';
 import type { EntryRecord } from 'cacheness';
 import { xxh128Hex } from 'cacheness/stores';
@@ -16,7 +17,7 @@ let s3: S3Harness;
 let base: string;
 let close: () => void;
 const keys: Record<string, string> = {};
-const now = 1_700_000_000_000;
+let now = 1_700_000_000_000;
 const blobBytes = randomBytes(50_000);
 
 const record = (key: string, over: Partial<EntryRecord> = {}): EntryRecord => ({
@@ -142,6 +143,90 @@ describe('cloud API over real HTTP', () => {
     const big = await call('/v1/entries/x', keys.a, { method: 'DELETE', body: Buffer.alloc(100 * 1024), headers: { 'content-type': 'application/octet-stream' } });
     expect(big.status).toBe(413);
     expect(await big.json()).toMatchObject({ error: { code: 'ETOOLARGE' } });
+  });
+});
+
+describe('creating entries', () => {
+  const json = (body: unknown) => ({ method: 'PUT', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+  const describeBytes = (bytes: Buffer, over: Record<string, unknown> = {}) => ({
+    handler: 'bytes@1',
+    type: 'Buffer',
+    codec: 'none',
+    size: bytes.length,
+    storedSize: bytes.length,
+    contentHash: xxh128Hex(bytes),
+    ...over,
+  });
+
+  it('stores small payloads inline at once', async () => {
+    const bytes = Buffer.from('tiny payload');
+    const res = await call('/v1/entries/inline-1', keys.a, json({ ...describeBytes(bytes), body: bytes.toString('base64'), ttl: '1h', metadata: { owner: 'ana' } }));
+    expect(res.status).toBe(201);
+    expect(await res.json()).toMatchObject({ entry: { key: 'inline-1', size: bytes.length, metadata: { owner: 'ana' }, expiresAt: new Date(now + 3_600_000).toISOString() } });
+    const got = (await (await call('/v1/entries/inline-1', keys.a)).json()) as { body: string };
+    expect(Buffer.from(got.body, 'base64').equals(bytes)).toBe(true);
+  });
+
+  it('refuses bad input with clear 4xx errors and stores nothing', async () => {
+    const bytes = Buffer.from('x');
+    const cases: [RequestInit, number, string][] = [
+      [{ method: 'PUT', body: '{not json', headers: { 'content-type': 'application/json' } }, 400, 'EVALIDATION'],
+      [json({ ...describeBytes(bytes), size: -1, body: 'eA==' }), 400, 'EVALIDATION'],
+      [json({ ...describeBytes(bytes), body: 'eA==', surprise: 1 }), 400, 'EVALIDATION'],
+      [json({ ...describeBytes(bytes), contentHash: 'a'.repeat(32), body: 'eA==' }), 422, 'EINTEGRITY'],
+      [json({ ...describeBytes(bytes), storedSize: 2, body: 'eA==' }), 422, 'EINTEGRITY'],
+      [json({ ...describeBytes(bytes), body: 'eA==', ttl: 'soon' }), 400, 'ETTL'],
+      [json({ ...describeBytes(bytes), body: 'eA==', tables: { nope: { a: 1 } } }), 404, 'ETABLE'],
+      [json({ ...describeBytes(bytes) }), 400, 'EVALIDATION'], // neither body nor blobId
+    ];
+    for (const [init, status, code] of cases) {
+      const res = await call('/v1/entries/bad-input', keys.a, init);
+      expect([res.status, ((await res.json()) as { error: { code: string } }).error.code], JSON.stringify(init.body)).toEqual([status, code]);
+    }
+    expect((await call(`/v1/entries/${encodeURIComponent('badkey')}`, keys.a, json({ ...describeBytes(bytes), body: 'eA==' }))).status).toBe(400);
+    expect((await call('/v1/entries/bad-input', keys.aRead, json({ ...describeBytes(bytes), body: 'eA==' }))).status).toBe(403);
+    expect((await call('/v1/entries/bad-input', keys.a)).status).toBe(404);
+  });
+
+  it('uploads larger payloads through a presigned PUT; the entry is invisible until completed', async () => {
+    const bytes = randomBytes(300_000);
+    const res = await call('/v1/entries/uploaded', keys.a, json({ ...describeBytes(bytes), blobId: xxh128Hex(bytes), ttl: 60 }));
+    expect(res.status).toBe(202);
+    const { upload } = (await res.json()) as { upload: { id: string; url: string; method: string } };
+    expect(upload.method).toBe('PUT');
+    expect((await call('/v1/entries/uploaded', keys.a)).status).toBe(404); // pending
+    expect((await call(`/v1/uploads/${upload.id}/complete`, keys.a, { method: 'POST' })).status).toBe(409); // bytes not there yet
+    expect((await fetch(upload.url, { method: 'PUT', body: bytes })).status).toBe(200);
+    expect((await call(`/v1/uploads/${upload.id}/complete`, keys.b, { method: 'POST' })).status).toBe(410); // another tenant
+    now += 5000;
+    const done = await call(`/v1/uploads/${upload.id}/complete`, keys.a, { method: 'POST' });
+    expect(done.status).toBe(201);
+    expect(await done.json()).toMatchObject({ entry: { createdAt: new Date(now).toISOString(), expiresAt: new Date(now + 60_000).toISOString() } });
+    const { url } = (await (await call('/v1/entries/uploaded', keys.a)).json()) as { url: string };
+    expect(Buffer.from(await (await fetch(url)).arrayBuffer()).equals(bytes)).toBe(true);
+    expect((await call(`/v1/uploads/${upload.id}/complete`, keys.a, { method: 'POST' })).status).toBe(410); // once
+  });
+
+  it('skips the upload when the namespace already has the bytes', async () => {
+    const res = await call('/v1/entries/same-as-big', keys.a, json({ ...describeBytes(blobBytes), blobId: xxh128Hex(blobBytes) }));
+    expect(res.status).toBe(201);
+    expect(await res.json()).toMatchObject({ deduplicated: true, entry: { key: 'same-as-big' } });
+    const other = await call('/v1/entries/same-as-big', keys.b, json({ ...describeBytes(blobBytes), blobId: xxh128Hex(blobBytes) }));
+    expect(other.status).toBe(202); // no dedup across tenants
+  });
+
+  it('rejects an object of the wrong size at completion, and aborts uploads', async () => {
+    const bytes = randomBytes(100_000);
+    const start = await call('/v1/entries/wrong-size', keys.a, json({ ...describeBytes(bytes), blobId: xxh128Hex(bytes) }));
+    const { upload } = (await start.json()) as { upload: { id: string; url: string } };
+    const objectKey = decodeURIComponent(new URL(upload.url).pathname).split('/').slice(2).join('/');
+    // Bytes arriving outside the signed URL (which would refuse another length).
+    await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: objectKey, Body: bytes.subarray(0, 10) }));
+    const done = await call(`/v1/uploads/${upload.id}/complete`, keys.a, { method: 'POST' });
+    expect([done.status, ((await done.json()) as { error: { code: string } }).error.code]).toEqual([422, 'EINTEGRITY']);
+    expect(await (await call(`/v1/uploads/${upload.id}`, keys.a, { method: 'DELETE' })).json()).toEqual({ aborted: true });
+    expect((await call(`/v1/uploads/${upload.id}/complete`, keys.a, { method: 'POST' })).status).toBe(410);
+    expect((await call('/v1/entries/wrong-size', keys.a)).status).toBe(404);
   });
 });
 

@@ -4,14 +4,17 @@
  * the key's namespace scopes everything the request touches.
  * @module
  */
-import type { S3Client } from '@aws-sdk/client-s3';
-import { isExpired, toEntryInfo } from 'cacheness/stores';
+import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { ttlToMs, validateStringKey } from 'cacheness';
+import { type EntryRecord, isExpired, toEntryInfo, xxh128Hex } from 'cacheness/stores';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Sql } from 'postgres';
+import { z } from 'zod';
 import { type Principal, type Scope, verifyApiKey } from '../postgres/api-keys.js';
 import { PostgresMetadataStore } from '../postgres/metadata-store.js';
-import { presignGet } from '../s3/presign.js';
+import { createUpload, deleteUpload, getUpload } from '../postgres/uploads.js';
+import { presignGet, presignPut } from '../s3/presign.js';
 import { ApiError, toErrorResponse } from './errors.js';
 
 /** What the API runs on. */
@@ -23,9 +26,49 @@ export interface ApiDeps {
   clock?: () => number;
   /** Largest request body accepted, in bytes. Default 6 MiB (API Gateway's limit). */
   maxBodyBytes?: number;
+  /** Largest payload sent inline in a create request. Default 256 KiB. */
+  inlineMaxBytes?: number;
+  /** Largest payload uploaded with one presigned PUT. Default 5 GiB (S3's limit). */
+  singlePutMaxBytes?: number;
 }
 
 type Env = { Variables: { principal: Principal; store: PostgresMetadataStore } };
+
+/** How long a pending upload may take before the sweeper abandons it. */
+const UPLOAD_TTL_MS = 24 * 3_600_000;
+
+/** The body of `PUT /v1/entries/:key`: the entry's description, plus its bytes when they are small. */
+const CreateEntry = z.strictObject({
+  params: z.unknown().optional(),
+  handler: z.string().min(1).max(200),
+  type: z.string().min(1).max(200),
+  codec: z.enum(['none', 'lz4', 'zstd']),
+  size: z.number().int().nonnegative(),
+  storedSize: z.number().int().nonnegative(),
+  contentHash: z.string().regex(/^[0-9a-f]{32}$/),
+  blobId: z
+    .string()
+    .regex(/^[0-9a-f]{32}$/)
+    .optional(),
+  ttl: z.union([z.number().nonnegative(), z.string().max(32), z.null()]).optional(),
+  metadata: z.record(z.string(), z.unknown()).nullable().optional(),
+  description: z.string().max(10_000).nullable().optional(),
+  tables: z.record(z.string(), z.union([z.record(z.string(), z.unknown()), z.array(z.record(z.string(), z.unknown()))])).optional(),
+  /** Stored bytes, base64, for payloads up to the inline limit. */
+  body: z
+    .string()
+    .max(4 * 1024 * 1024)
+    .optional(),
+});
+
+async function objectSize(s3: S3Client, bucket: string, key: string): Promise<number | undefined> {
+  try {
+    return (await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ContentLength;
+  } catch (err) {
+    if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+    throw err;
+  }
+}
 
 /** Object key of a blob: chosen by the server, under the tenant's prefix. */
 export function blobObjectKey(namespace: string, blobName: string): string {
@@ -34,6 +77,8 @@ export function blobObjectKey(namespace: string, blobName: string): string {
 
 export function createApp(deps: ApiDeps): Hono<Env> {
   const clock = deps.clock ?? Date.now;
+  const inlineMax = deps.inlineMaxBytes ?? 256 * 1024;
+  const singlePutMax = deps.singlePutMaxBytes ?? 5 * 1024 ** 3;
   const app = new Hono<Env>();
 
   app.onError((err, c) => {
@@ -101,6 +146,97 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     if (!e.blobName) throw new ApiError(503, 'EUNAVAILABLE', 'This entry has no payload yet; try again.');
     const url = await presignGet(deps.s3, { bucket: deps.bucket, key: blobObjectKey(c.get('principal').namespace, e.blobName) });
     return c.json({ entry, url });
+  });
+
+  app.put('/v1/entries/:key', async (c) => {
+    need(c.get('principal'), 'write');
+    const store = c.get('store');
+    const namespace = c.get('principal').namespace;
+    const key = validateStringKey(c.req.param('key'));
+    const parsed = CreateEntry.safeParse(await c.req.json().catch(() => undefined));
+    if (!parsed.success) throw new ApiError(400, 'EVALIDATION', `Invalid entry: ${z.prettifyError(parsed.error)}`, { issues: parsed.error.issues });
+    const body = parsed.data;
+    const now = clock();
+    const ttlMs = body.ttl === undefined ? null : ttlToMs(body.ttl);
+    const record: EntryRecord = {
+      key,
+      params: (body.params ?? null) as EntryRecord['params'],
+      handler: body.handler,
+      type: body.type,
+      codec: body.codec,
+      size: body.size,
+      storedSize: body.storedSize,
+      contentHash: body.contentHash,
+      blobId: null,
+      inline: null,
+      createdAt: now,
+      accessedAt: now,
+      expiresAt: ttlMs === null ? null : now + ttlMs,
+      hits: 0,
+      description: body.description ?? null,
+      metadata: (body.metadata ?? null) as EntryRecord['metadata'],
+    };
+    const tables = body.tables ? Object.fromEntries(Object.entries(body.tables).map(([t, rows]) => [t, Array.isArray(rows) ? rows : [rows]])) : undefined;
+
+    if (body.body !== undefined) {
+      const bytes = Buffer.from(body.body, 'base64');
+      if (bytes.length > inlineMax) throw new ApiError(413, 'ETOOLARGE', `Inline payloads are at most ${inlineMax} bytes; upload larger ones (omit body).`);
+      if (bytes.length !== body.storedSize) throw new ApiError(422, 'EINTEGRITY', `The body has ${bytes.length} bytes but storedSize says ${body.storedSize}.`);
+      if (body.codec === 'none' && xxh128Hex(bytes) !== body.contentHash) throw new ApiError(422, 'EINTEGRITY', 'The body does not match contentHash.');
+      record.inline = bytes;
+      await store.put(record, { tables });
+      return c.json({ entry: toEntryInfo(record) }, 201);
+    }
+
+    if (!body.blobId) throw new ApiError(400, 'EVALIDATION', 'An upload needs blobId (the XXH3-128 of the stored bytes).');
+    if (body.storedSize > singlePutMax) throw new ApiError(413, 'ETOOLARGE', `Uploads above ${singlePutMax} bytes need a multipart upload, which this server does not offer yet.`);
+    record.blobId = body.blobId;
+    const reservation = await store.acquireBlob(body.blobId, body.storedSize, now, `upload:${namespace}`);
+    const objectKey = blobObjectKey(namespace, reservation.name);
+    if (reservation.ready && (await objectSize(deps.s3, deps.bucket, objectKey)) === body.storedSize) {
+      // The namespace already holds these bytes: no upload, the entry just references them.
+      await store.put(record, { tables, pin: reservation.pin, blobName: reservation.name });
+      return c.json({ entry: toEntryInfo(record), deduplicated: true }, 201);
+    }
+    const upload = await createUpload(deps.sql, {
+      namespace,
+      key,
+      record,
+      tables: tables ?? null,
+      blobName: reservation.name,
+      pin: reservation.pin,
+      createdAt: now,
+      expiresAt: now + UPLOAD_TTL_MS,
+    });
+    const url = await presignPut(deps.s3, { bucket: deps.bucket, key: objectKey, size: body.storedSize });
+    return c.json({ upload: { id: upload.id, method: 'PUT', url, size: body.storedSize, expiresAt: new Date(upload.expiresAt).toISOString() } }, 202);
+  });
+
+  app.post('/v1/uploads/:id/complete', async (c) => {
+    need(c.get('principal'), 'write');
+    const { namespace } = c.get('principal');
+    const upload = await getUpload(deps.sql, namespace, c.req.param('id'), clock());
+    if (!upload) throw new ApiError(410, 'EUPLOADGONE', 'No such pending upload (completed, aborted or expired): start a new one.');
+    const size = await objectSize(deps.s3, deps.bucket, blobObjectKey(namespace, upload.blobName));
+    if (size === undefined) throw new ApiError(409, 'EUPLOADINCOMPLETE', 'The bytes have not arrived: PUT them to the upload URL first.');
+    if (size !== upload.record.storedSize) throw new ApiError(422, 'EINTEGRITY', `The uploaded object has ${size} bytes; ${upload.record.storedSize} were announced.`);
+    // The write happens now: creation time and expiry count from completion, not from the announcement.
+    const now = clock();
+    const ttl = upload.record.expiresAt === null ? null : upload.record.expiresAt - upload.record.createdAt;
+    const record: EntryRecord = { ...upload.record, createdAt: now, accessedAt: now, expiresAt: ttl === null ? null : now + ttl };
+    await c.get('store').put(record, { tables: upload.tables ?? undefined, pin: upload.pin, blobName: upload.blobName });
+    await deleteUpload(deps.sql, namespace, upload.id);
+    return c.json({ entry: toEntryInfo(record) }, 201);
+  });
+
+  app.delete('/v1/uploads/:id', async (c) => {
+    need(c.get('principal'), 'write');
+    const { namespace } = c.get('principal');
+    const upload = await getUpload(deps.sql, namespace, c.req.param('id'), 0);
+    if (!upload) return c.json({ aborted: false });
+    await c.get('store').releasePin(upload.pin);
+    await deleteUpload(deps.sql, namespace, upload.id);
+    return c.json({ aborted: true });
   });
 
   app.delete('/v1/entries/:key', async (c) => {

@@ -1,3 +1,4 @@
 export { type ApiKeyInfo, createApiKey, listApiKeys, type Principal, revokeApiKey, type Scope, validateNamespace, verifyApiKey } from './api-keys.js';
 export { PostgresMetadataStore, type PostgresMetadataStoreOptions } from './metadata-store.js';
 export { MIGRATIONS, type Migration, migrate } from './migrations.js';
+export { createUpload, deleteUpload, getUpload, type PendingUpload } from './uploads.js';

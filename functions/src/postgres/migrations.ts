@@ -142,6 +142,26 @@ CREATE TABLE api_keys (
 CREATE INDEX api_keys_namespace ON api_keys (namespace);
 `,
   },
+  {
+    version: 3,
+    name: 'pending uploads',
+    sql: `
+-- An entry whose bytes are still on their way to S3: invisible to reads until completed.
+CREATE TABLE uploads (
+  id text PRIMARY KEY,
+  namespace text NOT NULL,
+  key text COLLATE "C" NOT NULL,
+  record jsonb NOT NULL,
+  tables jsonb,
+  blob_name text NOT NULL,
+  pin text NOT NULL,
+  created_at timestamptz NOT NULL,
+  expires_at timestamptz NOT NULL
+);
+CREATE INDEX uploads_namespace ON uploads (namespace, created_at);
+CREATE INDEX uploads_expires_at ON uploads (expires_at);
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied; returns the versions it applied. */

@@ -1,0 +1,51 @@
+/**
+ * Pending uploads: the entry record waits here, with its pinned blob, until the client has put the
+ * bytes into S3 and completes the upload. Scoped by namespace like everything else.
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import type { EntryRecord, TableRow } from 'cacheness/stores';
+import type { Sql } from 'postgres';
+
+export interface PendingUpload {
+  id: string;
+  namespace: string;
+  key: string;
+  record: EntryRecord;
+  tables: Record<string, TableRow[]> | null;
+  blobName: string;
+  pin: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export async function createUpload(sql: Sql, u: Omit<PendingUpload, 'id'>): Promise<PendingUpload> {
+  const id = randomBytes(12).toString('hex');
+  await sql`
+    INSERT INTO uploads (id, namespace, key, record, tables, blob_name, pin, created_at, expires_at)
+    VALUES (${id}, ${u.namespace}, ${u.key}, ${sql.json({ ...u.record, inline: null } as never)}, ${u.tables === null ? null : sql.json(u.tables as never)},
+            ${u.blobName}, ${u.pin}, ${new Date(u.createdAt)}, ${new Date(u.expiresAt)})`;
+  return { ...u, id };
+}
+
+/** The namespace's pending upload `id`, if it exists and has not expired at `now`. */
+export async function getUpload(sql: Sql, namespace: string, id: string, now: number): Promise<PendingUpload | undefined> {
+  const [r] = await sql`SELECT * FROM uploads WHERE id = ${id} AND namespace = ${namespace} AND expires_at > ${new Date(now)}`;
+  if (!r) return undefined;
+  return {
+    id: r.id as string,
+    namespace: r.namespace as string,
+    key: r.key as string,
+    record: r.record as EntryRecord,
+    tables: (r.tables as Record<string, TableRow[]> | null) ?? null,
+    blobName: r.blob_name as string,
+    pin: r.pin as string,
+    createdAt: (r.created_at as Date).getTime(),
+    expiresAt: (r.expires_at as Date).getTime(),
+  };
+}
+
+/** Forgets a pending upload; true when it existed. */
+export async function deleteUpload(sql: Sql, namespace: string, id: string): Promise<boolean> {
+  return (await sql`DELETE FROM uploads WHERE id = ${id} AND namespace = ${namespace} RETURNING id`).length > 0;
+}
