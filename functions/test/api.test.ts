@@ -230,6 +230,67 @@ describe('creating entries', () => {
   });
 });
 
+describe('multipart uploads', () => {
+  let mpBase: string;
+  let mpClose: () => void;
+  beforeAll(async () => {
+    // Everything above 6 MiB goes multipart, in 5 MiB parts.
+    const app = createApp({ sql: pg.sql, s3: s3.client, bucket: s3.bucket, clock: () => now, singlePutMaxBytes: 6 * 1024 * 1024, preferredPartBytes: 5 * 1024 * 1024 });
+    const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
+    await new Promise((r) => server.once('listening', r));
+    mpBase = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    mpClose = () => server.close();
+  });
+  afterAll(() => mpClose());
+  const mp = (path: string, body?: unknown, method = 'POST') =>
+    fetch(`${mpBase}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${keys.a}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+
+  it('plans parts, signs more on request, and completes only with every part', async () => {
+    const bytes = randomBytes(10 * 1024 * 1024 + 4321);
+    const start = await mp(
+      '/v1/entries/multi',
+      { handler: 'bytes@1', type: 'Buffer', codec: 'none', size: bytes.length, storedSize: bytes.length, contentHash: xxh128Hex(bytes), blobId: xxh128Hex(bytes) },
+      'PUT',
+    );
+    expect(start.status).toBe(202);
+    const { upload } = (await start.json()) as { upload: { id: string; method: string; partSize: number; partCount: number; parts: { partNumber: number; url: string }[] } };
+    expect(upload).toMatchObject({ method: 'MULTIPART', partSize: 5 * 1024 * 1024, partCount: 3 });
+    expect(upload.parts.map((p) => p.partNumber)).toEqual([1, 2, 3]);
+    const again = (await (await mp(`/v1/uploads/${upload.id}/parts`, { partNumbers: [3] })).json()) as { parts: { partNumber: number; url: string }[] };
+    expect(again.parts[0]?.partNumber).toBe(3);
+    expect((await mp(`/v1/uploads/${upload.id}/parts`, { partNumbers: [4] })).status).toBe(400);
+    const etags = [];
+    for (const { partNumber, url } of [upload.parts[0], upload.parts[1], again.parts[0]] as { partNumber: number; url: string }[]) {
+      const chunk = bytes.subarray((partNumber - 1) * upload.partSize, partNumber * upload.partSize);
+      const res = await fetch(url, { method: 'PUT', body: chunk });
+      etags.push({ partNumber, etag: res.headers.get('etag') as string });
+    }
+    const missing = await mp(`/v1/uploads/${upload.id}/complete`, { parts: etags.slice(0, 2) });
+    expect([missing.status, ((await missing.json()) as { error: { code: string } }).error.code]).toEqual([422, 'EUPLOADINCOMPLETE']);
+    expect((await mp(`/v1/uploads/${upload.id}/complete`, {})).status).toBe(400);
+    const done = await mp(`/v1/uploads/${upload.id}/complete`, { parts: [...etags].reverse() });
+    expect(done.status).toBe(201);
+    const { url } = (await (await mp('/v1/entries/multi', undefined, 'GET')).json()) as { url: string };
+    expect(Buffer.from(await (await fetch(url)).arrayBuffer()).equals(bytes)).toBe(true);
+  });
+
+  it('aborts a multipart upload', async () => {
+    const bytes = randomBytes(7 * 1024 * 1024);
+    const start = await mp(
+      '/v1/entries/multi-abort',
+      { handler: 'bytes@1', type: 'Buffer', codec: 'none', size: bytes.length, storedSize: bytes.length, contentHash: xxh128Hex(bytes), blobId: xxh128Hex(bytes) },
+      'PUT',
+    );
+    const { upload } = (await start.json()) as { upload: { id: string } };
+    expect(await (await mp(`/v1/uploads/${upload.id}`, undefined, 'DELETE')).json()).toEqual({ aborted: true });
+    expect((await mp(`/v1/uploads/${upload.id}/parts`, { partNumbers: [1] })).status).toBe(410);
+  });
+});
+
 describe('cloud API as a Lambda handler', () => {
   it('serves an API Gateway v2 event', async () => {
     const handler = handle(createApp({ sql: pg.sql, s3: s3.client, bucket: s3.bucket, clock: () => now }));

@@ -14,7 +14,8 @@ import { z } from 'zod';
 import { type Principal, type Scope, verifyApiKey } from '../postgres/api-keys.js';
 import { PostgresMetadataStore } from '../postgres/metadata-store.js';
 import { createUpload, deleteUpload, getUpload } from '../postgres/uploads.js';
-import { presignGet, presignPut } from '../s3/presign.js';
+import { planParts, S3_LIMITS } from '../s3/multipart-plan.js';
+import { abortMultipart, completeMultipart, presignGet, presignParts, presignPut, startMultipart } from '../s3/presign.js';
 import { ApiError, toErrorResponse } from './errors.js';
 
 /** What the API runs on. */
@@ -28,14 +29,26 @@ export interface ApiDeps {
   maxBodyBytes?: number;
   /** Largest payload sent inline in a create request. Default 256 KiB. */
   inlineMaxBytes?: number;
-  /** Largest payload uploaded with one presigned PUT. Default 5 GiB (S3's limit). */
+  /** Largest payload uploaded with one presigned PUT; larger ones go multipart. Default 100 MiB (AWS's advice). */
   singlePutMaxBytes?: number;
+  /** Preferred multipart part size. Default 16 MiB. */
+  preferredPartBytes?: number;
 }
 
 type Env = { Variables: { principal: Principal; store: PostgresMetadataStore } };
 
 /** How long a pending upload may take before the sweeper abandons it. */
 const UPLOAD_TTL_MS = 24 * 3_600_000;
+/** Part URLs handed out per request (they live 15 minutes: a long upload asks for more). */
+const PART_URL_BATCH = 100;
+
+const PartNumbers = z.strictObject({ partNumbers: z.array(z.number().int().min(1).max(10_000)).min(1).max(1000) });
+const CompleteParts = z.strictObject({
+  parts: z
+    .array(z.strictObject({ partNumber: z.number().int().min(1).max(10_000), etag: z.string().min(1).max(200) }))
+    .min(1)
+    .max(10_000),
+});
 
 /** The body of `PUT /v1/entries/:key`: the entry's description, plus its bytes when they are small. */
 const CreateEntry = z.strictObject({
@@ -78,7 +91,7 @@ export function blobObjectKey(namespace: string, blobName: string): string {
 export function createApp(deps: ApiDeps): Hono<Env> {
   const clock = deps.clock ?? Date.now;
   const inlineMax = deps.inlineMaxBytes ?? 256 * 1024;
-  const singlePutMax = deps.singlePutMaxBytes ?? 5 * 1024 ** 3;
+  const singlePutMax = Math.min(deps.singlePutMaxBytes ?? 100 * 1024 ** 2, S3_LIMITS.maxPartSize);
   const app = new Hono<Env>();
 
   app.onError((err, c) => {
@@ -189,7 +202,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     }
 
     if (!body.blobId) throw new ApiError(400, 'EVALIDATION', 'An upload needs blobId (the XXH3-128 of the stored bytes).');
-    if (body.storedSize > singlePutMax) throw new ApiError(413, 'ETOOLARGE', `Uploads above ${singlePutMax} bytes need a multipart upload, which this server does not offer yet.`);
+    if (body.storedSize > S3_LIMITS.maxObjectSize) throw new ApiError(413, 'ETOOLARGE', 'Objects are at most 5 TiB.');
     record.blobId = body.blobId;
     const reservation = await store.acquireBlob(body.blobId, body.storedSize, now, `upload:${namespace}`);
     const objectKey = blobObjectKey(namespace, reservation.name);
@@ -198,18 +211,47 @@ export function createApp(deps: ApiDeps): Hono<Env> {
       await store.put(record, { tables, pin: reservation.pin, blobName: reservation.name });
       return c.json({ entry: toEntryInfo(record), deduplicated: true }, 201);
     }
-    const upload = await createUpload(deps.sql, {
-      namespace,
-      key,
-      record,
-      tables: tables ?? null,
-      blobName: reservation.name,
-      pin: reservation.pin,
-      createdAt: now,
-      expiresAt: now + UPLOAD_TTL_MS,
-    });
-    const url = await presignPut(deps.s3, { bucket: deps.bucket, key: objectKey, size: body.storedSize });
-    return c.json({ upload: { id: upload.id, method: 'PUT', url, size: body.storedSize, expiresAt: new Date(upload.expiresAt).toISOString() } }, 202);
+    const pending = { namespace, key, record, tables: tables ?? null, blobName: reservation.name, pin: reservation.pin, createdAt: now, expiresAt: now + UPLOAD_TTL_MS };
+    if (body.storedSize <= singlePutMax) {
+      const upload = await createUpload(deps.sql, { ...pending, multipart: null });
+      const url = await presignPut(deps.s3, { bucket: deps.bucket, key: objectKey, size: body.storedSize });
+      return c.json({ upload: { id: upload.id, method: 'PUT', url, size: body.storedSize, expiresAt: new Date(upload.expiresAt).toISOString() } }, 202);
+    }
+    // Multipart: equal parts sized so the object fits in 10,000; part URLs come in batches.
+    const plan = planParts({ size: body.storedSize, preferredPartSize: deps.preferredPartBytes });
+    const s3UploadId = await startMultipart(deps.s3, { bucket: deps.bucket, key: objectKey });
+    const upload = await createUpload(deps.sql, { ...pending, multipart: { s3UploadId, partSize: plan.partSize, partCount: plan.partCount } });
+    const first = Array.from({ length: Math.min(plan.partCount, PART_URL_BATCH) }, (_, i) => i + 1);
+    const parts = await presignParts(deps.s3, { bucket: deps.bucket, key: objectKey, uploadId: s3UploadId, partNumbers: first });
+    return c.json(
+      {
+        upload: {
+          id: upload.id,
+          method: 'MULTIPART',
+          size: body.storedSize,
+          partSize: plan.partSize,
+          partCount: plan.partCount,
+          parts,
+          expiresAt: new Date(upload.expiresAt).toISOString(),
+        },
+      },
+      202,
+    );
+  });
+
+  app.post('/v1/uploads/:id/parts', async (c) => {
+    need(c.get('principal'), 'write');
+    const { namespace } = c.get('principal');
+    const upload = await getUpload(deps.sql, namespace, c.req.param('id'), clock());
+    if (!upload) throw new ApiError(410, 'EUPLOADGONE', 'No such pending upload (completed, aborted or expired): start a new one.');
+    if (!upload.multipart) throw new ApiError(409, 'ENOTMULTIPART', 'This upload is a single PUT; it has no parts.');
+    const parsed = PartNumbers.safeParse(await c.req.json().catch(() => undefined));
+    if (!parsed.success) throw new ApiError(400, 'EVALIDATION', `Invalid part request: ${z.prettifyError(parsed.error)}`);
+    const { partCount, s3UploadId } = upload.multipart;
+    const bad = parsed.data.partNumbers.find((n) => n > partCount);
+    if (bad !== undefined) throw new ApiError(400, 'EVALIDATION', `Part ${bad} is beyond this upload's ${partCount} parts.`);
+    const parts = await presignParts(deps.s3, { bucket: deps.bucket, key: blobObjectKey(namespace, upload.blobName), uploadId: s3UploadId, partNumbers: parsed.data.partNumbers });
+    return c.json({ parts });
   });
 
   app.post('/v1/uploads/:id/complete', async (c) => {
@@ -217,7 +259,17 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     const { namespace } = c.get('principal');
     const upload = await getUpload(deps.sql, namespace, c.req.param('id'), clock());
     if (!upload) throw new ApiError(410, 'EUPLOADGONE', 'No such pending upload (completed, aborted or expired): start a new one.');
-    const size = await objectSize(deps.s3, deps.bucket, blobObjectKey(namespace, upload.blobName));
+    const objectKey = blobObjectKey(namespace, upload.blobName);
+    if (upload.multipart) {
+      const parsed = CompleteParts.safeParse(await c.req.json().catch(() => undefined));
+      if (!parsed.success) throw new ApiError(400, 'EVALIDATION', `Completing a multipart upload needs its parts: ${z.prettifyError(parsed.error)}`);
+      const numbers = parsed.data.parts.map((p) => p.partNumber).sort((a, b) => a - b);
+      if (numbers.length !== upload.multipart.partCount || numbers.some((n, i) => n !== i + 1)) {
+        throw new ApiError(422, 'EUPLOADINCOMPLETE', `Send all ${upload.multipart.partCount} parts, numbered 1 to ${upload.multipart.partCount}, each once.`);
+      }
+      await completeMultipart(deps.s3, { bucket: deps.bucket, key: objectKey, uploadId: upload.multipart.s3UploadId, parts: parsed.data.parts });
+    }
+    const size = await objectSize(deps.s3, deps.bucket, objectKey);
     if (size === undefined) throw new ApiError(409, 'EUPLOADINCOMPLETE', 'The bytes have not arrived: PUT them to the upload URL first.');
     if (size !== upload.record.storedSize) throw new ApiError(422, 'EINTEGRITY', `The uploaded object has ${size} bytes; ${upload.record.storedSize} were announced.`);
     // The write happens now: creation time and expiry count from completion, not from the announcement.
@@ -234,6 +286,14 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     const { namespace } = c.get('principal');
     const upload = await getUpload(deps.sql, namespace, c.req.param('id'), 0);
     if (!upload) return c.json({ aborted: false });
+    if (upload.multipart) {
+      await abortMultipart(deps.s3, { bucket: deps.bucket, key: blobObjectKey(namespace, upload.blobName), uploadId: upload.multipart.s3UploadId }).catch(
+        (err: { name?: string }) => {
+          // S3 implements AbortMultipartUpload; the local stand-in answers 405 or 501 (its parts then wait for the sweeper).
+          if (err.name !== 'NotImplemented' && err.name !== 'MethodNotAllowed') throw err;
+        },
+      );
+    }
     await c.get('store').releasePin(upload.pin);
     await deleteUpload(deps.sql, namespace, upload.id);
     return c.json({ aborted: true });

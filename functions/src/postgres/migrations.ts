@@ -155,6 +155,9 @@ CREATE TABLE uploads (
   tables jsonb,
   blob_name text NOT NULL,
   pin text NOT NULL,
+  s3_upload_id text,
+  part_size bigint,
+  part_count integer,
   created_at timestamptz NOT NULL,
   expires_at timestamptz NOT NULL
 );
