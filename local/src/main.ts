@@ -1,19 +1,78 @@
 /**
- * `npm start`: opens the local cacheness store on embedded defaults (SQLite + files in
- * ./.cacheness, or $CACHENESS_DIR) and reports what it holds. The HTTP API of the local stack
- * (hono on embedded Postgres + an S3-protocol server) is added by the cloud API issue.
+ * `npm start`: the cloud API on this machine. It serves http://127.0.0.1:8787 (PORT to change) on
+ * embedded stand-ins: PGlite for Postgres (or the server in DATABASE_URL) and an S3-protocol server
+ * (or S3_ENDPOINT with S3_BUCKET and AWS credentials from the environment). Data lives in
+ * ./.cacheness-local (CACHENESS_LOCAL_DIR) and survives restarts; Ctrl-C stops cleanly.
  */
-import { resolve } from 'node:path';
-import { createCache } from 'cacheness';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import { createApp } from '@cacheness/functions/api';
+import { createApiKey, migrate, verifyApiKey } from '@cacheness/functions/postgres';
+import { createS3Client } from '@cacheness/functions/s3';
+import { serve } from '@hono/node-server';
+import postgres from 'postgres';
+import { startEmbeddedPostgres } from './embedded-postgres.js';
+import { EMBEDDED_S3_CREDENTIALS, startEmbeddedS3 } from './embedded-s3.js';
 
-const dir = resolve(process.env.INIT_CWD ?? process.cwd(), process.env.CACHENESS_DIR ?? '.cacheness');
-const cache = createCache({ dir });
-const stats = await cache.stats();
-const cleaned = await cache.cleanup();
-console.log(`cacheness local store: ${cache.location}`);
-console.log(
-  `  entries ${stats.entries}, ${(stats.bytes / 1024 / 1024).toFixed(1)} MiB stored, hit rate ${(stats.hitRate * 100).toFixed(1)}% (${stats.hits} hits, ${stats.misses} misses)`,
-);
-console.log(`  cleanup: ${cleaned.expired} expired, ${cleaned.evicted} evicted, ${cleaned.orphans} orphans removed`);
-console.log('  Use it from code: import { createCache } from "cacheness". The local HTTP API is not part of this release yet.');
-await cache.close();
+const root = resolve(process.env.INIT_CWD ?? process.cwd(), process.env.CACHENESS_LOCAL_DIR ?? '.cacheness-local');
+mkdirSync(root, { recursive: true });
+const stops: (() => Promise<unknown> | unknown)[] = [];
+
+const embeddedPg = process.env.DATABASE_URL ? undefined : await startEmbeddedPostgres({ dataDir: join(root, 'postgres') });
+if (embeddedPg) stops.push(() => embeddedPg.stop());
+// PGlite serves all connections from one session: one connection, or transactions would interleave.
+const sql = postgres(process.env.DATABASE_URL ?? (embeddedPg?.url as string), { max: embeddedPg ? 1 : 10, onnotice: () => {} });
+stops.unshift(() => sql.end());
+await migrate(sql);
+
+const bucket = process.env.S3_BUCKET ?? 'cacheness-local';
+let s3Endpoint = process.env.S3_ENDPOINT;
+if (!s3Endpoint) {
+  const s3dir = join(root, 's3');
+  mkdirSync(s3dir, { recursive: true });
+  const embeddedS3 = await startEmbeddedS3({ directory: s3dir, bucket });
+  stops.push(() => embeddedS3.stop());
+  s3Endpoint = embeddedS3.endpoint;
+}
+const s3 = createS3Client({ endpoint: s3Endpoint, credentials: process.env.S3_ENDPOINT ? undefined : EMBEDDED_S3_CREDENTIALS });
+
+// A development key, kept next to the data so restarts reuse it.
+const keyFile = join(root, 'dev-api-key');
+let apiKey = (() => {
+  try {
+    return readFileSync(keyFile, 'utf8').trim();
+  } catch {
+    return '';
+  }
+})();
+if (!(await verifyApiKey(sql, apiKey))) {
+  apiKey = (await createApiKey(sql, { namespace: 'dev', scopes: ['read', 'write', 'admin'], name: 'local development' })).key;
+  writeFileSync(keyFile, `${apiKey}\n`, { mode: 0o600 });
+}
+
+const app = createApp({ sql, s3, bucket });
+const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: Number(process.env.PORT ?? 8787) });
+await new Promise<void>((ok, fail) => {
+  server.once('listening', () => ok());
+  server.once('error', fail);
+});
+const { port } = server.address() as AddressInfo;
+console.log(`cacheness local stack
+  API       http://127.0.0.1:${port}/v1
+  API key   ${apiKey}   (namespace "dev"; export CACHENESS_API_KEY=${apiKey})
+  Postgres  ${embeddedPg ? `embedded PGlite, data in ${join(root, 'postgres')}` : 'DATABASE_URL'}
+  S3        ${process.env.S3_ENDPOINT ? s3Endpoint : `embedded at ${s3Endpoint}, data in ${join(root, 's3')}`} (bucket ${bucket})
+Ctrl-C stops.`);
+
+let stopping = false;
+const stop = async () => {
+  if (stopping) return;
+  stopping = true;
+  await new Promise((r) => server.close(r));
+  for (const s of stops) await s();
+  console.log('stopped');
+  process.exit(0);
+};
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
