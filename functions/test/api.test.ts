@@ -230,6 +230,57 @@ describe('creating entries', () => {
   });
 });
 
+describe('touch, list and custom tables', () => {
+  const post = (path: string, body: unknown, key = keys.a, method = 'POST') =>
+    call(path, key, { method, body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+  const create = (key: string, extra: Record<string, unknown> = {}) => {
+    const bytes = Buffer.from(key);
+    return post(
+      `/v1/entries/${encodeURIComponent(key)}`,
+      { handler: 'bytes@1', type: 'Buffer', codec: 'none', size: bytes.length, storedSize: bytes.length, contentHash: xxh128Hex(bytes), body: bytes.toString('base64'), ...extra },
+      keys.a,
+      'PUT',
+    );
+  };
+
+  it('touches live entries with a new ttl', async () => {
+    await create('touch-me', { ttl: 10 });
+    const res = await post('/v1/entries/touch-me/touch', { ttl: '1h' });
+    expect(await res.json()).toEqual({ touched: true, expiresAt: new Date(now + 3_600_000).toISOString() });
+    expect((await post('/v1/entries/missing/touch', {})).status).toBe(404);
+    expect((await post('/v1/entries/touch-me/touch', { ttl: 'never-ish' })).status).toBe(400);
+  });
+
+  it('lists with prefix, where and a cursor', async () => {
+    for (let i = 0; i < 5; i++) await create(`runs/${i}`, { metadata: { even: i % 2 === 0 } });
+    const first = (await (await post('/v1/entries/list', { prefix: 'runs/', limit: 2 })).json()) as { entries: { key: string }[]; cursor?: string };
+    expect(first.entries.map((e) => e.key)).toEqual(['runs/0', 'runs/1']);
+    const rest = (await (await post('/v1/entries/list', { prefix: 'runs/', limit: 10, cursor: first.cursor })).json()) as { entries: { key: string }[]; cursor?: string };
+    expect(rest.entries.map((e) => e.key)).toEqual(['runs/2', 'runs/3', 'runs/4']);
+    expect(rest.cursor).toBeUndefined();
+    const even = (await (await post('/v1/entries/list', { prefix: 'runs/', where: { metadata: { even: true } } })).json()) as { entries: { key: string }[] };
+    expect(even.entries.map((e) => e.key)).toEqual(['runs/0', 'runs/2', 'runs/4']);
+    expect(((await (await post('/v1/entries/list', { prefix: 'runs/' }, keys.b)).json()) as { entries: unknown[] }).entries).toEqual([]);
+    const bad = await post('/v1/entries/list', { where: { 'size; DROP TABLE entries': 1 } });
+    expect([bad.status, ((await bad.json()) as { error: { code: string } }).error.code]).toEqual([400, 'ECOLUMN']);
+  });
+
+  it('defines custom tables, attaches rows on create, and queries them', async () => {
+    const def = await post('/v1/tables/experiments', { columns: { name: 'text', accuracy: 'real' }, unique: ['name'] }, keys.a, 'PUT');
+    expect(def.status).toBe(200);
+    await create('model-1', { tables: { experiments: { name: 'e1', accuracy: 0.91 } } });
+    await create('model-2', { tables: { experiments: { name: 'e2', accuracy: 0.72 } } });
+    const dup = await create('model-3', { tables: { experiments: { name: 'e1', accuracy: 0.5 } } });
+    expect([dup.status, ((await dup.json()) as { error: { code: string } }).error.code]).toEqual([409, 'ECONSTRAINT']);
+    const rows = (await (await post('/v1/tables/experiments/query', { where: { accuracy: { gte: 0.9 } }, orderBy: { accuracy: 'desc' } })).json()) as { rows: unknown[] };
+    expect(rows.rows).toEqual([{ key: 'model-1', name: 'e1', accuracy: 0.91 }]);
+    expect((await post('/v1/tables/experiments/query', {}, keys.b)).status).toBe(404); // b has no such table
+    expect((await post('/v1/tables/x%22%3B%20DROP/query', {})).status).toBe(404); // a hostile name is just an unknown table
+    expect((await post('/v1/tables/experiments', { columns: { name: 'varchar' } }, keys.a, 'PUT')).status).toBe(400);
+    expect((await post('/v1/tables/experiments', { columns: { name: 'text' } }, keys.aRead, 'PUT')).status).toBe(403);
+  });
+});
+
 describe('multipart uploads', () => {
   let mpBase: string;
   let mpClose: () => void;

@@ -6,7 +6,7 @@
  */
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ttlToMs, validateStringKey } from 'cacheness';
-import { type EntryRecord, isExpired, toEntryInfo, xxh128Hex } from 'cacheness/stores';
+import { type EntryRecord, isExpired, toEntryInfo, type Where, xxh128Hex } from 'cacheness/stores';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Sql } from 'postgres';
@@ -41,6 +41,37 @@ type Env = { Variables: { principal: Principal; store: PostgresMetadataStore } }
 const UPLOAD_TTL_MS = 24 * 3_600_000;
 /** Part URLs handed out per request (they live 15 minutes: a long upload asks for more). */
 const PART_URL_BATCH = 100;
+
+const Touch = z.strictObject({ ttl: z.union([z.number().nonnegative(), z.string().max(32), z.null()]).optional() });
+const WhereSchema = z.record(z.string(), z.unknown());
+const List = z.strictObject({
+  prefix: z.string().max(1024).optional(),
+  where: WhereSchema.optional(),
+  limit: z.number().int().min(1).max(1000).optional(),
+  cursor: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]*$/)
+    .max(2000)
+    .optional(),
+  includeExpired: z.boolean().optional(),
+});
+const ColumnGroups = z
+  .array(z.union([z.string(), z.array(z.string())]))
+  .max(32)
+  .optional();
+const DefineTable = z.strictObject({
+  columns: z.record(z.string(), z.enum(['text', 'integer', 'real', 'boolean', 'timestamp', 'json'])),
+  unique: ColumnGroups,
+  index: ColumnGroups,
+});
+const Order = z.record(z.string(), z.enum(['asc', 'desc']));
+const Query = z.strictObject({
+  where: WhereSchema.optional(),
+  orderBy: z.union([Order, z.array(Order)]).optional(),
+  limit: z.number().int().min(0).max(10_000).optional(),
+  offset: z.number().int().min(0).optional(),
+  includeExpired: z.boolean().optional(),
+});
 
 const PartNumbers = z.strictObject({ partNumbers: z.array(z.number().int().min(1).max(10_000)).min(1).max(1000) });
 const CompleteParts = z.strictObject({
@@ -297,6 +328,49 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     await c.get('store').releasePin(upload.pin);
     await deleteUpload(deps.sql, namespace, upload.id);
     return c.json({ aborted: true });
+  });
+
+  app.post('/v1/entries/:key/touch', async (c) => {
+    need(c.get('principal'), 'write');
+    const parsed = Touch.safeParse(await c.req.json().catch(() => ({})));
+    if (!parsed.success) throw new ApiError(400, 'EVALIDATION', `Invalid touch: ${z.prettifyError(parsed.error)}`);
+    const now = clock();
+    const ttlMs = parsed.data.ttl === undefined || parsed.data.ttl === null ? null : ttlToMs(parsed.data.ttl);
+    const touched = await c.get('store').touch(c.req.param('key'), ttlMs === null ? null : now + ttlMs, now);
+    if (!touched) throw new ApiError(404, 'ENOTFOUND', `No live entry '${c.req.param('key')}'.`);
+    return c.json({ touched: true, expiresAt: ttlMs === null ? null : new Date(now + ttlMs).toISOString() });
+  });
+
+  app.post('/v1/entries/list', async (c) => {
+    need(c.get('principal'), 'read');
+    const parsed = List.safeParse(await c.req.json().catch(() => ({})));
+    if (!parsed.success) throw new ApiError(400, 'EVALIDATION', `Invalid list request: ${z.prettifyError(parsed.error)}`);
+    const q = parsed.data;
+    const limit = q.limit ?? 100;
+    const after = q.cursor === undefined ? undefined : Buffer.from(q.cursor, 'base64url').toString('utf8');
+    const rows = await c.get('store').list({ prefix: q.prefix, where: q.where as Where | undefined, limit: limit + 1, after, includeExpired: q.includeExpired, now: clock() });
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return c.json({ entries: page.map(toEntryInfo), ...(rows.length > limit && last ? { cursor: Buffer.from(last.key, 'utf8').toString('base64url') } : {}) });
+  });
+
+  app.put('/v1/tables/:name', async (c) => {
+    need(c.get('principal'), 'write');
+    const parsed = DefineTable.safeParse(await c.req.json().catch(() => undefined));
+    if (!parsed.success) throw new ApiError(400, 'EVALIDATION', `Invalid table definition: ${z.prettifyError(parsed.error)}`);
+    const def = await c.get('store').defineTable(c.req.param('name'), parsed.data.columns, { unique: parsed.data.unique, index: parsed.data.index });
+    return c.json({ table: def });
+  });
+
+  app.post('/v1/tables/:name/query', async (c) => {
+    need(c.get('principal'), 'read');
+    const parsed = Query.safeParse(await c.req.json().catch(() => ({})));
+    if (!parsed.success) throw new ApiError(400, 'EVALIDATION', `Invalid query: ${z.prettifyError(parsed.error)}`);
+    const q = parsed.data;
+    const rows = await c
+      .get('store')
+      .query(c.req.param('name'), { where: q.where as Where | undefined, orderBy: q.orderBy, limit: q.limit, offset: q.offset, includeExpired: q.includeExpired, now: clock() });
+    return c.json({ rows });
   });
 
   app.delete('/v1/entries/:key', async (c) => {
