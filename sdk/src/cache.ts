@@ -307,8 +307,7 @@ export class Cache {
       const names = await this.meta.claimGarbage(this.s.clock() - PIN_STALE_MS, 500);
       if (names.length === 0) return total;
       await this.blobs.delete(names);
-      await this.meta.dropGarbage(names);
-      total += names.length;
+      total += await this.meta.dropGarbage(names);
     }
   }
 

@@ -11,6 +11,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Sql } from 'postgres';
 import { z } from 'zod';
+import { blobObjectKey } from '../object-keys.js';
 import { type Principal, type Scope, verifyApiKey } from '../postgres/api-keys.js';
 import { PostgresMetadataStore } from '../postgres/metadata-store.js';
 import { createUpload, deleteUpload, getUpload } from '../postgres/uploads.js';
@@ -112,11 +113,6 @@ async function objectSize(s3: S3Client, bucket: string, key: string): Promise<nu
     if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
     throw err;
   }
-}
-
-/** Object key of a blob: chosen by the server, under the tenant's prefix. */
-export function blobObjectKey(namespace: string, blobName: string): string {
-  return `ns/${namespace}/blobs/${blobName}`;
 }
 
 export function createApp(deps: ApiDeps): Hono<Env> {

@@ -1,2 +1,4 @@
-export { type ApiDeps, blobObjectKey, createApp } from './app.js';
+export { blobObjectKey } from '../object-keys.js';
+export { type SweepOptions, type SweepReport, sweep } from '../sweeper.js';
+export { type ApiDeps, createApp } from './app.js';
 export { ApiError, type ErrorBody, toErrorResponse } from './errors.js';

@@ -481,14 +481,15 @@ export class PostgresMetadataStore implements MetadataStore {
     });
   }
 
-  async dropGarbage(names: string[]): Promise<void> {
-    if (!names.length) return;
+  async dropGarbage(names: string[]): Promise<number> {
+    if (!names.length) return 0;
     const ids = names.map((n) => n.split('.')[0] as string);
     const gens = names.map((n) => n.split('.')[1] as string);
-    await this.q('DELETE FROM blobs b USING unnest($2::text[], $3::text[]) AS g(id, gen) WHERE b.namespace = $1 AND b.id = g.id AND b.gen = g.gen AND b.doomed AND b.refs <= 0', [
-      ids,
-      gens,
-    ]);
+    const dropped = await this.q(
+      'DELETE FROM blobs b USING unnest($2::text[], $3::text[]) AS g(id, gen) WHERE b.namespace = $1 AND b.id = g.id AND b.gen = g.gen AND b.doomed AND b.refs <= 0 RETURNING b.id',
+      [ids, gens],
+    );
+    return dropped.length;
   }
 
   async isLiveBlob(name: string): Promise<boolean> {

@@ -603,12 +603,14 @@ export class SqliteMetadataStore implements MetadataStore {
     });
   }
 
-  async dropGarbage(names: string[]): Promise<void> {
-    this.immediate(() => {
+  async dropGarbage(names: string[]): Promise<number> {
+    return this.immediate(() => {
+      let dropped = 0;
       for (const name of names) {
         const [id, gen] = name.split('.');
-        this.s.dropBlob.run(id, gen);
+        dropped += this.s.dropBlob.run(id, gen).changes;
       }
+      return dropped;
     });
   }
 

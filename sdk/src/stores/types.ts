@@ -151,8 +151,8 @@ export interface MetadataStore {
   reapPins(isAlive: (owner: string) => boolean): Promise<number>;
   /** Drops pins taken before `staleBefore`, then marks unreferenced, unpinned blobs doomed; returns up to `limit` names. */
   claimGarbage(staleBefore: number, limit: number): Promise<string[]>;
-  /** Forgets doomed blobs whose bytes were deleted (ignores any re-acquired since). */
-  dropGarbage(names: string[]): Promise<void>;
+  /** Forgets doomed blobs whose bytes were deleted (ignores any re-acquired since); returns how many it forgot. */
+  dropGarbage(names: string[]): Promise<number>;
   /** True when `name` is a blob that is not doomed (for orphan scans). */
   isLiveBlob(name: string): Promise<boolean>;
 
