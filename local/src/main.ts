@@ -2,12 +2,13 @@
  * `npm start`: the cloud API on this machine. It serves http://127.0.0.1:8787 (PORT to change) on
  * embedded stand-ins: PGlite for Postgres (or the server in DATABASE_URL) and an S3-protocol server
  * (or S3_ENDPOINT with S3_BUCKET and AWS credentials from the environment). Data lives in
- * ./.cacheness-local (CACHENESS_LOCAL_DIR) and survives restarts; Ctrl-C stops cleanly.
+ * ./.cacheness-local (CACHENESS_LOCAL_DIR) and survives restarts; the TTL sweeper runs every
+ * SWEEP_INTERVAL_MS (default 60 s); Ctrl-C stops cleanly.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { createApp } from '@cacheness/functions/api';
+import { createApp, sweep } from '@cacheness/functions/api';
 import { createApiKey, migrate, verifyApiKey } from '@cacheness/functions/postgres';
 import { createS3Client } from '@cacheness/functions/s3';
 import { serve } from '@hono/node-server';
@@ -15,6 +16,7 @@ import postgres from 'postgres';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
 import { EMBEDDED_S3_CREDENTIALS, startEmbeddedS3 } from './embedded-s3.js';
 
+const sweepEvery = Number(process.env.SWEEP_INTERVAL_MS ?? 60_000);
 const root = resolve(process.env.INIT_CWD ?? process.cwd(), process.env.CACHENESS_LOCAL_DIR ?? '.cacheness-local');
 mkdirSync(root, { recursive: true });
 const stops: (() => Promise<unknown> | unknown)[] = [];
@@ -63,13 +65,27 @@ console.log(`cacheness local stack
   API key   ${apiKey}   (namespace "dev"; export CACHENESS_API_KEY=${apiKey})
   Postgres  ${embeddedPg ? `embedded PGlite, data in ${join(root, 'postgres')}` : 'DATABASE_URL'}
   S3        ${process.env.S3_ENDPOINT ? s3Endpoint : `embedded at ${s3Endpoint}, data in ${join(root, 's3')}`} (bucket ${bucket})
+  Sweeper   every ${sweepEvery / 1000} s
 Ctrl-C stops.`);
+
+// The sweeper, on an interval (in AWS, a schedule runs it): expired entries, abandoned uploads, unreferenced objects.
+let sweeping: Promise<unknown> = Promise.resolve();
+const sweeper = setInterval(() => {
+  sweeping = sweep({ sql, s3, bucket })
+    .then((r) => {
+      if (r.expired || r.uploadsAbandoned || r.objectsDeleted)
+        console.log(`swept: ${r.expired} expired, ${r.uploadsAbandoned} abandoned uploads, ${r.objectsDeleted} objects deleted`);
+    })
+    .catch((err) => console.error(`sweep failed: ${(err as Error).message}`));
+}, sweepEvery);
 
 let stopping = false;
 const stop = async () => {
   if (stopping) return;
   stopping = true;
+  clearInterval(sweeper);
   await new Promise((r) => server.close(r));
+  await sweeping;
   for (const s of stops) await s();
   console.log('stopped');
   process.exit(0);
