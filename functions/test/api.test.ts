@@ -7,7 +7,7 @@ import { xxh128Hex } from 'cacheness/stores';
 import { handle } from 'hono/aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blobObjectKey, createApp } from '../src/api/index.js';
-import { createApiKey, PostgresMetadataStore } from '../src/postgres/index.js';
+import { connectDatabase, createApiKey, PostgresMetadataStore } from '../src/postgres/index.js';
 import { S3BlobStore } from '../src/s3/index.js';
 import { type PostgresHarness, startPostgres } from './postgres-server.js';
 import { type S3Harness, startS3 } from './s3-server.js';
@@ -281,6 +281,25 @@ describe('touch, list and custom tables', () => {
   });
 });
 
+describe('key administration', () => {
+  it('lets an admin key create, list and revoke keys of its own namespace only', async () => {
+    const admin = (await createApiKey(pg.sql, { namespace: 'team-admin', scopes: ['admin'] })).key;
+    const made = await call('/v1/keys', admin, { method: 'POST', body: JSON.stringify({ scopes: ['read'], name: 'reader' }), headers: { 'content-type': 'application/json' } });
+    expect(made.status).toBe(201);
+    const { key, info } = (await made.json()) as { key: string; info: { keyId: string; namespace: string } };
+    expect(info.namespace).toBe('team-admin');
+    expect((await call('/v1/stats', key)).status).toBe(200);
+    const listed = (await (await call('/v1/keys', admin)).json()) as { keys: { keyId: string }[] };
+    expect(listed.keys.map((k) => k.keyId)).toContain(info.keyId);
+    expect(JSON.stringify(listed)).not.toContain(key.split('_')[2]);
+    expect((await call('/v1/keys', keys.a)).status).toBe(403); // read/write key, not admin
+    const otherAdmin = (await createApiKey(pg.sql, { namespace: 'team-else', scopes: ['admin'] })).key;
+    expect(await (await call(`/v1/keys/${info.keyId}`, otherAdmin, { method: 'DELETE' })).json()).toEqual({ revoked: false });
+    expect(await (await call(`/v1/keys/${info.keyId}`, admin, { method: 'DELETE' })).json()).toEqual({ revoked: true });
+    expect((await call('/v1/stats', key)).status).toBe(401);
+  });
+});
+
 describe('multipart uploads', () => {
   let mpBase: string;
   let mpClose: () => void;
@@ -339,6 +358,18 @@ describe('multipart uploads', () => {
     const { upload } = (await start.json()) as { upload: { id: string } };
     expect(await (await mp(`/v1/uploads/${upload.id}`, undefined, 'DELETE')).json()).toEqual({ aborted: true });
     expect((await mp(`/v1/uploads/${upload.id}/parts`, { partNumbers: [1] })).status).toBe(410);
+  });
+});
+
+describe('when the database is unreachable', () => {
+  it('answers 503 with Retry-After, not a 500', async () => {
+    const down = connectDatabase('postgres://postgres@127.0.0.1:1/none', { connectTimeoutSeconds: 2 });
+    const app = createApp({ sql: down, s3: s3.client, bucket: s3.bucket });
+    const res = await app.request('/v1/stats', { headers: { authorization: `Bearer ${keys.a}` } });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('15');
+    expect(await res.json()).toMatchObject({ error: { code: 'EUNAVAILABLE' } });
+    await down.end();
   });
 });
 

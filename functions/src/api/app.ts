@@ -12,7 +12,7 @@ import { bodyLimit } from 'hono/body-limit';
 import type { Sql } from 'postgres';
 import { z } from 'zod';
 import { blobObjectKey } from '../object-keys.js';
-import { type Principal, type Scope, verifyApiKey } from '../postgres/api-keys.js';
+import { createApiKey, listApiKeys, type Principal, revokeApiKey, type Scope, verifyApiKey } from '../postgres/api-keys.js';
 import { PostgresMetadataStore } from '../postgres/metadata-store.js';
 import { createUpload, deleteUpload, getUpload } from '../postgres/uploads.js';
 import { planParts, S3_LIMITS } from '../s3/multipart-plan.js';
@@ -74,6 +74,7 @@ const Query = z.strictObject({
   includeExpired: z.boolean().optional(),
 });
 
+const NewKey = z.strictObject({ scopes: z.array(z.enum(['read', 'write', 'admin'])).min(1), name: z.string().max(200).optional() });
 const PartNumbers = z.strictObject({ partNumbers: z.array(z.number().int().min(1).max(10_000)).min(1).max(1000) });
 const CompleteParts = z.strictObject({
   parts: z
@@ -122,7 +123,8 @@ export function createApp(deps: ApiDeps): Hono<Env> {
   const app = new Hono<Env>();
 
   app.onError((err, c) => {
-    const { status, body } = toErrorResponse(err);
+    const { status, body, retryAfter } = toErrorResponse(err);
+    if (retryAfter !== undefined) c.header('retry-after', String(retryAfter));
     return c.json(body, status as 400);
   });
   app.notFound((c) => c.json({ error: { code: 'ENOTFOUND', message: `No route ${c.req.method} ${c.req.path}.` } }, 404));
@@ -367,6 +369,25 @@ export function createApp(deps: ApiDeps): Hono<Env> {
       .get('store')
       .query(c.req.param('name'), { where: q.where as Where | undefined, orderBy: q.orderBy, limit: q.limit, offset: q.offset, includeExpired: q.includeExpired, now: clock() });
     return c.json({ rows });
+  });
+
+  // Key administration, within the caller's own namespace.
+  app.post('/v1/keys', async (c) => {
+    need(c.get('principal'), 'admin');
+    const parsed = NewKey.safeParse(await c.req.json().catch(() => undefined));
+    if (!parsed.success) throw new ApiError(400, 'EVALIDATION', `Invalid key request: ${z.prettifyError(parsed.error)}`);
+    const { key, info } = await createApiKey(deps.sql, { namespace: c.get('principal').namespace, scopes: parsed.data.scopes, name: parsed.data.name });
+    return c.json({ key, info }, 201);
+  });
+
+  app.get('/v1/keys', async (c) => {
+    need(c.get('principal'), 'admin');
+    return c.json({ keys: await listApiKeys(deps.sql, c.get('principal').namespace) });
+  });
+
+  app.delete('/v1/keys/:id', async (c) => {
+    need(c.get('principal'), 'admin');
+    return c.json({ revoked: await revokeApiKey(deps.sql, c.get('principal').namespace, c.req.param('id')) });
   });
 
   app.delete('/v1/entries/:key', async (c) => {

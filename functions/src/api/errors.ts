@@ -41,8 +41,33 @@ export interface ErrorBody {
   error: { code: string; message: string; details?: Record<string, unknown> };
 }
 
+/** Connection failures of the database: the client should retry shortly (Aurora resumes in about 15 s). */
+const UNAVAILABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  '57P03', // cannot_connect_now: starting up, or a paused Aurora resuming
+  '53300', // too_many_connections
+]);
+
+/** Seconds a client should wait after a 503. */
+export const RETRY_AFTER_SECONDS = 15;
+
 /** Status and body for any thrown value; unexpected errors are reported without internals. */
-export function toErrorResponse(err: unknown): { status: number; body: ErrorBody } {
+export function toErrorResponse(err: unknown): { status: number; body: ErrorBody; retryAfter?: number } {
+  const code = String((err as { code?: unknown; cause?: { code?: unknown } })?.code ?? (err as { cause?: { code?: unknown } })?.cause?.code ?? '');
+  if (UNAVAILABLE.has(code)) {
+    return {
+      status: 503,
+      body: { error: { code: 'EUNAVAILABLE', message: 'The database is unavailable (starting, resuming or overloaded); retry shortly.' } },
+      retryAfter: RETRY_AFTER_SECONDS,
+    };
+  }
   if (err instanceof ApiError) return { status: err.status, body: { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } } };
   if (err instanceof CachenessError) {
     const status = STATUS[err.code] ?? 500;
