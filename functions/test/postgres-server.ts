@@ -66,9 +66,18 @@ function startPrivateServer(): Promise<{ url: string; stop(): void }> {
   return privateServer;
 }
 
+let lastUrl: string | undefined;
+
+/** The URL of the server the last harness connected to (for code configured by URL, like the Lambda handlers). */
+export function lastServerUrl(): string {
+  if (!lastUrl) throw new Error('No PostgreSQL harness has started yet.');
+  return lastUrl;
+}
+
 /** A migrated, private schema on a real PostgreSQL server. */
 export async function startPostgres(): Promise<PostgresHarness> {
   const url = process.env.DATABASE_URL ?? (await startPrivateServer()).url;
+  lastUrl = url;
   const schema = `cacheness_test_${randomBytes(6).toString('hex')}`;
   const admin = postgres(url, { max: 1, onnotice: () => {} });
   await admin.unsafe(`CREATE SCHEMA ${schema}`);

@@ -1,0 +1,11 @@
+/** Lambda handler of the HTTP API (API Gateway v2 events), one app per container. */
+import { handle } from 'hono/aws-lambda';
+import { createApp } from '../api/app.js';
+import { lambdaContext } from './config.js';
+
+let app: ReturnType<typeof createApp> | undefined;
+
+export const handler: ReturnType<typeof handle> = (event, ctx) => {
+  app ??= createApp(lambdaContext());
+  return handle(app)(event, ctx);
+};

@@ -1,0 +1,32 @@
+/**
+ * Configuration of the Lambda handlers, from the environment, created once per container.
+ * DATABASE_URL: the Postgres connection string; BUCKET: the payload bucket; DB_SCHEMA (optional);
+ * S3_ENDPOINT (optional, for tests and the local stack; AWS's endpoints otherwise).
+ * @module
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Sql } from 'postgres';
+import { connectDatabase } from '../postgres/connect.js';
+import { createS3Client } from '../s3/client.js';
+
+export interface LambdaContext {
+  sql: Sql;
+  s3: S3Client;
+  bucket: string;
+}
+
+let context: LambdaContext | undefined;
+
+export function lambdaContext(env: NodeJS.ProcessEnv = process.env): LambdaContext {
+  if (!context) {
+    const url = env.DATABASE_URL;
+    const bucket = env.BUCKET;
+    if (!url || !bucket) throw new Error('The cacheness functions need DATABASE_URL and BUCKET in their environment.');
+    context = {
+      sql: connectDatabase(url, { schema: env.DB_SCHEMA }),
+      s3: createS3Client({ region: env.AWS_REGION, endpoint: env.S3_ENDPOINT }),
+      bucket,
+    };
+  }
+  return context;
+}

@@ -1,0 +1,49 @@
+/** The Lambda entry points, configured from the environment as a deployment configures them. */
+
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createApiKey } from '../src/postgres/index.js';
+import { lastServerUrl, type PostgresHarness, startPostgres } from './postgres-server.js';
+import { type S3Harness, startS3 } from './s3-server.js';
+
+let pg: PostgresHarness;
+let s3: S3Harness;
+beforeAll(async () => {
+  [pg, s3] = await Promise.all([startPostgres(), startS3()]);
+  Object.assign(process.env, {
+    DATABASE_URL: lastServerUrl(),
+    DB_SCHEMA: pg.schema,
+    BUCKET: s3.bucket,
+    S3_ENDPOINT: s3.endpoint,
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    AWS_REGION: 'us-east-1',
+  });
+});
+afterAll(() => Promise.all([pg.stop(), s3.stop()]));
+
+it('migrates, serves API Gateway v2 events, and sweeps', async () => {
+  const { handler: migrate } = await import('../src/lambda/migrate.js');
+  expect(await migrate()).toEqual({ applied: [] }); // the harness migrated already: idempotent
+  const key = (await createApiKey(pg.sql, { namespace: 'lambda', scopes: ['read'] })).key;
+  const { handler: api } = await import('../src/lambda/api.js');
+  const event = {
+    version: '2.0',
+    routeKey: '$default',
+    rawPath: '/v1/stats',
+    rawQueryString: '',
+    headers: { authorization: `Bearer ${key}`, host: 'x.example' },
+    requestContext: {
+      http: { method: 'GET', path: '/v1/stats', protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 't' },
+      requestId: 'r',
+      routeKey: '$default',
+      stage: '$default',
+      timeEpoch: 0,
+    },
+    isBase64Encoded: false,
+  };
+  const res = (await api(event as never, {} as never)) as { statusCode: number; body: string };
+  expect(res.statusCode).toBe(200);
+  expect(JSON.parse(res.body)).toMatchObject({ entries: 0 });
+  const { handler: sweeper } = await import('../src/lambda/sweeper.js');
+  expect(await sweeper()).toMatchObject({ expired: 0 });
+});
