@@ -18,6 +18,8 @@ import { createUpload, deleteUpload, getUpload } from '../postgres/uploads.js';
 import { planParts, S3_LIMITS } from '../s3/multipart-plan.js';
 import { abortMultipart, completeMultipart, presignGet, presignParts, presignPut, startMultipart } from '../s3/presign.js';
 import { ApiError, toErrorResponse } from './errors.js';
+import { openApiDocument } from './openapi.js';
+import { CompleteParts, CreateEntry, DefineTable, List, NewKey, PartNumbers, Query, Touch } from './schemas.js';
 
 /** What the API runs on. */
 export interface ApiDeps {
@@ -42,70 +44,6 @@ type Env = { Variables: { principal: Principal; store: PostgresMetadataStore } }
 const UPLOAD_TTL_MS = 24 * 3_600_000;
 /** Part URLs handed out per request (they live 15 minutes: a long upload asks for more). */
 const PART_URL_BATCH = 100;
-
-const Touch = z.strictObject({ ttl: z.union([z.number().nonnegative(), z.string().max(32), z.null()]).optional() });
-const WhereSchema = z.record(z.string(), z.unknown());
-const List = z.strictObject({
-  prefix: z.string().max(1024).optional(),
-  where: WhereSchema.optional(),
-  limit: z.number().int().min(1).max(1000).optional(),
-  cursor: z
-    .string()
-    .regex(/^[A-Za-z0-9_-]*$/)
-    .max(2000)
-    .optional(),
-  includeExpired: z.boolean().optional(),
-});
-const ColumnGroups = z
-  .array(z.union([z.string(), z.array(z.string())]))
-  .max(32)
-  .optional();
-const DefineTable = z.strictObject({
-  columns: z.record(z.string(), z.enum(['text', 'integer', 'real', 'boolean', 'timestamp', 'json'])),
-  unique: ColumnGroups,
-  index: ColumnGroups,
-});
-const Order = z.record(z.string(), z.enum(['asc', 'desc']));
-const Query = z.strictObject({
-  where: WhereSchema.optional(),
-  orderBy: z.union([Order, z.array(Order)]).optional(),
-  limit: z.number().int().min(0).max(10_000).optional(),
-  offset: z.number().int().min(0).optional(),
-  includeExpired: z.boolean().optional(),
-});
-
-const NewKey = z.strictObject({ scopes: z.array(z.enum(['read', 'write', 'admin'])).min(1), name: z.string().max(200).optional() });
-const PartNumbers = z.strictObject({ partNumbers: z.array(z.number().int().min(1).max(10_000)).min(1).max(1000) });
-const CompleteParts = z.strictObject({
-  parts: z
-    .array(z.strictObject({ partNumber: z.number().int().min(1).max(10_000), etag: z.string().min(1).max(200) }))
-    .min(1)
-    .max(10_000),
-});
-
-/** The body of `PUT /v1/entries/:key`: the entry's description, plus its bytes when they are small. */
-const CreateEntry = z.strictObject({
-  params: z.unknown().optional(),
-  handler: z.string().min(1).max(200),
-  type: z.string().min(1).max(200),
-  codec: z.enum(['none', 'lz4', 'zstd']),
-  size: z.number().int().nonnegative(),
-  storedSize: z.number().int().nonnegative(),
-  contentHash: z.string().regex(/^[0-9a-f]{32}$/),
-  blobId: z
-    .string()
-    .regex(/^[0-9a-f]{32}$/)
-    .optional(),
-  ttl: z.union([z.number().nonnegative(), z.string().max(32), z.null()]).optional(),
-  metadata: z.record(z.string(), z.unknown()).nullable().optional(),
-  description: z.string().max(10_000).nullable().optional(),
-  tables: z.record(z.string(), z.union([z.record(z.string(), z.unknown()), z.array(z.record(z.string(), z.unknown()))])).optional(),
-  /** Stored bytes, base64, for payloads up to the inline limit. */
-  body: z
-    .string()
-    .max(4 * 1024 * 1024)
-    .optional(),
-});
 
 async function objectSize(s3: S3Client, bucket: string, key: string): Promise<number | undefined> {
   try {
@@ -139,8 +77,10 @@ export function createApp(deps: ApiDeps): Hono<Env> {
   );
 
   app.get('/v1/health', (c) => c.json({ ok: true }));
+  app.get('/v1/openapi.json', (c) => c.json(openApiDocument()));
 
   app.use('/v1/*', async (c, next) => {
+    if (c.req.path === '/v1/openapi.json') return next();
     const header = c.req.header('authorization') ?? '';
     const match = /^Bearer (\S+)$/.exec(header);
     if (!match) throw new ApiError(401, 'EUNAUTHORIZED', 'Send an API key: Authorization: Bearer <key>.');

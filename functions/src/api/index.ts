@@ -2,3 +2,4 @@ export { blobObjectKey } from '../object-keys.js';
 export { type SweepOptions, type SweepReport, sweep } from '../sweeper.js';
 export { type ApiDeps, createApp } from './app.js';
 export { ApiError, type ErrorBody, toErrorResponse } from './errors.js';
+export { openApiDocument, ROUTES, type RouteDoc } from './openapi.js';

@@ -1,0 +1,77 @@
+/**
+ * The OpenAPI 3.1 document of the API (`GET /v1/openapi.json`), built from the same zod schemas the
+ * routes validate with. A test checks that it lists exactly the routes the app serves, and that
+ * docs/api.md documents each of them.
+ * @module
+ */
+import { type ZodType, z } from 'zod';
+import { CompleteParts, CreateEntry, DefineTable, List, NewKey, PartNumbers, Query, Touch } from './schemas.js';
+
+export interface RouteDoc {
+  method: 'get' | 'head' | 'put' | 'post' | 'delete';
+  /** OpenAPI form: `/v1/entries/{key}`. */
+  path: string;
+  scope: 'none' | 'read' | 'write' | 'admin';
+  summary: string;
+  body?: ZodType;
+  success: number;
+}
+
+export const ROUTES: readonly RouteDoc[] = [
+  { method: 'get', path: '/v1/health', scope: 'none', summary: 'Liveness: `{ ok: true }`.', success: 200 },
+  { method: 'get', path: '/v1/openapi.json', scope: 'none', summary: 'This document.', success: 200 },
+  { method: 'get', path: '/v1/stats', scope: 'read', summary: "The namespace's counters: entries, bytes, hits, misses, hitRate, evictions, expirations.", success: 200 },
+  {
+    method: 'get',
+    path: '/v1/entries/{key}',
+    scope: 'read',
+    summary: 'An entry: `{ entry, body }` (inline, base64) or `{ entry, url }` (presigned GET, Range allowed). Counts a hit or a miss.',
+    success: 200,
+  },
+  { method: 'head', path: '/v1/entries/{key}', scope: 'read', summary: 'Existence, size and content hash in headers; not counted as a read.', success: 200 },
+  {
+    method: 'put',
+    path: '/v1/entries/{key}',
+    scope: 'write',
+    summary: 'Create an entry: inline (201), deduplicated (201), or a pending upload (202: one presigned PUT, or a multipart plan).',
+    body: CreateEntry,
+    success: 201,
+  },
+  { method: 'delete', path: '/v1/entries/{key}', scope: 'write', summary: 'Delete an entry: `{ deleted }`.', success: 200 },
+  { method: 'post', path: '/v1/entries/{key}/touch', scope: 'write', summary: 'New expiry from now.', body: Touch, success: 200 },
+  { method: 'post', path: '/v1/entries/list', scope: 'read', summary: 'A page of entries: `{ entries, cursor? }`.', body: List, success: 200 },
+  { method: 'post', path: '/v1/uploads/{id}/parts', scope: 'write', summary: 'More presigned part URLs for a multipart upload.', body: PartNumbers, success: 200 },
+  { method: 'post', path: '/v1/uploads/{id}/complete', scope: 'write', summary: 'Check the uploaded object and commit the entry.', body: CompleteParts, success: 201 },
+  { method: 'delete', path: '/v1/uploads/{id}', scope: 'write', summary: 'Abandon a pending upload.', success: 200 },
+  { method: 'put', path: '/v1/tables/{name}', scope: 'write', summary: 'Define or extend a custom table.', body: DefineTable, success: 200 },
+  { method: 'post', path: '/v1/tables/{name}/query', scope: 'read', summary: 'Rows of a custom table: `{ rows }`.', body: Query, success: 200 },
+  { method: 'post', path: '/v1/keys', scope: 'admin', summary: 'Create an API key in the caller\u2019s namespace (returned once).', body: NewKey, success: 201 },
+  { method: 'get', path: '/v1/keys', scope: 'admin', summary: 'The namespace\u2019s keys, without secrets.', success: 200 },
+  { method: 'delete', path: '/v1/keys/{id}', scope: 'admin', summary: 'Revoke a key of the namespace.', success: 200 },
+];
+
+const ErrorSchema = z.object({ error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()).optional() }) });
+
+export function openApiDocument(): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const r of ROUTES) {
+    const params = [...r.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    (paths[r.path] ??= {})[r.method] = {
+      summary: r.summary,
+      'x-cacheness-scope': r.scope,
+      security: r.scope === 'none' ? [] : [{ apiKey: [] }],
+      ...(params.length ? { parameters: params } : {}),
+      ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(r.body, { unrepresentable: 'any' }) } } } } : {}),
+      responses: {
+        [r.success]: { description: 'Success' },
+        default: { description: 'Error', content: { 'application/json': { schema: z.toJSONSchema(ErrorSchema) } } },
+      },
+    };
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'cacheness cloud API', version: '1' },
+    components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key: `ck_<id>_<secret>`.' } } },
+    paths,
+  };
+}

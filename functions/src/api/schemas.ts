@@ -1,0 +1,78 @@
+/**
+ * Request bodies of the API, as zod schemas: the routes validate with them and the OpenAPI document
+ * is generated from them, so the two cannot disagree.
+ * @module
+ */
+import { z } from 'zod';
+
+/** The body of `PUT /v1/entries/:key`: the entry's description, plus its bytes when they are small. */
+export const CreateEntry = z.strictObject({
+  params: z.unknown().optional(),
+  handler: z.string().min(1).max(200),
+  type: z.string().min(1).max(200),
+  codec: z.enum(['none', 'lz4', 'zstd']),
+  size: z.number().int().nonnegative(),
+  storedSize: z.number().int().nonnegative(),
+  contentHash: z.string().regex(/^[0-9a-f]{32}$/),
+  blobId: z
+    .string()
+    .regex(/^[0-9a-f]{32}$/)
+    .optional(),
+  ttl: z.union([z.number().nonnegative(), z.string().max(32), z.null()]).optional(),
+  metadata: z.record(z.string(), z.unknown()).nullable().optional(),
+  description: z.string().max(10_000).nullable().optional(),
+  tables: z.record(z.string(), z.union([z.record(z.string(), z.unknown()), z.array(z.record(z.string(), z.unknown()))])).optional(),
+  /** Stored bytes, base64, for payloads up to the inline limit. */
+  body: z
+    .string()
+    .max(4 * 1024 * 1024)
+    .optional(),
+});
+
+export const Touch = z.strictObject({ ttl: z.union([z.number().nonnegative(), z.string().max(32), z.null()]).optional() });
+
+export const WhereSchema = z.record(z.string(), z.unknown());
+
+export const List = z.strictObject({
+  prefix: z.string().max(1024).optional(),
+  where: WhereSchema.optional(),
+  limit: z.number().int().min(1).max(1000).optional(),
+  cursor: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]*$/)
+    .max(2000)
+    .optional(),
+  includeExpired: z.boolean().optional(),
+});
+
+export const ColumnGroups = z
+  .array(z.union([z.string(), z.array(z.string())]))
+  .max(32)
+  .optional();
+
+export const DefineTable = z.strictObject({
+  columns: z.record(z.string(), z.enum(['text', 'integer', 'real', 'boolean', 'timestamp', 'json'])),
+  unique: ColumnGroups,
+  index: ColumnGroups,
+});
+
+export const Order = z.record(z.string(), z.enum(['asc', 'desc']));
+
+export const Query = z.strictObject({
+  where: WhereSchema.optional(),
+  orderBy: z.union([Order, z.array(Order)]).optional(),
+  limit: z.number().int().min(0).max(10_000).optional(),
+  offset: z.number().int().min(0).optional(),
+  includeExpired: z.boolean().optional(),
+});
+
+export const NewKey = z.strictObject({ scopes: z.array(z.enum(['read', 'write', 'admin'])).min(1), name: z.string().max(200).optional() });
+
+export const PartNumbers = z.strictObject({ partNumbers: z.array(z.number().int().min(1).max(10_000)).min(1).max(1000) });
+
+export const CompleteParts = z.strictObject({
+  parts: z
+    .array(z.strictObject({ partNumber: z.number().int().min(1).max(10_000), etag: z.string().min(1).max(200) }))
+    .min(1)
+    .max(10_000),
+});
