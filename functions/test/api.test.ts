@@ -281,6 +281,43 @@ describe('touch, list and custom tables', () => {
   });
 });
 
+describe('hostile input', () => {
+  const json = (body: unknown, method = 'PUT') => ({ method, body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+
+  it('treats path traversal in keys as plain key text; object keys stay server-chosen', async () => {
+    const evilKey = '../../team-b/secrets';
+    const bytes = randomBytes(1000);
+    const small = Buffer.from('x');
+    const inline = await call(
+      `/v1/entries/${encodeURIComponent(evilKey)}`,
+      keys.a,
+      json({ handler: 'bytes@1', type: 'Buffer', codec: 'none', size: 1, storedSize: 1, contentHash: xxh128Hex(small), body: small.toString('base64') }),
+    );
+    expect(inline.status).toBe(201);
+    expect((await call(`/v1/entries/${encodeURIComponent(evilKey)}`, keys.b)).status).toBe(404);
+    const upload = await call(
+      `/v1/entries/${encodeURIComponent(`${evilKey}-big`)}`,
+      keys.a,
+      json({ handler: 'bytes@1', type: 'Buffer', codec: 'none', size: bytes.length, storedSize: bytes.length, contentHash: xxh128Hex(bytes), blobId: xxh128Hex(bytes) }),
+    );
+    const { upload: u } = (await upload.json()) as { upload: { url: string } };
+    expect(new URL(u.url).pathname).toMatch(new RegExp(`^/${s3.bucket}/ns/team-a/blobs/[0-9a-f]{32}\\.[0-9a-f]+$`));
+  });
+
+  it('binds SQL-looking values and names as data', async () => {
+    await call('/v1/tables/runs2', keys.a, json({ columns: { name: 'text' } }));
+    const rows = await call('/v1/tables/runs2/query', keys.a, json({ where: { name: "' OR 1=1 --" } }, 'POST'));
+    expect(await rows.json()).toEqual({ rows: [] });
+    const badColumn = await call('/v1/tables/runs2/query', keys.a, json({ where: { 'name" OR 1=1 --': 'x' } }, 'POST'));
+    expect([badColumn.status, ((await badColumn.json()) as { error: { code: string } }).error.code]).toEqual([400, 'ECOLUMN']);
+    const badOrder = await call('/v1/tables/runs2/query', keys.a, json({ orderBy: { 'name; DROP TABLE entries': 'asc' } }, 'POST'));
+    expect(badOrder.status).toBe(400);
+    const badDef = await call('/v1/tables/runs3', keys.a, json({ columns: { 'a" text); DROP TABLE entries; --': 'text' } }));
+    expect([badDef.status, ((await badDef.json()) as { error: { code: string } }).error.code]).toEqual([400, 'ECOLUMN']);
+    expect((await call('/v1/stats', keys.a)).status).toBe(200); // everything still there
+  });
+});
+
 describe('key administration', () => {
   it('lets an admin key create, list and revoke keys of its own namespace only', async () => {
     const admin = (await createApiKey(pg.sql, { namespace: 'team-admin', scopes: ['admin'] })).key;
