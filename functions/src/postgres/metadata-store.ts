@@ -4,7 +4,7 @@
  * Semantics match the SQLite store (the shared contract suite runs against both).
  * @module
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { StoreError, TableError } from 'cacheness';
 import {
   type AccessRecord,
@@ -48,8 +48,10 @@ export interface PostgresMetadataStoreOptions {
   namespace: string;
 }
 
+/** Custom tables per namespace (each is a physical table shared by nobody else). */
+const MAX_TABLES = 100;
 const COUNTERS: (keyof StoreCounters)[] = ['entries', 'bytes', 'hits', 'misses', 'evictions', 'expirations', 'corruptions'];
-const PG_TYPES: Record<string, string> = { text: 'text', integer: 'bigint', real: 'double precision', boolean: 'boolean', timestamp: 'timestamptz', json: 'jsonb' };
+const PG_TYPES: Record<string, string> = { text: 'text COLLATE "C"', integer: 'bigint', real: 'double precision', boolean: 'boolean', timestamp: 'timestamptz', json: 'jsonb' };
 
 /** `?` placeholders (as the shared where compiler writes them) to `$n`, starting after `offset`. */
 function numbered(text: string, offset: number): string {
@@ -121,7 +123,7 @@ function jsonResolver(column: string): FieldResolver {
 
 const entryResolver: FieldResolver = {
   field(name) {
-    const col = ENTRY_FIELDS[name];
+    const col = Object.hasOwn(ENTRY_FIELDS, name) ? ENTRY_FIELDS[name] : undefined;
     if (!col) throw new TableError('ECOLUMN', `Cannot filter entries on '${name}': use params: {...}, metadata: {...}, or one of ${Object.keys(ENTRY_FIELDS).join(', ')}.`);
     return { sql: col, bind: bindPlain };
   },
@@ -179,6 +181,18 @@ export class PostgresMetadataStore implements MetadataStore {
     this.namespace = opts.namespace;
   }
 
+  /**
+   * Runs `fn` in a transaction that first locks this namespace's row: every writer of a namespace
+   * takes this one lock before any other, as SQLite's BEGIN IMMEDIATE does, so writers never lock
+   * rows (counters, blobs, access) in different orders and cannot deadlock.
+   */
+  private write<T>(fn: (tx: TransactionSql) => Promise<T>): Promise<T> {
+    return this.db.begin(async (tx) => {
+      await this.q('INSERT INTO namespaces (namespace) VALUES ($1) ON CONFLICT (namespace) DO UPDATE SET namespace = excluded.namespace', [], tx);
+      return fn(tx);
+    }) as Promise<T>;
+  }
+
   private q(text: string, params: Param[] = [], db: Db = this.db): Promise<Row[]> {
     return db.unsafe(text, [this.namespace, ...params] as never[]) as unknown as Promise<Row[]>;
   }
@@ -231,11 +245,7 @@ export class PostgresMetadataStore implements MetadataStore {
       );
     const encoded = tables ? await this.encodeTables(tables) : [];
     try {
-      if (!tables && pin === undefined) {
-        await upsert(this.db);
-        return;
-      }
-      await this.db.begin(async (tx) => {
+      await this.write(async (tx) => {
         if (pin !== undefined) {
           const released = await this.q('DELETE FROM pins WHERE namespace = $1 AND token = $2 RETURNING blob_id', [pin], tx);
           const [blob] = record.blobId ? await this.q('SELECT gen FROM blobs WHERE namespace = $1 AND id = $2 AND NOT doomed FOR UPDATE', [record.blobId], tx) : [];
@@ -295,7 +305,7 @@ export class PostgresMetadataStore implements MetadataStore {
 
   async delete(key: string, reason: RemovalReason = 'delete', ifMatch?: EntryVersion): Promise<boolean> {
     const counter = reason === 'expired' ? 'expirations' : reason === 'evicted' ? 'evictions' : reason === 'corrupt' ? 'corruptions' : null;
-    return this.db.begin(async (tx) => {
+    return this.write(async (tx) => {
       const deleted = ifMatch
         ? await this.q(
             'DELETE FROM entries WHERE namespace = $1 AND key = $2 AND created_at = $3 AND content_hash = $4 AND blob_id IS NOT DISTINCT FROM $5 RETURNING key',
@@ -318,7 +328,7 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async touch(key: string, expiresAt: number | null, now: number): Promise<boolean> {
-    return this.db.begin(async (tx) => {
+    return this.write(async (tx) => {
       const rows = await this.q(
         'UPDATE entries SET expires_at = $3 WHERE namespace = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > $4) RETURNING key',
         [key, expiresAt === null ? null : new Date(expiresAt), new Date(now)],
@@ -331,11 +341,12 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async recordAccess(accesses: AccessRecord[], counters: Partial<StoreCounters>): Promise<void> {
-    await this.db.begin(async (tx) => {
+    await this.write(async (tx) => {
       if (accesses.length) {
         await this.q(
           `UPDATE access a SET hits = a.hits + u.hits, accessed_at = greatest(a.accessed_at, u.at)
-           FROM unnest($2::text[], $3::bigint[], $4::timestamptz[]) AS u(key, hits, at) WHERE a.namespace = $1 AND a.key = u.key`,
+           FROM (SELECT key, sum(hits) AS hits, max(at) AS at FROM unnest($2::text[], $3::bigint[], $4::timestamptz[]) AS x(key, hits, at) GROUP BY key) u
+           WHERE a.namespace = $1 AND a.key = u.key`,
           [accesses.map((a) => a.key), accesses.map((a) => String(a.hits)) as never, accesses.map((a) => new Date(a.accessedAt).toISOString()) as never],
           tx,
         );
@@ -365,7 +376,7 @@ export class PostgresMetadataStore implements MetadataStore {
 
   async list(q: ListQuery): Promise<StoredEntry[]> {
     const { where, params } = this.listWhere(q);
-    const rows = await this.q(`${FULL_ENTRY} ${FULL_FROM} WHERE ${where} ORDER BY e.key LIMIT ${Math.max(1, Math.floor(q.limit))}`, params);
+    const rows = await this.q(`${FULL_ENTRY} ${FULL_FROM} WHERE ${where} ORDER BY e.key LIMIT ${Math.max(0, Math.floor(q.limit))}`, params);
     return rows.map((r) => toStored(r));
   }
 
@@ -388,7 +399,7 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async deleteExpired(now: number, limit: number): Promise<number> {
-    return this.db.begin(async (tx) => {
+    return this.write(async (tx) => {
       // A CTE runs once: `IN (SELECT ... LIMIT ... SKIP LOCKED)` may be re-evaluated and exceed the limit.
       const rows = await this.q(
         `WITH victims AS (SELECT key FROM entries WHERE namespace = $1 AND expires_at <= $2 ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED)
@@ -405,12 +416,10 @@ export class PostgresMetadataStore implements MetadataStore {
     await this.deleteExpired(now, 1_000_000);
     const order =
       policy === 'fifo'
-        ? 'SELECT e.key, e.stored_size FROM entries e WHERE e.namespace = $1 AND e.key <> $2 ORDER BY e.created_at, e.key LIMIT 256'
-        : `SELECT a.key, e.stored_size FROM access a JOIN entries e ON e.namespace = a.namespace AND e.key = a.key
+        ? 'SELECT e.key, e.stored_size, e.created_at FROM entries e WHERE e.namespace = $1 AND e.key <> $2 ORDER BY e.created_at, e.key LIMIT 256'
+        : `SELECT a.key, e.stored_size, e.created_at FROM access a JOIN entries e ON e.namespace = a.namespace AND e.key = a.key
            WHERE a.namespace = $1 AND a.key <> $2 ORDER BY ${policy === 'lru' ? 'a.accessed_at' : 'a.hits, a.accessed_at'}, a.key LIMIT 256`;
-    return this.db.begin(async (tx) => {
-      // One evictor per namespace at a time; others wait and then find the space already freed.
-      await this.q('SELECT pg_advisory_xact_lock(hashtext($1))', [], tx);
+    return this.write(async (tx) => {
       let evicted = 0;
       const [b] = await this.q("SELECT value FROM counters WHERE namespace = $1 AND name = 'bytes'", [], tx);
       let bytes = Number(b?.value ?? 0);
@@ -419,8 +428,9 @@ export class PostgresMetadataStore implements MetadataStore {
         if (!victims.length) break;
         for (const v of victims) {
           if (bytes <= maxBytes) break;
-          await this.q('DELETE FROM entries WHERE namespace = $1 AND key = $2', [v.key as string], tx);
-          bytes -= Number(v.stored_size);
+          const gone = await this.q('DELETE FROM entries WHERE namespace = $1 AND key = $2 AND created_at = $3 RETURNING stored_size', [v.key as string, v.created_at as Date], tx);
+          if (!gone.length) continue;
+          bytes -= Number(gone[0]?.stored_size);
           evicted++;
         }
       }
@@ -430,13 +440,13 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async clear(): Promise<number> {
-    return (await this.q('DELETE FROM entries WHERE namespace = $1 RETURNING key')).length;
+    return this.write(async (tx) => (await this.q('DELETE FROM entries WHERE namespace = $1 RETURNING key', [], tx)).length);
   }
 
   async acquireBlob(id: string, size: number, now: number, owner: string): Promise<BlobReservation> {
     const pin = randomBytes(8).toString('hex');
     const gen = randomBytes(4).toString('hex');
-    return this.db.begin(async (tx) => {
+    return this.write(async (tx) => {
       // A missing or doomed blob gets a fresh generation; a live one is pinned as it is.
       const [row] = await this.q(
         `INSERT INTO blobs (namespace, id, gen, size) VALUES ($1, $2, $3, $4)
@@ -455,18 +465,18 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async releasePin(pin: string): Promise<void> {
-    await this.q('DELETE FROM pins WHERE namespace = $1 AND token = $2', [pin]);
+    await this.write((tx) => this.q('DELETE FROM pins WHERE namespace = $1 AND token = $2', [pin], tx));
   }
 
   async reapPins(isAlive: (owner: string) => boolean): Promise<number> {
     const owners = (await this.q('SELECT DISTINCT owner FROM pins WHERE namespace = $1')).map((r) => r.owner as string);
     const dead = owners.filter((o) => !isAlive(o));
     if (!dead.length) return 0;
-    return (await this.q('DELETE FROM pins WHERE namespace = $1 AND owner = ANY($2::text[]) RETURNING token', [dead])).length;
+    return this.write(async (tx) => (await this.q('DELETE FROM pins WHERE namespace = $1 AND owner = ANY($2::text[]) RETURNING token', [dead], tx)).length);
   }
 
   async claimGarbage(staleBefore: number, limit: number): Promise<string[]> {
-    return this.db.begin(async (tx) => {
+    return this.write(async (tx) => {
       await this.q('DELETE FROM pins WHERE namespace = $1 AND at < $2', [new Date(staleBefore)], tx);
       const rows = await this.q(
         `WITH garbage AS (
@@ -485,11 +495,16 @@ export class PostgresMetadataStore implements MetadataStore {
     if (!names.length) return 0;
     const ids = names.map((n) => n.split('.')[0] as string);
     const gens = names.map((n) => n.split('.')[1] as string);
-    const dropped = await this.q(
-      'DELETE FROM blobs b USING unnest($2::text[], $3::text[]) AS g(id, gen) WHERE b.namespace = $1 AND b.id = g.id AND b.gen = g.gen AND b.doomed AND b.refs <= 0 RETURNING b.id',
-      [ids, gens],
+    return this.write(
+      async (tx) =>
+        (
+          await this.q(
+            'DELETE FROM blobs b USING unnest($2::text[], $3::text[]) AS g(id, gen) WHERE b.namespace = $1 AND b.id = g.id AND b.gen = g.gen AND b.doomed AND b.refs <= 0 RETURNING b.id',
+            [ids, gens],
+            tx,
+          )
+        ).length,
     );
-    return dropped.length;
   }
 
   async isLiveBlob(name: string): Promise<boolean> {
@@ -514,8 +529,7 @@ export class PostgresMetadataStore implements MetadataStore {
 
   async defineTable(name: string, columns: TableColumns, options?: TableOptions): Promise<TableDefinition> {
     const def = defineTableDefinition(name, columns, options);
-    const merged = await this.db.begin(async (tx) => {
-      await this.q('SELECT pg_advisory_xact_lock(hashtext($1 || $2))', [`/table/${name.toLowerCase()}`], tx);
+    const merged = await this.write(async (tx) => {
       const [existing] = await this.q('SELECT id, name, definition FROM custom_tables WHERE namespace = $1 AND lower(name) = lower($2) FOR UPDATE', [name], tx);
       if (existing && existing.name !== name)
         throw new TableError('ETABLE', `Table name '${name}' clashes with the existing '${existing.name}' (names are case-insensitive): choose another name.`);
@@ -535,19 +549,23 @@ export class PostgresMetadataStore implements MetadataStore {
         result = { ...def, columns: { ...old.columns, ...def.columns }, index };
         await this.q('UPDATE custom_tables SET definition = $2::jsonb WHERE id = $3 AND namespace = $1', [result as never, id], tx);
       } else {
+        const [{ n } = { n: 0 }] = (await this.q('SELECT count(*)::int AS n FROM custom_tables WHERE namespace = $1', [], tx)) as { n: number }[];
+        if (n >= MAX_TABLES) throw new TableError('ETABLE', `A namespace may define at most ${MAX_TABLES} custom tables; reuse or extend one.`);
         result = def;
         const [row] = await this.q('INSERT INTO custom_tables (namespace, name, definition) VALUES ($1, $2, $3::jsonb) RETURNING id', [name, def as never], tx);
         id = Number(row?.id);
         const cols = Object.entries(def.columns).map(([c, type]) => `${quoteIdent(c)} ${PG_TYPES[type]}`);
         await tx.unsafe(
-          `CREATE TABLE ct_${id} (namespace text NOT NULL, key text COLLATE "C" NOT NULL, ${cols.join(', ')}, FOREIGN KEY (namespace, key) REFERENCES entries (namespace, key) ON DELETE CASCADE)`,
+          // No foreign key onto the shared entries table (it would add a cascade trigger there for every
+          // tenant's table): the entries trigger deletes this namespace's rows itself.
+          `CREATE TABLE ct_${id} (namespace text NOT NULL, key text COLLATE "C" NOT NULL, ${cols.join(', ')})`,
         );
         await tx.unsafe(`CREATE INDEX ct_${id}_key ON ct_${id} (namespace, key)`);
         for (const [i, g] of def.unique.entries()) await tx.unsafe(`CREATE UNIQUE INDEX ct_${id}_unique_${i} ON ct_${id} (namespace, ${g.map(quoteIdent).join(', ')})`);
       }
       for (const g of result.index) {
-        const suffix = g.map((c) => c.replace(/[^A-Za-z0-9_]/g, '')).join('__');
-        await tx.unsafe(`CREATE INDEX IF NOT EXISTS ${quoteIdent(`ct_${id}_ix_${suffix}`.slice(0, 63))} ON ct_${id} (namespace, ${g.map(quoteIdent).join(', ')})`);
+        const suffix = createHash('sha1').update(g.join('\0')).digest('hex').slice(0, 16);
+        await tx.unsafe(`CREATE INDEX IF NOT EXISTS ct_${id}_ix_${suffix} ON ct_${id} (namespace, ${g.map(quoteIdent).join(', ')})`);
       }
       return result;
     });

@@ -17,21 +17,26 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 1,
     name: 'entries, blobs, pins, access statistics, counters, custom tables',
     sql: `
+-- One row per tenant: every writing transaction locks its namespace's row first (serializing a
+-- namespace's writers in one order, as SQLite's BEGIN IMMEDIATE does), so writers cannot deadlock.
+CREATE TABLE namespaces (namespace text PRIMARY KEY);
+
+-- Text compares byte-wise ("C"), as in the local SQLite store, whatever the database's default collation.
 CREATE TABLE entries (
   namespace text NOT NULL,
   key text COLLATE "C" NOT NULL,
   params jsonb,
-  handler text NOT NULL,
-  type text NOT NULL,
-  codec text NOT NULL,
+  handler text COLLATE "C" NOT NULL,
+  type text COLLATE "C" NOT NULL,
+  codec text COLLATE "C" NOT NULL,
   size bigint NOT NULL,
   stored_size bigint NOT NULL,
-  content_hash text NOT NULL,
-  blob_id text,
+  content_hash text COLLATE "C" NOT NULL,
+  blob_id text COLLATE "C",
   inline bytea,
   created_at timestamptz NOT NULL,
   expires_at timestamptz,
-  description text,
+  description text COLLATE "C",
   metadata jsonb,
   PRIMARY KEY (namespace, key)
 );
@@ -88,11 +93,13 @@ CREATE TABLE custom_tables (
 CREATE UNIQUE INDEX custom_tables_name ON custom_tables (namespace, lower(name));
 
 CREATE FUNCTION bump_counter(ns text, counter text, delta bigint) RETURNS void LANGUAGE sql AS $$
-  INSERT INTO counters (namespace, name, value) VALUES (ns, counter, delta)
+  INSERT INTO counters (namespace, name, value) SELECT ns, counter, delta WHERE delta <> 0
   ON CONFLICT (namespace, name) DO UPDATE SET value = counters.value + excluded.value
 $$;
 
 CREATE FUNCTION entries_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  t record;
 BEGIN
   IF TG_OP = 'INSERT' THEN
     PERFORM bump_counter(NEW.namespace, 'entries', 1);
@@ -106,6 +113,10 @@ BEGIN
     PERFORM bump_counter(OLD.namespace, 'bytes', -OLD.stored_size);
     UPDATE blobs SET refs = refs - 1 WHERE OLD.blob_id IS NOT NULL AND namespace = OLD.namespace AND id = OLD.blob_id;
     DELETE FROM access WHERE namespace = OLD.namespace AND key = OLD.key;
+    -- Custom-table rows live and die with their entry: only this namespace's tables are touched.
+    FOR t IN SELECT id FROM custom_tables WHERE namespace = OLD.namespace LOOP
+      EXECUTE format('DELETE FROM %I WHERE namespace = $1 AND key = $2', 'ct_' || t.id) USING OLD.namespace, OLD.key;
+    END LOOP;
     RETURN OLD;
   ELSE
     PERFORM bump_counter(NEW.namespace, 'bytes', NEW.stored_size - OLD.stored_size);
@@ -115,14 +126,21 @@ BEGIN
     ELSIF NEW.blob_id IS NOT NULL THEN
       UPDATE blobs SET ready = true WHERE namespace = NEW.namespace AND id = NEW.blob_id;
     END IF;
-    IF OLD.created_at IS DISTINCT FROM NEW.created_at THEN
-      UPDATE access SET hits = 0, accessed_at = NEW.created_at WHERE namespace = NEW.namespace AND key = NEW.key;
-    END IF;
     RETURN NEW;
   END IF;
 END
 $$;
 CREATE TRIGGER entries_changed AFTER INSERT OR UPDATE OR DELETE ON entries FOR EACH ROW EXECUTE FUNCTION entries_changed();
+
+-- A re-put (created_at in the SET list, even when unchanged) starts the entry's statistics afresh;
+-- touch() does not set created_at, so it keeps them.
+CREATE FUNCTION entries_rewritten() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE access SET hits = 0, accessed_at = NEW.created_at WHERE namespace = NEW.namespace AND key = NEW.key;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER entries_rewritten AFTER UPDATE OF created_at ON entries FOR EACH ROW EXECUTE FUNCTION entries_rewritten();
 `,
   },
   {
