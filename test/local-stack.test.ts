@@ -16,6 +16,8 @@ beforeAll(async () => {
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
 /** Starts the stack; resolves with its API URL and key once it prints them. */
+let lastStderr = '';
+
 function start(): Promise<{ child: ChildProcess; api: string; key: string }> {
   const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', MAIN], {
     env: { ...process.env, PORT: '0', CACHENESS_LOCAL_DIR: dir, DATABASE_URL: '', S3_ENDPOINT: '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
@@ -23,7 +25,10 @@ function start(): Promise<{ child: ChildProcess; api: string; key: string }> {
   });
   let out = '';
   let err = '';
-  child.stderr?.on('data', (d) => (err += d));
+  child.stderr?.on('data', (d) => {
+    err += d;
+    lastStderr += d;
+  });
   return new Promise((resolve, reject) => {
     child.stdout?.on('data', (d) => {
       out += d;
@@ -58,7 +63,7 @@ it('serves the API on embedded Postgres and S3, stops on Ctrl-C, and keeps its d
       body: bytes.toString('base64'),
     }),
   });
-  expect(put.status).toBe(201);
+  expect(put.status, `${await put.clone().text()} ${lastStderr}`).toBe(201);
   expect(await stop(first.child)).toBe(0);
 
   const second = await start();

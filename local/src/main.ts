@@ -21,15 +21,18 @@ const root = resolve(process.env.INIT_CWD ?? process.cwd(), process.env.CACHENES
 mkdirSync(root, { recursive: true });
 const stops: (() => Promise<unknown> | unknown)[] = [];
 
-const embeddedPg = process.env.DATABASE_URL ? undefined : await startEmbeddedPostgres({ dataDir: join(root, 'postgres') });
+// Empty variables count as unset (an empty DATABASE_URL must not mean "the driver's default server").
+const databaseUrl = process.env.DATABASE_URL || undefined;
+const s3EndpointSetting = process.env.S3_ENDPOINT || undefined;
+const embeddedPg = databaseUrl ? undefined : await startEmbeddedPostgres({ dataDir: join(root, 'postgres') });
 if (embeddedPg) stops.push(() => embeddedPg.stop());
 // PGlite serves all connections from one session: one connection, or transactions would interleave.
-const sql = postgres(process.env.DATABASE_URL ?? (embeddedPg?.url as string), { max: embeddedPg ? 1 : 10, onnotice: () => {} });
+const sql = postgres(databaseUrl ?? (embeddedPg?.url as string), { max: embeddedPg ? 1 : 10, onnotice: () => {} });
 stops.unshift(() => sql.end());
 await migrate(sql);
 
 const bucket = process.env.S3_BUCKET ?? 'cacheness-local';
-let s3Endpoint = process.env.S3_ENDPOINT;
+let s3Endpoint = s3EndpointSetting;
 if (!s3Endpoint) {
   const s3dir = join(root, 's3');
   mkdirSync(s3dir, { recursive: true });
@@ -37,7 +40,7 @@ if (!s3Endpoint) {
   stops.push(() => embeddedS3.stop());
   s3Endpoint = embeddedS3.endpoint;
 }
-const s3 = createS3Client({ endpoint: s3Endpoint, credentials: process.env.S3_ENDPOINT ? undefined : EMBEDDED_S3_CREDENTIALS });
+const s3 = createS3Client({ endpoint: s3Endpoint, credentials: s3EndpointSetting ? undefined : EMBEDDED_S3_CREDENTIALS });
 
 // A development key, kept next to the data so restarts reuse it.
 const keyFile = join(root, 'dev-api-key');
@@ -64,7 +67,7 @@ console.log(`cacheness local stack
   API       http://127.0.0.1:${port}/v1
   API key   ${apiKey}   (namespace "dev"; export CACHENESS_API_KEY=${apiKey})
   Postgres  ${embeddedPg ? `embedded PGlite, data in ${join(root, 'postgres')}` : 'DATABASE_URL'}
-  S3        ${process.env.S3_ENDPOINT ? s3Endpoint : `embedded at ${s3Endpoint}, data in ${join(root, 's3')}`} (bucket ${bucket})
+  S3        ${s3EndpointSetting ? s3Endpoint : `embedded at ${s3Endpoint}, data in ${join(root, 's3')}`} (bucket ${bucket})
   Sweeper   every ${sweepEvery / 1000} s
 Ctrl-C stops.`);
 

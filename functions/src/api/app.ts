@@ -62,6 +62,8 @@ export function createApp(deps: ApiDeps): Hono<Env> {
 
   app.onError((err, c) => {
     const { status, body, retryAfter } = toErrorResponse(err);
+    // Clients get no internals; operators get the error in the log (CloudWatch on Lambda).
+    if (status >= 500) console.error(`${c.req.method} ${c.req.path} -> ${status}:`, err);
     if (retryAfter !== undefined) c.header('retry-after', String(retryAfter));
     return c.json(body, status as 400);
   });
