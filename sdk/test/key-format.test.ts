@@ -593,3 +593,10 @@ describe('review follow-ups', () => {
     }
   });
 });
+
+describe('portable key size', () => {
+  it('limits string keys to 2048 UTF-8 bytes as well as 1024 characters', () => {
+    expect(resolveKey('é'.repeat(1024))).toHaveLength(1024); // 2048 bytes: fits
+    expect(() => resolveKey('語'.repeat(1000))).toThrow(expect.objectContaining({ code: 'EKEY', message: expect.stringMatching(/2048 bytes/) }));
+  });
+});

@@ -377,6 +377,15 @@ export function metadataStoreContract(name: string, make: () => Promise<Metadata
         await expect(s.query('ok', { where: { a: { regex: 1 } as never }, now: T0 })).rejects.toMatchObject({ code: 'EQUERY' });
       });
 
+      it('matches LIKE case-sensitively and refuses timestamps outside years 1 to 9999', async () => {
+        await s.defineTable('cs', { name: 'text', at: 'timestamp' });
+        await s.put(record('k1'), { tables: { cs: [{ name: 'Alpha' }] } });
+        await s.put(record('k2'), { tables: { cs: [{ name: 'alpha' }] } });
+        expect((await s.query('cs', { where: { name: { like: 'A%' } }, now: T0 })).map((r) => r.key)).toEqual(['k1']);
+        await expect(s.put(record('k3'), { tables: { cs: [{ at: 1e15 }] } })).rejects.toMatchObject({ code: 'ECOLUMN' });
+        await s.put(record('k4'), { tables: { cs: [{ at: new Date('9999-12-31T00:00:00Z') }] } });
+      });
+
       it('extends a table with new columns but refuses changes', async () => {
         await s.defineTable('g', { a: 'integer' });
         await s.put(record('k'), { tables: { g: [{ a: 1 }] } });

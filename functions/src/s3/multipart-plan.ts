@@ -30,6 +30,8 @@ export function planParts(opts: { size?: number; maxSize?: number; preferredPart
   if (!Number.isSafeInteger(bound) || bound < 0 || bound > S3_LIMITS.maxObjectSize) {
     throw new RangeError(`An upload of ${bound} bytes cannot be planned: S3 objects are 0 to 5 TiB.`);
   }
+  if (opts.preferredPartSize !== undefined && !Number.isFinite(opts.preferredPartSize))
+    throw new RangeError(`preferredPartSize must be a finite byte count; got ${opts.preferredPartSize}.`);
   const preferred = Math.min(Math.max(opts.preferredPartSize ?? 16 * MiB, S3_LIMITS.minPartSize), S3_LIMITS.maxPartSize);
   // The smallest whole-MiB part size that carries `bound` in 10,000 parts.
   const needed = Math.ceil(bound / S3_LIMITS.maxParts / MiB) * MiB;

@@ -26,6 +26,7 @@ export interface ObjectRef {
 }
 
 function expiry(seconds: number | undefined): number {
+  if (seconds !== undefined && !Number.isFinite(seconds)) throw new RangeError(`A URL lifetime must be a finite number of seconds; got ${seconds}.`);
   return Math.max(1, Math.min(Math.floor(seconds ?? MAX_URL_SECONDS), MAX_URL_SECONDS));
 }
 

@@ -16,6 +16,8 @@ export type Key = string | KeyParams;
 
 /** Longest accepted string key, in UTF-16 code units. */
 export const MAX_KEY_LENGTH = 1024;
+/** Longest accepted string key, in UTF-8 bytes (PostgreSQL indexes rows up to about 2,700 bytes). */
+export const MAX_KEY_BYTES = 2048;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: the point is to reject control characters
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
@@ -34,6 +36,12 @@ export function validateStringKey(key: string): string {
     throw new KeyError('EKEY', `A string key may be at most ${MAX_KEY_LENGTH} characters (got ${key.length}); use key params for long identities, they hash to 16 characters.`);
   }
   if (CONTROL.test(key)) throw new KeyError('EKEY', `String key ${JSON.stringify(key)} contains a control character; remove it.`);
+  if (key.length > MAX_KEY_BYTES / 3 && Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) {
+    throw new KeyError(
+      'EKEY',
+      `A string key may be at most ${MAX_KEY_BYTES} bytes as UTF-8 (got ${Buffer.byteLength(key, 'utf8')}), so it fits every store's index; use key params for long identities.`,
+    );
+  }
   if (!isWellFormed(key)) {
     throw new KeyError('EKEY', `String key ${JSON.stringify(key)} contains a lone UTF-16 surrogate (not valid Unicode, so it cannot be stored faithfully); remove it.`);
   }

@@ -251,6 +251,7 @@ export class SqliteMetadataStore implements MetadataStore {
       db.pragma('foreign_keys = ON');
       db.pragma('cache_size = -16000');
       db.pragma('temp_store = MEMORY');
+      db.pragma('case_sensitive_like = ON'); // LIKE matches case as the Postgres store does
     } catch (cause) {
       db.close();
       throw new StoreError('ESTORE', `${opts.path} is not a usable SQLite database (${(cause as Error).message}). Move it away, or point the cache at another directory.`, {

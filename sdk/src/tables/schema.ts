@@ -25,6 +25,9 @@ export interface TableDefinition {
 /** A row as the user gives it: column → value (missing columns are NULL). */
 export type TableRow = Record<string, unknown>;
 
+/** Timestamps every store can hold: 0001-01-01 to 9999-12-31. */
+const MIN_TIME = Date.parse('0001-01-01T00:00:00.000Z');
+const MAX_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 const COLUMN_TYPES = new Set<ColumnType>(['text', 'integer', 'real', 'boolean', 'timestamp', 'json']);
 const NAME = /^[A-Za-z][A-Za-z0-9_]{0,62}$/;
 /** Names that custom tables cannot take (internal tables, SQLite's own). */
@@ -129,7 +132,7 @@ export function encodeCell(def: TableDefinition, col: string, value: unknown): S
       return typeof value === 'boolean' ? (value ? 1 : 0) : bad('a boolean');
     case 'timestamp': {
       const ms = value instanceof Date ? value.getTime() : typeof value === 'number' ? value : typeof value === 'string' ? Date.parse(value) : Number.NaN;
-      return Number.isFinite(ms) ? ms : bad('a Date, milliseconds since the epoch, or an ISO-8601 string');
+      return Number.isFinite(ms) && ms >= MIN_TIME && ms <= MAX_TIME ? ms : bad('a Date, milliseconds since the epoch, or an ISO-8601 string, in the years 1 to 9999');
     }
     case 'json':
       try {
