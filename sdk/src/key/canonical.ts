@@ -6,6 +6,7 @@
 import { describeType, KeyError } from '../errors.js';
 import { xxh128Bytes } from '../hash.js';
 import { isFileMarker } from './markers.js';
+import { isWellFormed } from './string-key.js';
 
 /** Bumped whenever the encoding changes; part of the hashed bytes. */
 export const KEY_FORMAT_VERSION = 1;
@@ -46,15 +47,6 @@ const TYPED_ARRAY_DTYPES = new Map<Function, string>([
 ]);
 const Float16 = (globalThis as { Float16Array?: Function }).Float16Array;
 if (Float16) TYPED_ARRAY_DTYPES.set(Float16, 'float16');
-
-/**
- * Lone (unpaired) UTF-16 surrogates have no UTF-8 encoding: Buffer#write would replace each with
- * U+FFFD, so '\uD800', '\uDC00' and '\uFFFD' would all encode (and hash) alike. Rejected instead.
- */
-const LONE_SURROGATE = /\p{Surrogate}/u;
-const wellFormed = (String.prototype as { isWellFormed?: () => boolean }).isWellFormed;
-/** String#isWellFormed (Node 20+) is several times cheaper than the regex; same answer. */
-export const isWellFormed = wellFormed ? (s: string) => wellFormed.call(s) as boolean : (s: string) => !LONE_SURROGATE.test(s);
 
 /** Tags: one byte per type. */
 const T = {
