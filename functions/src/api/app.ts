@@ -5,12 +5,12 @@
  * @module
  */
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { ttlToMs, validateStringKey } from 'cacheness';
-import { type EntryRecord, isExpired, toEntryInfo, type Where, xxh128Hex } from 'cacheness/stores';
+import { type EntryRecord, isExpired, toEntryInfo, ttlToMs, validateStringKey, type Where } from 'cacheness/model';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Sql } from 'postgres';
-import { z } from 'zod';
+import * as z from 'zod';
+import { contentHashHex } from '../content-hash.js';
 import { blobObjectKey } from '../object-keys.js';
 import { createApiKey, listApiKeys, type Principal, revokeApiKey, type Scope, verifyApiKey } from '../postgres/api-keys.js';
 import { PostgresMetadataStore } from '../postgres/metadata-store.js';
@@ -166,7 +166,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
       const bytes = Buffer.from(body.body, 'base64');
       if (bytes.length > inlineMax) throw new ApiError(413, 'ETOOLARGE', `Inline payloads are at most ${inlineMax} bytes; upload larger ones (omit body).`);
       if (bytes.length !== body.storedSize) throw new ApiError(422, 'EINTEGRITY', `The body has ${bytes.length} bytes but storedSize says ${body.storedSize}.`);
-      if (body.codec === 'none' && xxh128Hex(bytes) !== body.contentHash) throw new ApiError(422, 'EINTEGRITY', 'The body does not match contentHash.');
+      if (body.codec === 'none' && (await contentHashHex(bytes)) !== body.contentHash) throw new ApiError(422, 'EINTEGRITY', 'The body does not match contentHash.');
       record.inline = bytes;
       await store.put(record, { tables });
       return c.json({ entry: toEntryInfo(record) }, 201);

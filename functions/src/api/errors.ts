@@ -3,7 +3,7 @@
  * the failure deserves. Library errors (CachenessError codes) map to statuses here, in one table.
  * @module
  */
-import { CachenessError } from 'cacheness';
+import { CachenessError } from 'cacheness/model';
 
 /** An error the API raises itself (auth, routing, limits). */
 export class ApiError extends Error {

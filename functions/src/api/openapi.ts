@@ -4,7 +4,7 @@
  * docs/api.md documents each of them.
  * @module
  */
-import { type ZodType, z } from 'zod';
+import * as z from 'zod';
 import { CompleteParts, CreateEntry, DefineTable, List, NewKey, PartNumbers, Query, Touch } from './schemas.js';
 
 export interface RouteDoc {
@@ -13,7 +13,7 @@ export interface RouteDoc {
   path: string;
   scope: 'none' | 'read' | 'write' | 'admin';
   summary: string;
-  body?: ZodType;
+  body?: z.ZodType;
   success: number;
 }
 

@@ -3,7 +3,7 @@
  * is generated from them, so the two cannot disagree.
  * @module
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** The body of `PUT /v1/entries/:key`: the entry's description, plus its bytes when they are small. */
 export const CreateEntry = z.strictObject({

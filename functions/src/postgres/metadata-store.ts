@@ -5,7 +5,6 @@
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { StoreError, TableError } from 'cacheness';
 import {
   type AccessRecord,
   type BlobReservation,
@@ -28,12 +27,14 @@ import {
   type Scalar,
   type StoreCounters,
   type StoredEntry,
+  StoreError,
   type TableColumns,
   type TableDefinition,
+  TableError,
   type TableOptions,
   type TableQuery,
   type TableRow,
-} from 'cacheness/stores';
+} from 'cacheness/model';
 import type { Sql, TransactionSql } from 'postgres';
 
 type Db = Sql | TransactionSql;

@@ -4,7 +4,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import type { EntryRecord, TableRow } from 'cacheness/stores';
+import type { EntryRecord, TableRow } from 'cacheness/model';
 import type { Sql } from 'postgres';
 
 export interface PendingUpload {

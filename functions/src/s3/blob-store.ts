@@ -14,8 +14,8 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { StoreError } from 'cacheness';
-import type { BlobStore } from 'cacheness/stores';
+import type { BlobStore } from 'cacheness/model';
+import { StoreError } from 'cacheness/model';
 
 /** Options of {@link S3BlobStore}. */
 export interface S3BlobStoreOptions {
