@@ -96,6 +96,70 @@ it('overlapping access flushes from many instances neither deadlock nor lose hit
   expect((await seed.counters()).hits).toBe(expected);
 });
 
+it('single reads take no write lock: they finish while a writer holds the namespace, and none is lost beside batches, puts and deletes', async () => {
+  const n = ns();
+  const store = new PostgresMetadataStore({ sql: pg.sql, namespace: n });
+  for (let i = 0; i < 20; i++) await store.put(record(`k${i}`));
+  // A writer holds the namespace lock (as a put or a sweeper batch does) for as long as this test likes.
+  let release: () => void = () => {};
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  let locked: () => void = () => {};
+  const isLocked = new Promise<void>((r) => {
+    locked = r;
+  });
+  const writer = pg.sql.begin(async (tx) => {
+    await tx`SELECT namespace FROM namespaces WHERE namespace = ${n} FOR UPDATE`;
+    locked();
+    await held;
+  });
+  await isLocked;
+  await store.recordAccess([{ key: 'k1', hits: 1, accessedAt: T0 + 1 }], { hits: 1 }); // would wait for the writer if it took the lock
+  await store.recordAccess([], { misses: 1 });
+  release();
+  await writer;
+
+  // Many single reads from many instances, racing batch flushes (which do lock), re-puts and deletes.
+  const stores = Array.from({ length: 8 }, () => new PostgresMetadataStore({ sql: pg.sql, namespace: n }));
+  let hits = 1;
+  let misses = 1;
+  await Promise.all([
+    ...stores.map(async (s, j) => {
+      for (let i = 0; i < 40; i++) {
+        const key = `k${(i * (j + 1)) % 10}`;
+        if (i % 5 === 4) {
+          misses++;
+          await s.recordAccess([], { misses: 1 });
+        } else if (i % 7 === 6) {
+          hits += 2;
+          await s.recordAccess(
+            [
+              { key: `k${(i + 3) % 10}`, hits: 1, accessedAt: T0 },
+              { key, hits: 1, accessedAt: T0 },
+            ],
+            { hits: 2 },
+          );
+        } else {
+          hits++;
+          await s.recordAccess([{ key, hits: 1, accessedAt: T0 + i }], { hits: 1 });
+        }
+      }
+    }),
+    (async () => {
+      for (let i = 10; i < 20; i++) {
+        await store.put(record(`k${i}`, { createdAt: T0 + 5 }));
+        await store.delete(`k${i}`);
+      }
+    })(),
+  ]);
+  const c = await store.counters();
+  expect({ hits: c.hits, misses: c.misses }).toEqual({ hits, misses });
+  const [r] = await pg.sql`SELECT sum(hits)::int AS hits FROM access WHERE namespace = ${n} AND key IN ('k0','k1','k2','k3','k4','k5','k6','k7','k8','k9')`;
+  expect(r?.hits).toBe(hits);
+  expect(await invariants(n)).toEqual({ refs_drift: 0, entries_drift: 0, bytes_drift: 0, access_drift: 0 });
+});
+
 it("one tenant's custom tables do not slow or block another tenant's deletes", async () => {
   const busy = new PostgresMetadataStore({ sql: pg.sql, namespace: ns() });
   for (let i = 0; i < 30; i++) await busy.defineTable(`t${i}`, { v: 'integer' });

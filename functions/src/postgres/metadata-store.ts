@@ -4,7 +4,7 @@
  * Semantics match the SQLite store (the shared contract suite runs against both).
  * @module
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
 import {
   type AccessRecord,
   type BlobReservation,
@@ -52,6 +52,9 @@ export interface PostgresMetadataStoreOptions {
 /** Custom tables per namespace (each is a physical table shared by nobody else). */
 const MAX_TABLES = 100;
 const COUNTERS: (keyof StoreCounters)[] = ['entries', 'bytes', 'hits', 'misses', 'evictions', 'expirations', 'corruptions'];
+/** Rows each read counter (hits, misses) is spread over, named `hits#0` to `hits#15`; reads sum them. */
+export const READ_COUNTER_SHARDS = 16;
+const shardedCounter = (name: string) => `${name}#${randomInt(READ_COUNTER_SHARDS)}`;
 const PG_TYPES: Record<string, string> = { text: 'text COLLATE "C"', integer: 'bigint', real: 'double precision', boolean: 'boolean', timestamp: 'timestamptz', json: 'jsonb' };
 
 /** `?` placeholders (as the shared where compiler writes them) to `$n`, starting after `offset`. */
@@ -341,19 +344,48 @@ export class PostgresMetadataStore implements MetadataStore {
     });
   }
 
+  /**
+   * Read statistics stay off the write lock, so a namespace's reads run in parallel. A single read
+   * (every API request) sends two autocommit statements, pipelined in one round trip: the counters,
+   * spread over {@link READ_COUNTER_SHARDS} rows so concurrent readers rarely meet on one, then the
+   * entry's access row. Neither holds a lock while waiting for another kind, so they cannot deadlock
+   * with writers (which never touch read counters). Batches of several keys (a cache flushing its
+   * buffered hits) take the namespace lock as writers do, because their row locks come in no fixed order.
+   */
   async recordAccess(accesses: AccessRecord[], counters: Partial<StoreCounters>): Promise<void> {
-    await this.write(async (tx) => {
-      if (accesses.length) {
-        await this.q(
-          `UPDATE access a SET hits = a.hits + u.hits, accessed_at = greatest(a.accessed_at, u.at)
-           FROM (SELECT key, sum(hits) AS hits, max(at) AS at FROM unnest($2::text[], $3::bigint[], $4::timestamptz[]) AS x(key, hits, at) GROUP BY key) u
-           WHERE a.namespace = $1 AND a.key = u.key`,
-          [accesses.map((a) => a.key), accesses.map((a) => String(a.hits)) as never, accesses.map((a) => new Date(a.accessedAt).toISOString()) as never],
-          tx,
-        );
-      }
-      for (const [name, n] of Object.entries(counters)) if (n) await this.q('SELECT bump_counter($1, $2, $3)', [name, n], tx);
-    });
+    const reads = (['hits', 'misses'] as const).filter((c) => counters[c]);
+    const others = Object.entries(counters).filter(([name, n]) => n && name !== 'hits' && name !== 'misses');
+    if (accesses.length > 1 || others.length) {
+      await this.write(async (tx) => {
+        await this.updateAccess(accesses, tx);
+        for (const name of reads) await this.q('SELECT bump_counter($1, $2, $3)', [shardedCounter(name), counters[name] as number], tx);
+        for (const [name, n] of others) await this.q('SELECT bump_counter($1, $2, $3)', [name, n as number], tx);
+      });
+      return;
+    }
+    const pending: Promise<unknown>[] = [];
+    if (reads.length) {
+      const values = reads.map((_, i) => `($1, $${2 + 2 * i}, $${3 + 2 * i})`).join(', ');
+      pending.push(
+        this.q(
+          `INSERT INTO counters (namespace, name, value) VALUES ${values} ON CONFLICT (namespace, name) DO UPDATE SET value = counters.value + excluded.value`,
+          reads.flatMap((name) => [shardedCounter(name), counters[name] as number]),
+        ),
+      );
+    }
+    if (accesses.length) pending.push(this.updateAccess(accesses));
+    await Promise.all(pending);
+  }
+
+  private async updateAccess(accesses: AccessRecord[], db: Db = this.db): Promise<void> {
+    if (!accesses.length) return;
+    await this.q(
+      `UPDATE access a SET hits = a.hits + u.hits, accessed_at = greatest(a.accessed_at, u.at)
+       FROM (SELECT key, sum(hits) AS hits, max(at) AS at FROM unnest($2::text[], $3::bigint[], $4::timestamptz[]) AS x(key, hits, at) GROUP BY key) u
+       WHERE a.namespace = $1 AND a.key = u.key`,
+      [accesses.map((a) => a.key), accesses.map((a) => String(a.hits)) as never, accesses.map((a) => new Date(a.accessedAt).toISOString()) as never],
+      db,
+    );
   }
 
   private listWhere(q: Omit<ListQuery, 'limit' | 'after'> & { after?: string }): { where: string; params: Param[] } {
@@ -388,7 +420,8 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async counters(): Promise<StoreCounters> {
-    const rows = await this.q('SELECT name, value FROM counters WHERE namespace = $1');
+    // Sharded counters (`hits#3`) add up under their base name.
+    const rows = await this.q("SELECT split_part(name, '#', 1) AS name, sum(value) AS value FROM counters WHERE namespace = $1 GROUP BY 1");
     const out = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as unknown as StoreCounters;
     for (const r of rows) if (COUNTERS.includes(r.name as keyof StoreCounters)) out[r.name as keyof StoreCounters] = Number(r.value);
     return out;
