@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { serve } from '@hono/node-server';
 import type { EntryRecord } from 'cacheness';
 import { xxh128Hex } from 'cacheness/stores';
 import { handle } from 'hono/aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { blobObjectKey, createApp } from '../src/api/index.js';
+import { blobObjectKey, createApp, sweep } from '../src/api/index.js';
 import { connectDatabase, createApiKey, PostgresMetadataStore } from '../src/postgres/index.js';
 import { S3BlobStore } from '../src/s3/index.js';
 import { type PostgresHarness, startPostgres } from './postgres-server.js';
@@ -383,6 +383,105 @@ describe('multipart uploads', () => {
     expect(done.status).toBe(201);
     const { url } = (await (await mp('/v1/entries/multi', undefined, 'GET')).json()) as { url: string };
     expect(Buffer.from(await (await fetch(url)).arrayBuffer()).equals(bytes)).toBe(true);
+  });
+
+  type Plan = { id: string; method: string; size: number | null; maxSize: number; partSize: number; partCount: number; parts: { partNumber: number; url: string }[] };
+  const describeStream = { handler: 'bytes@1', type: 'Buffer', codec: 'lz4' };
+  /** PUTs `bytes` to a plan's part URLs in partSize pieces; returns the parts for completion. */
+  async function putParts(plan: Plan, bytes: Buffer, partSize = plan.partSize) {
+    const parts = [];
+    for (let n = 1; (n - 1) * partSize < bytes.length; n++) {
+      const url = plan.parts.find((p) => p.partNumber === n)?.url as string;
+      const res = await fetch(url, { method: 'PUT', body: bytes.subarray((n - 1) * partSize, n * partSize) });
+      expect(res.status).toBe(200);
+      parts.push({ partNumber: n, etag: res.headers.get('etag') as string });
+    }
+    return parts;
+  }
+  const objectOf = (url: string) => decodeURIComponent(new URL(url).pathname).split('/').slice(2).join('/');
+  const exists = (key: string) =>
+    s3.client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: key })).then(
+      () => true,
+      () => false,
+    );
+  const streamed = randomBytes(5 * 1024 * 1024 + 1234);
+
+  it('streams an upload of unknown size: planned for its bound, invisible until completed with its sizes and hash', async () => {
+    const unbounded = (await (await mp('/v1/entries/stream-huge', describeStream, 'PUT')).json()) as { upload: Plan };
+    expect(unbounded.upload.maxSize).toBe(5 * 1024 ** 4); // no bound given: any object S3 allows fits
+    expect(unbounded.upload.partCount).toBeLessThanOrEqual(10_000);
+    expect(unbounded.upload.partSize * unbounded.upload.partCount).toBeGreaterThanOrEqual(5 * 1024 ** 4);
+    expect((await mp(`/v1/uploads/${unbounded.upload.id}`, undefined, 'DELETE')).status).toBe(200);
+
+    const start = await mp('/v1/entries/stream', { ...describeStream, maxStoredSize: 50 * 1024 * 1024, ttl: 3600 }, 'PUT');
+    expect(start.status).toBe(202);
+    const { upload } = (await start.json()) as { upload: Plan };
+    expect(upload).toMatchObject({ method: 'MULTIPART', size: null, maxSize: 50 * 1024 * 1024, partSize: 5 * 1024 * 1024, partCount: 10 });
+    const parts = await putParts(upload, streamed);
+    expect(parts).toHaveLength(2);
+    expect((await mp('/v1/entries/stream', undefined, 'GET')).status).toBe(404); // pending: invisible
+    const facts = { size: 3 * streamed.length, storedSize: streamed.length, contentHash: xxh128Hex(Buffer.from('original')), blobId: xxh128Hex(streamed) };
+    expect((await mp(`/v1/uploads/${upload.id}/complete`, { parts })).status).toBe(400); // the sizes and hash are missing
+    expect((await mp(`/v1/uploads/${upload.id}/complete`, { parts: parts.slice(1), ...facts })).status).toBe(422); // parts must run from 1
+    const done = await mp(`/v1/uploads/${upload.id}/complete`, { parts, ...facts });
+    expect(done.status).toBe(201);
+    expect(((await done.json()) as { entry: unknown }).entry).toMatchObject({ key: 'stream', size: facts.size, storedSize: facts.storedSize, contentHash: facts.contentHash });
+    const read = (await (await mp('/v1/entries/stream', undefined, 'GET')).json()) as { url: string; entry: { expiresAt: string } };
+    expect(Buffer.from(await (await fetch(read.url)).arrayBuffer()).equals(streamed)).toBe(true);
+    expect(read.entry.expiresAt).toBe(new Date(now + 3_600_000).toISOString());
+    // The bytes became the content's blob: a sized upload of the same bytes needs no upload at all.
+    const again = await mp('/v1/entries/stream-sized', { ...describeStream, size: 1, storedSize: streamed.length, contentHash: facts.contentHash, blobId: facts.blobId }, 'PUT');
+    expect(again.status).toBe(201);
+    expect(await again.json()).toMatchObject({ deduplicated: true });
+    expect(objectOf(((await (await mp('/v1/entries/stream-sized', undefined, 'GET')).json()) as { url: string }).url)).toBe(objectOf(read.url));
+  });
+
+  it('deduplicates a streamed upload against bytes the namespace holds; the sweeper deletes the staged copy, never the shared one', async () => {
+    const { upload } = (await (await mp('/v1/entries/stream-dup', describeStream, 'PUT')).json()) as { upload: Plan };
+    const staged = objectOf(upload.parts[0]?.url as string);
+    const parts = await putParts(upload, streamed);
+    const done = await mp(`/v1/uploads/${upload.id}/complete`, { parts, size: 1, storedSize: streamed.length, contentHash: xxh128Hex(streamed), blobId: xxh128Hex(streamed) });
+    expect(done.status).toBe(201);
+    expect(await done.json()).toMatchObject({ deduplicated: true });
+    const shared = objectOf(((await (await mp('/v1/entries/stream', undefined, 'GET')).json()) as { url: string }).url);
+    const { url } = (await (await mp('/v1/entries/stream-dup', undefined, 'GET')).json()) as { url: string };
+    expect(objectOf(url)).toBe(shared);
+    expect(staged).not.toBe(shared);
+    expect(await exists(staged)).toBe(true);
+    await sweep({ sql: pg.sql, s3: s3.client, bucket: s3.bucket, now });
+    expect([await exists(staged), await exists(shared)]).toEqual([false, true]);
+    expect(Buffer.from(await (await fetch(url)).arrayBuffer()).equals(streamed)).toBe(true);
+  });
+
+  it('refuses a streamed upload over its bound or of another size than claimed, and reclaims its object', async () => {
+    for (const [claim, bound] of [
+      [streamed.length, 5 * 1024 * 1024], // over the bound: a one-part plan, and a part larger than planned (part sizes are not signed)
+      [streamed.length - 1, undefined], // the object is not the size the client claims
+    ] as const) {
+      const { upload } = (await (await mp('/v1/entries/stream-bad', { ...describeStream, maxStoredSize: bound }, 'PUT')).json()) as { upload: Plan };
+      const staged = objectOf(upload.parts[0]?.url as string);
+      const parts = await putParts(upload, streamed, bound === undefined ? upload.partSize : streamed.length);
+      const res = await mp(`/v1/uploads/${upload.id}/complete`, { parts, size: 1, storedSize: claim, contentHash: xxh128Hex(streamed), blobId: xxh128Hex(streamed) });
+      expect(res.status).toBe(422);
+      expect(await res.json()).toMatchObject({ error: { code: 'EINTEGRITY' } });
+      expect((await mp(`/v1/uploads/${upload.id}/parts`, { partNumbers: [1] })).status).toBe(410); // the upload is over
+      expect((await mp('/v1/entries/stream-bad', undefined, 'GET')).status).toBe(404);
+      expect(await exists(staged)).toBe(true);
+      await sweep({ sql: pg.sql, s3: s3.client, bucket: s3.bucket, now });
+      expect(await exists(staged)).toBe(false);
+    }
+  });
+
+  it('refuses half-described entries: sizes without a blobId, or a bound on a sized upload', async () => {
+    for (const body of [
+      { ...describeStream, storedSize: 10 },
+      { ...describeStream, size: 10, storedSize: 10, contentHash: xxh128Hex(streamed) },
+      { ...describeStream, maxStoredSize: 10, size: 10, storedSize: 10, contentHash: xxh128Hex(streamed), blobId: xxh128Hex(streamed) },
+    ]) {
+      const res = await mp('/v1/entries/half', body, 'PUT');
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ error: { code: 'EVALIDATION' } });
+    }
   });
 
   it('aborts a multipart upload', async () => {

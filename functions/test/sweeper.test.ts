@@ -75,6 +75,7 @@ it('expires entries, abandons stale uploads and deletes unreferenced objects: on
       blobName: r.name,
       pin: r.pin,
       multipart: null,
+      maxSize: null,
       createdAt: T0,
       expiresAt,
     });

@@ -4,6 +4,7 @@
  * the key's namespace scopes everything the request touches.
  * @module
  */
+import { randomBytes } from 'node:crypto';
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { type EntryRecord, isExpired, toEntryInfo, ttlToMs, validateStringKey, type Where } from 'cacheness/model';
 import { Hono } from 'hono';
@@ -148,9 +149,10 @@ export function createApp(deps: ApiDeps): Hono<Env> {
       handler: body.handler,
       type: body.type,
       codec: body.codec,
-      size: body.size,
-      storedSize: body.storedSize,
-      contentHash: body.contentHash,
+      // A streamed upload's sizes and hash arrive at completion.
+      size: body.size ?? 0,
+      storedSize: body.storedSize ?? 0,
+      contentHash: body.contentHash ?? '',
       blobId: null,
       inline: null,
       createdAt: now,
@@ -162,34 +164,89 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     };
     const tables = body.tables ? Object.fromEntries(Object.entries(body.tables).map(([t, rows]) => [t, Array.isArray(rows) ? rows : [rows]])) : undefined;
 
+    const described = [body.size, body.storedSize, body.contentHash].filter((v) => v !== undefined).length;
+    const streamed = described === 0 && body.blobId === undefined && body.body === undefined;
+    if (!streamed && described < 3) {
+      throw new ApiError(400, 'EVALIDATION', 'Send size, storedSize and contentHash (with body or blobId), or none of them (and no blobId) to stream an upload of unknown size.');
+    }
+    if (!streamed && body.maxStoredSize !== undefined) throw new ApiError(400, 'EVALIDATION', 'maxStoredSize is for streamed uploads (unknown size); this upload has storedSize.');
+
     if (body.body !== undefined) {
       const bytes = Buffer.from(body.body, 'base64');
       if (bytes.length > inlineMax) throw new ApiError(413, 'ETOOLARGE', `Inline payloads are at most ${inlineMax} bytes; upload larger ones (omit body).`);
-      if (bytes.length !== body.storedSize) throw new ApiError(422, 'EINTEGRITY', `The body has ${bytes.length} bytes but storedSize says ${body.storedSize}.`);
+      if (bytes.length !== record.storedSize) throw new ApiError(422, 'EINTEGRITY', `The body has ${bytes.length} bytes but storedSize says ${record.storedSize}.`);
       if (body.codec === 'none' && (await contentHashHex(bytes)) !== body.contentHash) throw new ApiError(422, 'EINTEGRITY', 'The body does not match contentHash.');
       record.inline = bytes;
       await store.put(record, { tables });
       return c.json({ entry: toEntryInfo(record) }, 201);
     }
 
+    if (streamed) {
+      // Bytes of unknown size: staged under a random blob id (pinned), planned for the worst case.
+      if (body.maxStoredSize !== undefined && body.maxStoredSize > S3_LIMITS.maxObjectSize) throw new ApiError(413, 'ETOOLARGE', 'Objects are at most 5 TiB.');
+      const plan = planParts({ maxSize: body.maxStoredSize, preferredPartSize: deps.preferredPartBytes });
+      const staged = await store.acquireBlob(randomBytes(16).toString('hex'), 0, now, `upload:${namespace}`);
+      const objectKey = blobObjectKey(namespace, staged.name);
+      const maxSize = body.maxStoredSize ?? plan.capacity;
+      const s3UploadId = await startMultipart(deps.s3, { bucket: deps.bucket, key: objectKey });
+      const upload = await createUpload(deps.sql, {
+        namespace,
+        key,
+        record,
+        tables: tables ?? null,
+        blobName: staged.name,
+        pin: staged.pin,
+        multipart: { s3UploadId, partSize: plan.partSize, partCount: plan.partCount },
+        maxSize,
+        createdAt: now,
+        expiresAt: now + UPLOAD_TTL_MS,
+      });
+      const first = Array.from({ length: Math.min(plan.partCount, PART_URL_BATCH) }, (_, i) => i + 1);
+      const parts = await presignParts(deps.s3, { bucket: deps.bucket, key: objectKey, uploadId: s3UploadId, partNumbers: first });
+      return c.json(
+        {
+          upload: {
+            id: upload.id,
+            method: 'MULTIPART',
+            size: null,
+            maxSize,
+            partSize: plan.partSize,
+            partCount: plan.partCount,
+            parts,
+            expiresAt: new Date(upload.expiresAt).toISOString(),
+          },
+        },
+        202,
+      );
+    }
     if (!body.blobId) throw new ApiError(400, 'EVALIDATION', 'An upload needs blobId (the XXH3-128 of the stored bytes).');
-    if (body.storedSize > S3_LIMITS.maxObjectSize) throw new ApiError(413, 'ETOOLARGE', 'Objects are at most 5 TiB.');
+    if (record.storedSize > S3_LIMITS.maxObjectSize) throw new ApiError(413, 'ETOOLARGE', 'Objects are at most 5 TiB.');
     record.blobId = body.blobId;
-    const reservation = await store.acquireBlob(body.blobId, body.storedSize, now, `upload:${namespace}`);
+    const reservation = await store.acquireBlob(body.blobId, record.storedSize, now, `upload:${namespace}`);
     const objectKey = blobObjectKey(namespace, reservation.name);
-    if (reservation.ready && (await objectSize(deps.s3, deps.bucket, objectKey)) === body.storedSize) {
+    if (reservation.ready && (await objectSize(deps.s3, deps.bucket, objectKey)) === record.storedSize) {
       // The namespace already holds these bytes: no upload, the entry just references them.
       await store.put(record, { tables, pin: reservation.pin, blobName: reservation.name });
       return c.json({ entry: toEntryInfo(record), deduplicated: true }, 201);
     }
-    const pending = { namespace, key, record, tables: tables ?? null, blobName: reservation.name, pin: reservation.pin, createdAt: now, expiresAt: now + UPLOAD_TTL_MS };
-    if (body.storedSize <= singlePutMax) {
+    const pending = {
+      namespace,
+      key,
+      record,
+      tables: tables ?? null,
+      blobName: reservation.name,
+      pin: reservation.pin,
+      maxSize: null,
+      createdAt: now,
+      expiresAt: now + UPLOAD_TTL_MS,
+    };
+    if (record.storedSize <= singlePutMax) {
       const upload = await createUpload(deps.sql, { ...pending, multipart: null });
-      const url = await presignPut(deps.s3, { bucket: deps.bucket, key: objectKey, size: body.storedSize });
-      return c.json({ upload: { id: upload.id, method: 'PUT', url, size: body.storedSize, expiresAt: new Date(upload.expiresAt).toISOString() } }, 202);
+      const url = await presignPut(deps.s3, { bucket: deps.bucket, key: objectKey, size: record.storedSize });
+      return c.json({ upload: { id: upload.id, method: 'PUT', url, size: record.storedSize, expiresAt: new Date(upload.expiresAt).toISOString() } }, 202);
     }
     // Multipart: equal parts sized so the object fits in 10,000; part URLs come in batches.
-    const plan = planParts({ size: body.storedSize, preferredPartSize: deps.preferredPartBytes });
+    const plan = planParts({ size: record.storedSize, preferredPartSize: deps.preferredPartBytes });
     const s3UploadId = await startMultipart(deps.s3, { bucket: deps.bucket, key: objectKey });
     const upload = await createUpload(deps.sql, { ...pending, multipart: { s3UploadId, partSize: plan.partSize, partCount: plan.partCount } });
     const first = Array.from({ length: Math.min(plan.partCount, PART_URL_BATCH) }, (_, i) => i + 1);
@@ -199,7 +256,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
         upload: {
           id: upload.id,
           method: 'MULTIPART',
-          size: body.storedSize,
+          size: record.storedSize,
           partSize: plan.partSize,
           partCount: plan.partCount,
           parts,
@@ -231,25 +288,56 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     const upload = await getUpload(deps.sql, namespace, c.req.param('id'), clock());
     if (!upload) throw new ApiError(410, 'EUPLOADGONE', 'No such pending upload (completed, aborted or expired): start a new one.');
     const objectKey = blobObjectKey(namespace, upload.blobName);
+    const parsed = CompleteParts.safeParse(await c.req.json().catch(() => ({})));
+    if (!parsed.success) throw new ApiError(400, 'EVALIDATION', `Invalid completion: ${z.prettifyError(parsed.error)}`);
+    const done = parsed.data;
+    const streamed = upload.maxSize !== null;
+    const facts = [done.size, done.storedSize, done.contentHash, done.blobId];
+    if (streamed && facts.some((v) => v === undefined)) {
+      throw new ApiError(400, 'EVALIDATION', 'A streamed upload completes with its size, storedSize, contentHash and blobId (the XXH3-128 of the stored bytes).');
+    }
+    if (!streamed && facts.some((v) => v !== undefined)) throw new ApiError(400, 'EVALIDATION', "This upload's sizes and hashes were given when it started; send only its parts.");
     if (upload.multipart) {
-      const parsed = CompleteParts.safeParse(await c.req.json().catch(() => undefined));
-      if (!parsed.success) throw new ApiError(400, 'EVALIDATION', `Completing a multipart upload needs its parts: ${z.prettifyError(parsed.error)}`);
-      const numbers = parsed.data.parts.map((p) => p.partNumber).sort((a, b) => a - b);
-      if (numbers.length !== upload.multipart.partCount || numbers.some((n, i) => n !== i + 1)) {
-        throw new ApiError(422, 'EUPLOADINCOMPLETE', `Send all ${upload.multipart.partCount} parts, numbered 1 to ${upload.multipart.partCount}, each once.`);
+      if (!done.parts) throw new ApiError(400, 'EVALIDATION', 'Completing a multipart upload needs its parts: [{ partNumber, etag }].');
+      const numbers = done.parts.map((p) => p.partNumber).sort((a, b) => a - b);
+      const { partCount } = upload.multipart;
+      const expected = streamed ? numbers.length : partCount;
+      if (numbers.length !== expected || numbers.length > partCount || numbers.some((n, i) => n !== i + 1)) {
+        throw new ApiError(
+          422,
+          'EUPLOADINCOMPLETE',
+          streamed ? `Send the parts numbered 1 to n (n at most ${partCount}), each once.` : `Send all ${partCount} parts, numbered 1 to ${partCount}, each once.`,
+        );
       }
-      await completeMultipart(deps.s3, { bucket: deps.bucket, key: objectKey, uploadId: upload.multipart.s3UploadId, parts: parsed.data.parts });
+      await completeMultipart(deps.s3, { bucket: deps.bucket, key: objectKey, uploadId: upload.multipart.s3UploadId, parts: done.parts });
     }
     const size = await objectSize(deps.s3, deps.bucket, objectKey);
     if (size === undefined) throw new ApiError(409, 'EUPLOADINCOMPLETE', 'The bytes have not arrived: PUT them to the upload URL first.');
-    if (size !== upload.record.storedSize) throw new ApiError(422, 'EINTEGRITY', `The uploaded object has ${size} bytes; ${upload.record.storedSize} were announced.`);
+    const announced = streamed ? (done.storedSize as number) : upload.record.storedSize;
+    if (size !== announced || (streamed && size > (upload.maxSize as number))) {
+      if (streamed) {
+        // The parts are one object now: nothing can be resent. Its staged blob, unpinned, is garbage for the sweeper.
+        await c.get('store').releasePin(upload.pin);
+        await deleteUpload(deps.sql, namespace, upload.id);
+      }
+      const limit = streamed && size > (upload.maxSize as number) ? `, over this upload's limit of ${upload.maxSize}` : '';
+      throw new ApiError(422, 'EINTEGRITY', `The uploaded object has ${size} bytes${limit}; ${announced} were announced.${streamed ? ' Start a new upload.' : ''}`);
+    }
     // The write happens now: creation time and expiry count from completion, not from the announcement.
     const now = clock();
     const ttl = upload.record.expiresAt === null ? null : upload.record.expiresAt - upload.record.createdAt;
     const record: EntryRecord = { ...upload.record, createdAt: now, accessedAt: now, expiresAt: ttl === null ? null : now + ttl };
-    await c.get('store').put(record, { tables: upload.tables ?? undefined, pin: upload.pin, blobName: upload.blobName });
+    let blobName = upload.blobName;
+    let deduplicated = false;
+    if (streamed) {
+      const adopted = await c.get('store').adoptStagedBlob(upload.blobName, upload.pin, done.blobId as string, size);
+      Object.assign(record, { size: done.size, storedSize: size, contentHash: done.contentHash, blobId: adopted.blobId });
+      blobName = adopted.name;
+      deduplicated = adopted.deduplicated;
+    }
+    await c.get('store').put(record, { tables: upload.tables ?? undefined, pin: upload.pin, blobName });
     await deleteUpload(deps.sql, namespace, upload.id);
-    return c.json({ entry: toEntryInfo(record) }, 201);
+    return c.json({ entry: toEntryInfo(record), ...(deduplicated ? { deduplicated } : {}) }, 201);
   });
 
   app.delete('/v1/uploads/:id', async (c) => {

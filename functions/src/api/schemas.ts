@@ -5,19 +5,26 @@
  */
 import * as z from 'zod';
 
-/** The body of `PUT /v1/entries/:key`: the entry's description, plus its bytes when they are small. */
+const Hash = z.string().regex(/^[0-9a-f]{32}$/);
+const ByteCount = z.number().int().nonnegative();
+
+/**
+ * The body of `PUT /v1/entries/:key`: the entry's description, plus its bytes when they are small.
+ * Three forms: inline (`body` with `size`, `storedSize`, `contentHash`); a sized upload (`blobId`
+ * with the same three); a streamed upload of unknown size (none of the five; optionally
+ * `maxStoredSize`), whose sizes and hashes come with `POST /v1/uploads/:id/complete`.
+ */
 export const CreateEntry = z.strictObject({
   params: z.unknown().optional(),
   handler: z.string().min(1).max(200),
   type: z.string().min(1).max(200),
   codec: z.enum(['none', 'lz4', 'zstd']),
-  size: z.number().int().nonnegative(),
-  storedSize: z.number().int().nonnegative(),
-  contentHash: z.string().regex(/^[0-9a-f]{32}$/),
-  blobId: z
-    .string()
-    .regex(/^[0-9a-f]{32}$/)
-    .optional(),
+  size: ByteCount.optional(),
+  storedSize: ByteCount.optional(),
+  contentHash: Hash.optional(),
+  blobId: Hash.optional(),
+  /** Streamed uploads: an upper bound of the stored size, if known (default 5 TiB); it sets the part size. */
+  maxStoredSize: ByteCount.optional(),
   ttl: z.union([z.number().nonnegative(), z.string().max(32), z.null()]).optional(),
   metadata: z.record(z.string(), z.unknown()).nullable().optional(),
   description: z.string().max(10_000).nullable().optional(),
@@ -70,9 +77,15 @@ export const NewKey = z.strictObject({ scopes: z.array(z.enum(['read', 'write', 
 
 export const PartNumbers = z.strictObject({ partNumbers: z.array(z.number().int().min(1).max(10_000)).min(1).max(1000) });
 
+/** The body of `POST /v1/uploads/:id/complete`: a multipart upload's parts; a streamed upload also its sizes and hashes. */
 export const CompleteParts = z.strictObject({
   parts: z
     .array(z.strictObject({ partNumber: z.number().int().min(1).max(10_000), etag: z.string().min(1).max(200) }))
     .min(1)
-    .max(10_000),
+    .max(10_000)
+    .optional(),
+  size: ByteCount.optional(),
+  storedSize: ByteCount.optional(),
+  contentHash: Hash.optional(),
+  blobId: Hash.optional(),
 });

@@ -138,8 +138,11 @@ const entryResolver: FieldResolver = {
   },
 };
 
+/** The object name of blob row `b` (see migration 4). */
+const BLOB_NAME = "coalesce(b.object, b.id || '.' || b.gen)";
+
 const FULL_ENTRY = `SELECT e.key, e.params, e.handler, e.type, e.codec, e.size, e.stored_size, e.content_hash, e.blob_id, e.created_at, e.expires_at,
-  e.description, e.metadata, a.hits, a.accessed_at, b.gen`;
+  e.description, e.metadata, a.hits, a.accessed_at, ${BLOB_NAME} AS blob_name`;
 const FULL_FROM = `FROM entries e
   LEFT JOIN blobs b ON b.namespace = e.namespace AND b.id = e.blob_id
   LEFT JOIN access a ON a.namespace = e.namespace AND a.key = e.key`;
@@ -156,7 +159,7 @@ function toRead(r: Row): ReadRecord {
     storedSize: Number(r.stored_size),
     contentHash: r.content_hash as string,
     blobId,
-    blobName: blobId && r.gen ? `${blobId}.${r.gen}` : null,
+    blobName: blobId ? ((r.blob_name as string | null) ?? null) : null,
     inline: (r.inline as Uint8Array | null | undefined) ?? null,
     createdAt: ms(r.created_at),
     expiresAt: r.expires_at === null ? null : ms(r.expires_at),
@@ -203,7 +206,7 @@ export class PostgresMetadataStore implements MetadataStore {
 
   async read(key: string): Promise<ReadRecord | undefined> {
     const [r] = await this.q(
-      `SELECT e.key, e.handler, e.type, e.codec, e.size, e.stored_size, e.content_hash, e.blob_id, b.gen, e.inline, e.created_at, e.expires_at
+      `SELECT e.key, e.handler, e.type, e.codec, e.size, e.stored_size, e.content_hash, e.blob_id, ${BLOB_NAME} AS blob_name, e.inline, e.created_at, e.expires_at
        FROM entries e LEFT JOIN blobs b ON b.namespace = e.namespace AND b.id = e.blob_id WHERE e.namespace = $1 AND e.key = $2`,
       [key],
     );
@@ -252,8 +255,10 @@ export class PostgresMetadataStore implements MetadataStore {
       await this.write(async (tx) => {
         if (pin !== undefined) {
           const released = await this.q('DELETE FROM pins WHERE namespace = $1 AND token = $2 RETURNING blob_id', [pin], tx);
-          const [blob] = record.blobId ? await this.q('SELECT gen FROM blobs WHERE namespace = $1 AND id = $2 AND NOT doomed FOR UPDATE', [record.blobId], tx) : [];
-          if (released.length !== 1 || !blob || `${record.blobId}.${blob.gen}` !== opts.blobName) {
+          const [blob] = record.blobId
+            ? await this.q(`SELECT ${BLOB_NAME} AS name FROM blobs b WHERE namespace = $1 AND id = $2 AND NOT doomed FOR UPDATE`, [record.blobId], tx)
+            : [];
+          if (released.length !== 1 || !blob || blob.name !== opts.blobName) {
             throw new StoreError('ESTORE', `The blob reservation for '${record.key}' expired before the write committed; write it again.`, { details: { retry: true } });
           }
         }
@@ -486,15 +491,16 @@ export class PostgresMetadataStore implements MetadataStore {
         `INSERT INTO blobs (namespace, id, gen, size) VALUES ($1, $2, $3, $4)
          ON CONFLICT (namespace, id) DO UPDATE SET
            gen = CASE WHEN blobs.doomed THEN excluded.gen ELSE blobs.gen END,
+           object = CASE WHEN blobs.doomed THEN NULL ELSE blobs.object END,
            ready = CASE WHEN blobs.doomed THEN false ELSE blobs.ready END,
            size = CASE WHEN blobs.doomed THEN excluded.size ELSE blobs.size END,
            doomed = false
-         RETURNING gen, ready`,
+         RETURNING coalesce(object, id || '.' || gen) AS name, ready`,
         [id, gen, size],
         tx,
       );
       await this.q('INSERT INTO pins (token, namespace, blob_id, owner, at) VALUES ($2, $1, $3, $4, $5)', [pin, id, owner, new Date(now)], tx);
-      return { name: `${id}.${row?.gen}`, ready: row?.ready === true, pin };
+      return { name: row?.name as string, ready: row?.ready === true, pin };
     });
   }
 
@@ -517,24 +523,23 @@ export class PostgresMetadataStore implements MetadataStore {
            SELECT id FROM blobs x WHERE x.namespace = $1 AND x.refs <= 0
              AND NOT EXISTS (SELECT 1 FROM pins p WHERE p.namespace = x.namespace AND p.blob_id = x.id)
            LIMIT $2 FOR UPDATE SKIP LOCKED)
-         UPDATE blobs b SET doomed = true FROM garbage g WHERE b.namespace = $1 AND b.id = g.id RETURNING b.id, b.gen`,
+         UPDATE blobs b SET doomed = true FROM garbage g WHERE b.namespace = $1 AND b.id = g.id RETURNING ${BLOB_NAME} AS name`,
         [limit],
         tx,
       );
-      return rows.map((r) => `${r.id}.${r.gen}`);
+      return rows.map((r) => r.name as string);
     });
   }
 
   async dropGarbage(names: string[]): Promise<number> {
     if (!names.length) return 0;
-    const ids = names.map((n) => n.split('.')[0] as string);
-    const gens = names.map((n) => n.split('.')[1] as string);
     return this.write(
       async (tx) =>
         (
           await this.q(
-            'DELETE FROM blobs b USING unnest($2::text[], $3::text[]) AS g(id, gen) WHERE b.namespace = $1 AND b.id = g.id AND b.gen = g.gen AND b.doomed AND b.refs <= 0 RETURNING b.id',
-            [ids, gens],
+            `DELETE FROM blobs b WHERE b.namespace = $1 AND b.refs <= 0 AND b.doomed
+               AND (b.id = ANY($3::text[]) OR b.object = ANY($2::text[])) AND ${BLOB_NAME} = ANY($2::text[]) RETURNING b.id`,
+            [names, names.map((n) => n.split('.')[0] as string)],
             tx,
           )
         ).length,
@@ -542,8 +547,48 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async isLiveBlob(name: string): Promise<boolean> {
-    const [id, gen] = name.split('.');
-    return (await this.q('SELECT 1 FROM blobs WHERE namespace = $1 AND id = $2 AND gen = $3 AND NOT doomed', [id ?? '', gen ?? ''])).length > 0;
+    const id = name.split('.')[0] ?? '';
+    return (await this.q(`SELECT 1 FROM blobs b WHERE namespace = $1 AND (id = $2 OR object = $3) AND ${BLOB_NAME} = $3 AND NOT doomed`, [id, name])).length > 0;
+  }
+
+  /**
+   * Settles a streamed upload once its content hash is known. Its bytes were uploaded under a staged
+   * blob (reserved with {@link acquireBlob} under a random id and pinned by `pin`); they become the
+   * blob of `contentId`, in one transaction:
+   * - the namespace already holds those bytes (a live, ready blob): the pin moves to that blob, and
+   *   the staged one, unpinned, is garbage the sweeper deletes (`deduplicated`);
+   * - no live blob has that id: the staged object becomes it (the row keeps the staged object name);
+   * - another upload of the same bytes is still in flight: the staged blob stays as it is, under its
+   *   own id, so neither upload waits for the other.
+   * The staged object has a pinned row at every moment, so a crash anywhere leaves garbage the
+   * sweeper finds, never a stray object. The returned pin must then be passed to {@link put}.
+   * @throws {StoreError} `ESTORE` (retryable) when the pin expired first.
+   */
+  async adoptStagedBlob(stagedName: string, pin: string, contentId: string, size: number): Promise<{ blobId: string; name: string; deduplicated: boolean }> {
+    const stagedId = stagedName.split('.')[0] as string;
+    return this.write(async (tx) => {
+      const [mine] = await this.q('SELECT 1 FROM pins WHERE namespace = $1 AND token = $2 AND blob_id = $3 FOR UPDATE', [pin, stagedId], tx);
+      if (!mine) throw new StoreError('ESTORE', 'The upload reservation expired before it completed; upload again.', { details: { retry: true } });
+      const [b] = await this.q(`SELECT ready, doomed, ${BLOB_NAME} AS name FROM blobs b WHERE namespace = $1 AND id = $2 FOR UPDATE`, [contentId], tx);
+      if (b && !b.doomed && b.ready) {
+        await this.q('UPDATE pins SET blob_id = $3 WHERE namespace = $1 AND token = $2', [pin, contentId], tx);
+        return { blobId: contentId, name: b.name as string, deduplicated: true };
+      }
+      if (b && !b.doomed) {
+        await this.q('UPDATE blobs SET size = $3 WHERE namespace = $1 AND id = $2', [stagedId, size], tx);
+        return { blobId: stagedId, name: stagedName, deduplicated: false };
+      }
+      // A doomed row of the same id names another object (which its sweeper deletes); this row now names ours.
+      await this.q('DELETE FROM blobs WHERE namespace = $1 AND id = $2', [stagedId], tx);
+      await this.q(
+        `INSERT INTO blobs (namespace, id, gen, size, object) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (namespace, id) DO UPDATE SET gen = excluded.gen, size = excluded.size, object = excluded.object, refs = 0, ready = false, doomed = false`,
+        [contentId, randomBytes(4).toString('hex'), size, stagedName],
+        tx,
+      );
+      await this.q('UPDATE pins SET blob_id = $3 WHERE namespace = $1 AND token = $2', [pin, contentId], tx);
+      return { blobId: contentId, name: stagedName, deduplicated: false };
+    });
   }
 
   private async loadTables(): Promise<void> {

@@ -183,6 +183,19 @@ CREATE INDEX uploads_namespace ON uploads (namespace, created_at);
 CREATE INDEX uploads_expires_at ON uploads (expires_at);
 `,
   },
+  {
+    version: 4,
+    name: 'streamed uploads of unknown size',
+    sql: `
+-- A blob's object is normally named <id>.<gen>. A streamed upload's bytes are staged under a random
+-- name before their content hash is known; when they become the content's blob, the row keeps that
+-- name here.
+ALTER TABLE blobs ADD COLUMN object text COLLATE "C";
+CREATE INDEX blobs_object ON blobs (namespace, object) WHERE object IS NOT NULL;
+-- Streamed uploads: the largest size the plan can carry (their real size arrives at completion).
+ALTER TABLE uploads ADD COLUMN max_size bigint;
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied; returns the versions it applied. */

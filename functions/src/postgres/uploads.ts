@@ -17,6 +17,8 @@ export interface PendingUpload {
   pin: string;
   /** Multipart uploads: S3's upload id and the part plan. */
   multipart: { s3UploadId: string; partSize: number; partCount: number } | null;
+  /** Streamed uploads (size unknown until completion): the largest stored size the plan carries; null otherwise. */
+  maxSize: number | null;
   createdAt: number;
   expiresAt: number;
 }
@@ -24,10 +26,10 @@ export interface PendingUpload {
 export async function createUpload(sql: Sql, u: Omit<PendingUpload, 'id'>): Promise<PendingUpload> {
   const id = randomBytes(12).toString('hex');
   await sql`
-    INSERT INTO uploads (id, namespace, key, record, tables, blob_name, pin, s3_upload_id, part_size, part_count, created_at, expires_at)
+    INSERT INTO uploads (id, namespace, key, record, tables, blob_name, pin, s3_upload_id, part_size, part_count, max_size, created_at, expires_at)
     VALUES (${id}, ${u.namespace}, ${u.key}, ${sql.json({ ...u.record, inline: null } as never)}, ${u.tables === null ? null : sql.json(u.tables as never)},
             ${u.blobName}, ${u.pin}, ${u.multipart?.s3UploadId ?? null}, ${u.multipart?.partSize ?? null}, ${u.multipart?.partCount ?? null},
-            ${new Date(u.createdAt)}, ${new Date(u.expiresAt)})`;
+            ${u.maxSize}, ${new Date(u.createdAt)}, ${new Date(u.expiresAt)})`;
   return { ...u, id };
 }
 
@@ -44,6 +46,7 @@ export async function getUpload(sql: Sql, namespace: string, id: string, now: nu
     blobName: r.blob_name as string,
     pin: r.pin as string,
     multipart: r.s3_upload_id ? { s3UploadId: r.s3_upload_id as string, partSize: Number(r.part_size), partCount: Number(r.part_count) } : null,
+    maxSize: r.max_size === null ? null : Number(r.max_size),
     createdAt: (r.created_at as Date).getTime(),
     expiresAt: (r.expires_at as Date).getTime(),
   };
