@@ -475,16 +475,23 @@ export class PostgresMetadataStore implements MetadataStore {
     return this.write(async (tx) => (await this.q('DELETE FROM pins WHERE namespace = $1 AND owner = ANY($2::text[]) RETURNING token', [dead], tx)).length);
   }
 
-  async claimGarbage(staleBefore: number, limit: number): Promise<string[]> {
+  /**
+   * Drops pins taken before `staleBefore`, then marks up to `limit` unreferenced, unpinned blobs doomed
+   * and returns their names, ordered by blob id. With `after` (a blob id), only blobs whose id sorts
+   * after it: passing the id of the last name returned walks a namespace's garbage once, so blobs a
+   * caller could not delete are not claimed again and again in the same pass.
+   */
+  async claimGarbage(staleBefore: number, limit: number, after = ''): Promise<string[]> {
     return this.write(async (tx) => {
       await this.q('DELETE FROM pins WHERE namespace = $1 AND at < $2', [new Date(staleBefore)], tx);
       const rows = await this.q(
         `WITH garbage AS (
-           SELECT id FROM blobs x WHERE x.namespace = $1 AND x.refs <= 0
+           SELECT id FROM blobs x WHERE x.namespace = $1 AND x.refs <= 0 AND x.id > $3
              AND NOT EXISTS (SELECT 1 FROM pins p WHERE p.namespace = x.namespace AND p.blob_id = x.id)
-           LIMIT $2 FOR UPDATE SKIP LOCKED)
-         UPDATE blobs b SET doomed = true FROM garbage g WHERE b.namespace = $1 AND b.id = g.id RETURNING b.id, b.gen`,
-        [limit],
+           ORDER BY x.id LIMIT $2 FOR UPDATE SKIP LOCKED),
+         doomed AS (UPDATE blobs b SET doomed = true FROM garbage g WHERE b.namespace = $1 AND b.id = g.id RETURNING b.id, b.gen)
+         SELECT id, gen FROM doomed ORDER BY id`,
+        [limit, after],
         tx,
       );
       return rows.map((r) => `${r.id}.${r.gen}`);
