@@ -7,13 +7,15 @@
  *
  * An object S3 will not delete is tagged for the bucket's lifecycle rule (`cacheness-garbage=1`) and
  * forgotten; one that can be neither deleted nor tagged stays claimed for the next run. Either way the
- * run goes on with the rest.
+ * run goes on with the rest. Last, multipart uploads that no pending upload names (orphans) are aborted
+ * once they are older than any pending upload can be.
  * @module
  */
 import { AbortMultipartUploadCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Sql } from 'postgres';
-import { blobObjectKey } from './object-keys.js';
+import { blobObjectKey, NAMESPACES_PREFIX } from './object-keys.js';
 import { PostgresMetadataStore } from './postgres/metadata-store.js';
+import { pendingMultipartIds } from './postgres/uploads.js';
 import { S3BlobStore } from './s3/blob-store.js';
 
 const HOUR = 3_600_000;
@@ -31,6 +33,11 @@ export interface SweepOptions {
   batch?: number;
   /** Pins older than this are abandoned (must exceed the upload lifetime). Default 25 hours. */
   pinStaleMs?: number;
+  /**
+   * Multipart uploads initiated longer ago than this that no pending upload names are aborted as
+   * orphans (must exceed the 24-hour upload lifetime). Default 25 hours.
+   */
+  multipartStaleMs?: number;
 }
 
 /** What one {@link sweep} run did. */
@@ -47,13 +54,15 @@ export interface SweepReport {
   objectsTagged: number;
   /** Unreferenced objects S3 would neither delete nor tag: still claimed, retried by the next run. */
   objectsFailed: number;
+  /** Orphan multipart uploads (named by no pending upload) aborted. */
+  multipartAborted: number;
   /** The first few objects counted in `objectsFailed`, with why (for the operator's log). */
   failures: { key: string; deleteError: string; tagError: string }[];
 }
 
 /**
  * One sweep over every namespace with work: expired entries, expired pending uploads, unreferenced
- * objects. Per-object S3 failures do not make it throw (see
+ * objects, then orphan multipart uploads. Per-object S3 failures do not make it throw (see
  * {@link SweepReport}); a failure of the database or of a whole S3 call does, and the next run
  * finishes what this one left.
  */
@@ -68,6 +77,7 @@ export async function sweep(opts: SweepOptions): Promise<SweepReport> {
     objectsDeleted: 0,
     objectsTagged: 0,
     objectsFailed: 0,
+    multipartAborted: 0,
     failures: [],
   };
   const namespaces = await opts.sql`
@@ -81,8 +91,14 @@ export async function sweep(opts: SweepOptions): Promise<SweepReport> {
     report.uploadsAbandoned += await abandonUploads(opts, namespace, now, batch);
     await reclaimObjects(opts, store, staleBefore, batch, report);
   }
+  // Bucket-wide, not per namespace above: an orphan's namespace may have no other work to visit it for.
+  const root = new S3BlobStore({ client: opts.s3, bucket: opts.bucket, prefix: NAMESPACES_PREFIX });
+  const keep = (uploads: { uploadId: string }[]) => pendingMultipartIds(opts.sql, uploadIds(uploads));
+  report.multipartAborted = await root.sweepPartial(opts.multipartStaleMs ?? 25 * HOUR, { now, keep });
   return report;
 }
+
+const uploadIds = (uploads: { uploadId: string }[]) => uploads.map((u) => u.uploadId);
 
 /**
  * Claims a namespace's unreferenced blobs batch by batch, in blob id order (each claimed once a run),

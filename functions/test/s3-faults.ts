@@ -1,6 +1,7 @@
 /**
- * S3 client middleware for tests that need to provoke what the S3-protocol test server cannot.
+ * S3 client middleware for tests that need to see or provoke what the S3-protocol test server cannot.
  *
+ * - {@link recordCommands} only watches: every command still goes to the real server unchanged.
  * - {@link injectFaults} is the one stand-in the S3 tests allow: per-key errors that real S3 can
  *   report (a DeleteObjects call answering 200 with `AccessDenied` for some keys; a PutObjectTagging
  *   refused) but that no request can make s3rver produce. Keys not named in the faults are served by
@@ -10,6 +11,30 @@
 import type { ObjectIdentifier, S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '../src/s3/client.js';
 import { S3_CREDENTIALS, type S3Harness } from './s3-server.js';
+
+/** A command the client sent: its name (`DeleteObjectsCommand`, …) and input. */
+export interface SentCommand {
+  name: string;
+  input: Record<string, unknown>;
+  output?: Record<string, unknown>;
+}
+
+/** A new client of the test server whose commands (and their outputs) are appended to the returned list. */
+export function recordCommands(s3: S3Harness): { client: S3Client; sent: SentCommand[] } {
+  const client = createS3Client({ endpoint: s3.endpoint, credentials: S3_CREDENTIALS });
+  const sent: SentCommand[] = [];
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const entry: SentCommand = { name: String(context.commandName), input: args.input as Record<string, unknown> };
+      sent.push(entry);
+      const result = await next(args);
+      entry.output = result.output as unknown as Record<string, unknown>;
+      return result;
+    },
+    { step: 'initialize', name: 'testRecordCommands' },
+  );
+  return { client, sent };
+}
 
 /** Object keys S3 refuses to act on; change the sets at any time (clear them to end the fault). */
 export interface S3Faults {

@@ -52,6 +52,17 @@ export interface TagGarbageResult {
   failed: BlobFailure[];
 }
 
+/** Options of {@link S3BlobStore.sweepPartial}. */
+export interface PartialSweepOptions {
+  /** The time ages are measured from, in milliseconds since the epoch. Default `Date.now()`. */
+  now?: number;
+  /**
+   * Given a page of uploads old enough to abort, the upload ids to leave alone (for example those a
+   * pending-upload row still names). Default: none.
+   */
+  keep?: (uploads: { key: string; uploadId: string }[]) => Promise<ReadonlySet<string>>;
+}
+
 /** PutObjectTagging requests in flight at once (S3 has no batch tagging call). */
 const TAG_CONCURRENCY = 16;
 
@@ -171,18 +182,31 @@ export class S3BlobStore implements BlobStore {
     } while (token);
   }
 
-  /** Aborts multipart uploads under this prefix started more than `olderThanMs` ago. */
-  async sweepPartial(olderThanMs: number): Promise<number> {
+  /**
+   * Aborts multipart uploads under this prefix started more than `olderThanMs` before `opts.now`,
+   * except those `opts.keep` names; returns how many it aborted (one already gone is not counted).
+   * S3-protocol servers without ListMultipartUploads (NotImplemented) have nothing to sweep: 0.
+   */
+  async sweepPartial(olderThanMs: number, opts: PartialSweepOptions = {}): Promise<number> {
+    const now = opts.now ?? Date.now();
     let aborted = 0;
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
     try {
       do {
         const out = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
-        for (const u of out.Uploads ?? []) {
-          if (u.Key && u.UploadId && u.Initiated && Date.now() - u.Initiated.getTime() > olderThanMs) {
-            await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }));
+        const stale = (out.Uploads ?? []).flatMap((u) =>
+          u.Key && u.UploadId && u.Initiated && now - u.Initiated.getTime() > olderThanMs ? [{ key: u.Key, uploadId: u.UploadId }] : [],
+        );
+        const keep = stale.length && opts.keep ? await opts.keep(stale) : new Set<string>();
+        for (const u of stale) {
+          if (keep.has(u.uploadId)) continue;
+          try {
+            await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.key, UploadId: u.uploadId }));
             aborted++;
+          } catch (err) {
+            // Aborted meanwhile (by the API, or another sweeper): nothing left to do.
+            if ((err as { name?: string }).name !== 'NoSuchUpload') throw err;
           }
         }
         keyMarker = out.IsTruncated ? out.NextKeyMarker : undefined;
