@@ -76,8 +76,12 @@ let sweeping: Promise<unknown> = Promise.resolve();
 const sweeper = setInterval(() => {
   sweeping = sweep({ sql, s3, bucket })
     .then((r) => {
-      if (r.expired || r.uploadsAbandoned || r.objectsDeleted)
-        console.log(`swept: ${r.expired} expired, ${r.uploadsAbandoned} abandoned uploads, ${r.objectsDeleted} objects deleted`);
+      if (r.expired || r.uploadsAbandoned || r.objectsDeleted || r.objectsTagged || r.objectsFailed || r.multipartAborted)
+        console.log(
+          `swept: ${r.expired} expired, ${r.uploadsAbandoned} abandoned uploads, ${r.objectsDeleted} objects deleted, ` +
+            `${r.objectsTagged} tagged for expiry, ${r.objectsFailed} failed (retried next run), ${r.multipartAborted} orphan multipart uploads aborted`,
+        );
+      for (const f of r.failures) console.error(`sweep could not delete or tag ${f.key}: ${f.deleteError}; ${f.tagError}`);
     })
     .catch((err) => console.error(`sweep failed: ${(err as Error).message}`));
 }, sweepEvery);

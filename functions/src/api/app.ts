@@ -248,7 +248,11 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     // Multipart: equal parts sized so the object fits in 10,000; part URLs come in batches.
     const plan = planParts({ size: record.storedSize, preferredPartSize: deps.preferredPartBytes });
     const s3UploadId = await startMultipart(deps.s3, { bucket: deps.bucket, key: objectKey });
-    const upload = await createUpload(deps.sql, { ...pending, multipart: { s3UploadId, partSize: plan.partSize, partCount: plan.partCount } });
+    const upload = await createUpload(deps.sql, { ...pending, multipart: { s3UploadId, partSize: plan.partSize, partCount: plan.partCount } }).catch(async (err) => {
+      // No row will ever name this multipart upload: abort it now (best effort; the sweeper and the bucket's lifecycle rule catch what this misses).
+      await abortMultipart(deps.s3, { bucket: deps.bucket, key: objectKey, uploadId: s3UploadId }).catch(() => {});
+      throw err;
+    });
     const first = Array.from({ length: Math.min(plan.partCount, PART_URL_BATCH) }, (_, i) => i + 1);
     const parts = await presignParts(deps.s3, { bucket: deps.bucket, key: objectKey, uploadId: s3UploadId, partNumbers: first });
     return c.json(

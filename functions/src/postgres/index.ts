@@ -2,4 +2,4 @@ export { type ApiKeyInfo, createApiKey, listApiKeys, type Principal, revokeApiKe
 export { type ConnectOptions, connectDatabase } from './connect.js';
 export { PostgresMetadataStore, type PostgresMetadataStoreOptions } from './metadata-store.js';
 export { MIGRATIONS, type Migration, migrate } from './migrations.js';
-export { createUpload, deleteUpload, getUpload, type PendingUpload } from './uploads.js';
+export { createUpload, deleteUpload, getUpload, type PendingUpload, pendingMultipartIds } from './uploads.js';

@@ -139,7 +139,7 @@ const entryResolver: FieldResolver = {
 };
 
 /** The object name of blob row `b` (see migration 4). */
-const BLOB_NAME = "coalesce(b.object, b.id || '.' || b.gen)";
+const BLOB_NAME = `(coalesce(b.object, b.id || '.' || b.gen) COLLATE "C")`;
 
 const FULL_ENTRY = `SELECT e.key, e.params, e.handler, e.type, e.codec, e.size, e.stored_size, e.content_hash, e.blob_id, e.created_at, e.expires_at,
   e.description, e.metadata, a.hits, a.accessed_at, ${BLOB_NAME} AS blob_name`;
@@ -515,16 +515,23 @@ export class PostgresMetadataStore implements MetadataStore {
     return this.write(async (tx) => (await this.q('DELETE FROM pins WHERE namespace = $1 AND owner = ANY($2::text[]) RETURNING token', [dead], tx)).length);
   }
 
-  async claimGarbage(staleBefore: number, limit: number): Promise<string[]> {
+  /**
+   * Drops pins taken before `staleBefore`, then marks up to `limit` unreferenced, unpinned blobs doomed
+   * and returns their object names, in name order. With `after` (a name), only blobs whose name sorts
+   * after it: passing the last name returned walks a namespace's garbage once, so blobs a caller could
+   * not delete are not claimed again and again in the same pass.
+   */
+  async claimGarbage(staleBefore: number, limit: number, after = ''): Promise<string[]> {
     return this.write(async (tx) => {
       await this.q('DELETE FROM pins WHERE namespace = $1 AND at < $2', [new Date(staleBefore)], tx);
       const rows = await this.q(
         `WITH garbage AS (
-           SELECT id FROM blobs x WHERE x.namespace = $1 AND x.refs <= 0
-             AND NOT EXISTS (SELECT 1 FROM pins p WHERE p.namespace = x.namespace AND p.blob_id = x.id)
-           LIMIT $2 FOR UPDATE SKIP LOCKED)
-         UPDATE blobs b SET doomed = true FROM garbage g WHERE b.namespace = $1 AND b.id = g.id RETURNING ${BLOB_NAME} AS name`,
-        [limit],
+           SELECT id FROM blobs b WHERE b.namespace = $1 AND b.refs <= 0 AND ${BLOB_NAME} > $3
+             AND NOT EXISTS (SELECT 1 FROM pins p WHERE p.namespace = b.namespace AND p.blob_id = b.id)
+           ORDER BY ${BLOB_NAME} LIMIT $2 FOR UPDATE SKIP LOCKED),
+         doomed AS (UPDATE blobs b SET doomed = true FROM garbage g WHERE b.namespace = $1 AND b.id = g.id RETURNING ${BLOB_NAME} AS name)
+         SELECT name FROM doomed ORDER BY name`,
+        [limit, after],
         tx,
       );
       return rows.map((r) => r.name as string);

@@ -56,3 +56,13 @@ export async function getUpload(sql: Sql, namespace: string, id: string, now: nu
 export async function deleteUpload(sql: Sql, namespace: string, id: string): Promise<boolean> {
   return (await sql`DELETE FROM uploads WHERE id = ${id} AND namespace = ${namespace} RETURNING id`).length > 0;
 }
+
+/**
+ * Of these S3 multipart upload ids, the ones a pending upload of any namespace still names (expired or
+ * not): the sweeper must never abort those as orphans.
+ */
+export async function pendingMultipartIds(sql: Sql, uploadIds: string[]): Promise<Set<string>> {
+  if (!uploadIds.length) return new Set();
+  const rows = await sql`SELECT s3_upload_id FROM uploads WHERE s3_upload_id = ANY(${sql.array(uploadIds)}::text[])`;
+  return new Set(rows.map((r) => r.s3_upload_id as string));
+}

@@ -12,10 +12,12 @@ import {
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
+  PutObjectTaggingCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import type { BlobStore } from 'cacheness/model';
 import { StoreError } from 'cacheness/model';
+import { GARBAGE_TAG_KEY, GARBAGE_TAG_VALUE } from './garbage-tag.js';
 
 /** Options of {@link S3BlobStore}. */
 export interface S3BlobStoreOptions {
@@ -25,9 +27,53 @@ export interface S3BlobStoreOptions {
   prefix: string;
 }
 
+/** A blob S3 did not act on, with S3's error code and message. */
+export interface BlobFailure {
+  name: string;
+  code: string;
+  message: string;
+}
+
+/** What {@link S3BlobStore.deleteMany} did. */
+export interface DeleteManyResult {
+  /** Names whose objects are gone: deleted now, or already missing. */
+  deleted: string[];
+  /** Names S3 reported an error for (other than NoSuchKey): their objects may still be there. */
+  failed: BlobFailure[];
+}
+
+/** What {@link S3BlobStore.tagGarbage} did. */
+export interface TagGarbageResult {
+  /** Names whose objects now carry the garbage tag. */
+  tagged: string[];
+  /** Names whose objects were already gone. */
+  missing: string[];
+  /** Names whose objects could not be tagged. */
+  failed: BlobFailure[];
+}
+
+/** Options of {@link S3BlobStore.sweepPartial}. */
+export interface PartialSweepOptions {
+  /** The time ages are measured from, in milliseconds since the epoch. Default `Date.now()`. */
+  now?: number;
+  /**
+   * Given a page of uploads old enough to abort, the upload ids to leave alone (for example those a
+   * pending-upload row still names). Default: none.
+   */
+  keep?: (uploads: { key: string; uploadId: string }[]) => Promise<ReadonlySet<string>>;
+}
+
+/** PutObjectTagging requests in flight at once (S3 has no batch tagging call). */
+const TAG_CONCURRENCY = 16;
+
 function isMissing(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
   return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
+}
+
+function failure(name: string, err: unknown): BlobFailure {
+  const e = err as { name?: string; message?: string };
+  return { name, code: e.name ?? 'Error', message: e.message ?? String(err) };
 }
 
 export class S3BlobStore implements BlobStore {
@@ -70,13 +116,61 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  /** Deletes blobs; missing ones are ignored. Throws `ESTORE` when S3 would not delete some (after trying all). */
   async delete(names: string[]): Promise<void> {
+    const { failed } = await this.deleteMany(names);
+    const first = failed[0];
+    if (first) throw new StoreError('ESTORE', `S3 could not delete ${failed.length} blobs (first: ${this.prefix}${first.name}: ${first.code} ${first.message}).`);
+  }
+
+  /**
+   * Deletes blobs with DeleteObjects (at most 1,000 keys a call) and reports, per blob, what S3 said,
+   * instead of failing the whole call when some keys fail. A failure of a whole call (network,
+   * throttling after the SDK's retries, access to the bucket) still throws.
+   */
+  async deleteMany(names: string[]): Promise<DeleteManyResult> {
+    const result: DeleteManyResult = { deleted: [], failed: [] };
     for (let i = 0; i < names.length; i += 1000) {
-      const batch = names.slice(i, i + 1000).map((n) => ({ Key: this.key(n) }));
-      const out = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch, Quiet: true } }));
-      const failed = (out.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
-      if (failed.length) throw new StoreError('ESTORE', `S3 could not delete ${failed.length} blobs (first: ${failed[0]?.Key}: ${failed[0]?.Code} ${failed[0]?.Message}).`);
+      const batch = names.slice(i, i + 1000);
+      const keys = new Set(batch.map((n) => this.key(n)));
+      const out = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: [...keys].map((Key) => ({ Key })), Quiet: true } }));
+      const failed = new Map<string, BlobFailure>();
+      for (const e of out.Errors ?? []) {
+        if (e.Code === 'NoSuchKey') continue;
+        if (!e.Key || !keys.has(e.Key)) throw new StoreError('ESTORE', `S3 reported a delete error for an object not asked about (${e.Key}: ${e.Code} ${e.Message}).`);
+        const name = e.Key.slice(this.prefix.length);
+        failed.set(name, { name, code: e.Code ?? 'Error', message: e.Message ?? '' });
+      }
+      for (const name of batch) if (!failed.has(name)) result.deleted.push(name);
+      result.failed.push(...failed.values());
     }
+    return result;
+  }
+
+  /**
+   * Tags blobs `cacheness-garbage=1` ({@link GARBAGE_TAG_KEY}), so the bucket's lifecycle rule
+   * expires them. Only for blobs that are garbage and can never be referenced again (see
+   * `garbage-tag.ts`); never call it on a live blob. Reports per blob what S3 said.
+   */
+  async tagGarbage(names: string[]): Promise<TagGarbageResult> {
+    const result: TagGarbageResult = { tagged: [], missing: [], failed: [] };
+    const keys = names.map((n) => this.key(n));
+    for (let i = 0; i < names.length; i += TAG_CONCURRENCY) {
+      await Promise.all(
+        names.slice(i, i + TAG_CONCURRENCY).map(async (name, j) => {
+          try {
+            await this.client.send(
+              new PutObjectTaggingCommand({ Bucket: this.bucket, Key: keys[i + j], Tagging: { TagSet: [{ Key: GARBAGE_TAG_KEY, Value: GARBAGE_TAG_VALUE }] } }),
+            );
+            result.tagged.push(name);
+          } catch (err) {
+            if (isMissing(err)) result.missing.push(name);
+            else result.failed.push(failure(name, err));
+          }
+        }),
+      );
+    }
+    return result;
   }
 
   async *names(): AsyncIterable<string> {
@@ -88,18 +182,31 @@ export class S3BlobStore implements BlobStore {
     } while (token);
   }
 
-  /** Aborts multipart uploads under this prefix started more than `olderThanMs` ago. */
-  async sweepPartial(olderThanMs: number): Promise<number> {
+  /**
+   * Aborts multipart uploads under this prefix started more than `olderThanMs` before `opts.now`,
+   * except those `opts.keep` names; returns how many it aborted (one already gone is not counted).
+   * S3-protocol servers without ListMultipartUploads (NotImplemented) have nothing to sweep: 0.
+   */
+  async sweepPartial(olderThanMs: number, opts: PartialSweepOptions = {}): Promise<number> {
+    const now = opts.now ?? Date.now();
     let aborted = 0;
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
     try {
       do {
         const out = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
-        for (const u of out.Uploads ?? []) {
-          if (u.Key && u.UploadId && u.Initiated && Date.now() - u.Initiated.getTime() > olderThanMs) {
-            await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }));
+        const stale = (out.Uploads ?? []).flatMap((u) =>
+          u.Key && u.UploadId && u.Initiated && now - u.Initiated.getTime() > olderThanMs ? [{ key: u.Key, uploadId: u.UploadId }] : [],
+        );
+        const keep = stale.length && opts.keep ? await opts.keep(stale) : new Set<string>();
+        for (const u of stale) {
+          if (keep.has(u.uploadId)) continue;
+          try {
+            await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.key, UploadId: u.uploadId }));
             aborted++;
+          } catch (err) {
+            // Aborted meanwhile (by the API, or another sweeper): nothing left to do.
+            if ((err as { name?: string }).name !== 'NoSuchUpload') throw err;
           }
         }
         keyMarker = out.IsTruncated ? out.NextKeyMarker : undefined;
