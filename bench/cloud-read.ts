@@ -205,7 +205,7 @@ export async function runRead(o: ReadOptions): Promise<ReadResults> {
   const { key: apiKey } = await createApiKey(sql, { namespace: NAMESPACE, scopes: ['read'] });
   const headers = { authorization: `Bearer ${apiKey}` };
 
-  const app = createApp({ sql, s3: o.s3, bucket: o.bucket });
+  const app = createApp({ sql, s3: o.s3, bucket: o.bucket, rateLimit: false }); // the benchmark is one key at full speed
   const bare = new Hono();
   bare.get('/v1/constant', (c) => c.json({ ok: true }));
   const [apiServer, bareServer] = await Promise.all([listen(app.fetch), listen(bare.fetch)]);
@@ -329,7 +329,7 @@ export async function runRead(o: ReadOptions): Promise<ReadResults> {
 
     let statements = 0;
     const counting = postgres(o.url, { max: 1, onnotice: () => {}, connection: { search_path: o.schema }, debug: () => statements++ });
-    const counted = createApp({ sql: counting, s3: o.s3, bucket: o.bucket });
+    const counted = createApp({ sql: counting, s3: o.s3, bucket: o.bucket, rateLimit: false });
     await counted.request(apiPaths[0] as string, { headers }); // connects
     statements = 0;
     const probes = 50;

@@ -410,7 +410,7 @@ async function main(): Promise<void> {
 
     if (a.mib > 0) {
       const partBytes = a.partMib * 1024 ** 2;
-      const app = createApp({ sql: pg.sql, s3, bucket: s3proc.bucket, singlePutMaxBytes: partBytes, preferredPartBytes: partBytes });
+      const app = createApp({ sql: pg.sql, s3, bucket: s3proc.bucket, singlePutMaxBytes: partBytes, preferredPartBytes: partBytes, rateLimit: false });
       const server = await serveApp(app);
       try {
         const { key } = await createApiKey(pg.sql, { namespace: 'bench-transfer', scopes: ['read', 'write'] });

@@ -8,7 +8,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { createApp, sweep } from '@cacheness/functions/api';
+import { apiLimitsFromEnv, createApp, sweep } from '@cacheness/functions/api';
 import { createApiKey, migrate, verifyApiKey } from '@cacheness/functions/postgres';
 import { createS3Client } from '@cacheness/functions/s3';
 import { serve } from '@hono/node-server';
@@ -56,7 +56,7 @@ if (!(await verifyApiKey(sql, apiKey))) {
   writeFileSync(keyFile, `${apiKey}\n`, { mode: 0o600 });
 }
 
-const app = createApp({ sql, s3, bucket });
+const app = createApp({ sql, s3, bucket, ...apiLimitsFromEnv() });
 const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: Number(process.env.PORT ?? 8787) });
 await new Promise<void>((ok, fail) => {
   server.once('listening', () => ok());

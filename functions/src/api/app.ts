@@ -20,6 +20,7 @@ import { planParts, S3_LIMITS } from '../s3/multipart-plan.js';
 import { abortMultipart, completeMultipart, presignGet, presignParts, presignPut, startMultipart } from '../s3/presign.js';
 import { ApiError, toErrorResponse } from './errors.js';
 import { openApiDocument } from './openapi.js';
+import { DEFAULT_RATE_LIMIT, RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { CompleteParts, CreateEntry, DefineTable, List, NewKey, PartNumbers, Query, Touch } from './schemas.js';
 
 /** What the API runs on. */
@@ -37,6 +38,10 @@ export interface ApiDeps {
   singlePutMaxBytes?: number;
   /** Preferred multipart part size. Default 16 MiB. */
   preferredPartBytes?: number;
+  /** Largest object an entry may store, in bytes (413 beyond). Default 5 TiB (S3's limit). */
+  maxObjectBytes?: number;
+  /** Requests per API key (429 with Retry-After beyond), per process; `false` for none. Default {@link DEFAULT_RATE_LIMIT}. */
+  rateLimit?: RateLimitOptions | false;
 }
 
 type Env = { Variables: { principal: Principal; store: PostgresMetadataStore } };
@@ -59,6 +64,9 @@ export function createApp(deps: ApiDeps): Hono<Env> {
   const clock = deps.clock ?? Date.now;
   const inlineMax = deps.inlineMaxBytes ?? 256 * 1024;
   const singlePutMax = Math.min(deps.singlePutMaxBytes ?? 100 * 1024 ** 2, S3_LIMITS.maxPartSize);
+  const maxObject = Math.min(deps.maxObjectBytes ?? S3_LIMITS.maxObjectSize, S3_LIMITS.maxObjectSize);
+  const tooLarge = () => new ApiError(413, 'ETOOLARGE', `Objects are at most ${maxObject} bytes here.`, { maxObjectBytes: maxObject });
+  const limiter = deps.rateLimit === false ? undefined : new RateLimiter(deps.rateLimit ?? DEFAULT_RATE_LIMIT);
   const app = new Hono<Env>();
 
   app.onError((err, c) => {
@@ -89,6 +97,10 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     if (!match) throw new ApiError(401, 'EUNAUTHORIZED', 'Send an API key: Authorization: Bearer <key>.');
     const principal = await verifyApiKey(deps.sql, match[1] as string);
     if (!principal) throw new ApiError(401, 'EUNAUTHORIZED', 'This API key is not valid (unknown, revoked or malformed).');
+    const decision = limiter?.take(principal.keyId);
+    if (decision && !decision.ok) {
+      throw new ApiError(429, 'ERATELIMIT', `Too many requests with this API key; retry in ${decision.retryAfterSeconds} s.`, undefined, decision.retryAfterSeconds);
+    }
     c.set('principal', principal);
     c.set('store', new PostgresMetadataStore({ sql: deps.sql, namespace: principal.namespace }));
     await next();
@@ -183,11 +195,11 @@ export function createApp(deps: ApiDeps): Hono<Env> {
 
     if (streamed) {
       // Bytes of unknown size: staged under a random blob id (pinned), planned for the worst case.
-      if (body.maxStoredSize !== undefined && body.maxStoredSize > S3_LIMITS.maxObjectSize) throw new ApiError(413, 'ETOOLARGE', 'Objects are at most 5 TiB.');
-      const plan = planParts({ maxSize: body.maxStoredSize, preferredPartSize: deps.preferredPartBytes });
+      if (body.maxStoredSize !== undefined && body.maxStoredSize > maxObject) throw tooLarge();
+      const plan = planParts({ maxSize: body.maxStoredSize ?? maxObject, preferredPartSize: deps.preferredPartBytes });
       const staged = await store.acquireBlob(randomBytes(16).toString('hex'), 0, now, `upload:${namespace}`);
       const objectKey = blobObjectKey(namespace, staged.name);
-      const maxSize = body.maxStoredSize ?? plan.capacity;
+      const maxSize = body.maxStoredSize ?? maxObject;
       const s3UploadId = await startMultipart(deps.s3, { bucket: deps.bucket, key: objectKey });
       const upload = await createUpload(deps.sql, {
         namespace,
@@ -220,7 +232,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
       );
     }
     if (!body.blobId) throw new ApiError(400, 'EVALIDATION', 'An upload needs blobId (the XXH3-128 of the stored bytes).');
-    if (record.storedSize > S3_LIMITS.maxObjectSize) throw new ApiError(413, 'ETOOLARGE', 'Objects are at most 5 TiB.');
+    if (record.storedSize > maxObject) throw tooLarge();
     record.blobId = body.blobId;
     const reservation = await store.acquireBlob(body.blobId, record.storedSize, now, `upload:${namespace}`);
     const objectKey = blobObjectKey(namespace, reservation.name);

@@ -12,6 +12,8 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly details?: Record<string, unknown>,
+    /** Seconds the client should wait before retrying (sent as `Retry-After`). */
+    readonly retryAfter?: number,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -68,7 +70,13 @@ export function toErrorResponse(err: unknown): { status: number; body: ErrorBody
       retryAfter: RETRY_AFTER_SECONDS,
     };
   }
-  if (err instanceof ApiError) return { status: err.status, body: { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } } };
+  if (err instanceof ApiError) {
+    return {
+      status: err.status,
+      body: { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } },
+      ...(err.retryAfter === undefined ? {} : { retryAfter: err.retryAfter }),
+    };
+  }
   if (err instanceof CachenessError) {
     const status = STATUS[err.code] ?? 500;
     return {
