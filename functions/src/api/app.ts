@@ -14,6 +14,7 @@ import * as z from 'zod';
 import { contentHashHex } from '../content-hash.js';
 import { blobObjectKey } from '../object-keys.js';
 import { createApiKey, listApiKeys, type Principal, revokeApiKey, type Scope, verifyApiKey } from '../postgres/api-keys.js';
+import { isDroppedConnection, reconnectIfPossible, retryOnDroppedConnection } from '../postgres/connect.js';
 import { PostgresMetadataStore } from '../postgres/metadata-store.js';
 import { createUpload, deleteUpload, getUpload } from '../postgres/uploads.js';
 import { planParts, S3_LIMITS } from '../s3/multipart-plan.js';
@@ -70,6 +71,8 @@ export function createApp(deps: ApiDeps): Hono<Env> {
   const app = new Hono<Env>();
 
   app.onError((err, c) => {
+    // A connection that broke mid-request is replaced, so the next request runs (this one answers 503).
+    if (isDroppedConnection(err)) reconnectIfPossible(deps.sql);
     const { status, body, retryAfter } = toErrorResponse(err);
     // Clients get no internals; operators get the error in the log (CloudWatch on Lambda).
     if (status >= 500) console.error(`${c.req.method} ${c.req.path} -> ${status}:`, err);
@@ -95,7 +98,9 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     const header = c.req.header('authorization') ?? '';
     const match = /^Bearer (\S+)$/.exec(header);
     if (!match) throw new ApiError(401, 'EUNAUTHORIZED', 'Send an API key: Authorization: Bearer <key>.');
-    const principal = await verifyApiKey(deps.sql, match[1] as string);
+    // A request's first statement: a connection that went stale while the container was frozen fails
+    // here, before anything was done, so it is safe to try once more on a fresh connection.
+    const principal = await retryOnDroppedConnection(deps.sql, () => verifyApiKey(deps.sql, match[1] as string));
     if (!principal) throw new ApiError(401, 'EUNAUTHORIZED', 'This API key is not valid (unknown, revoked or malformed).');
     const decision = limiter?.take(principal.keyId);
     if (decision && !decision.ok) {

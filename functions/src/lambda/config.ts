@@ -6,7 +6,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Sql } from 'postgres';
-import { connectDatabase } from '../postgres/connect.js';
+import { connectDatabase, isDroppedConnection, reconnectIfPossible } from '../postgres/connect.js';
 import { createS3Client } from '../s3/client.js';
 
 export interface LambdaContext {
@@ -29,4 +29,17 @@ export function lambdaContext(env: NodeJS.ProcessEnv = process.env): LambdaConte
     };
   }
   return context;
+}
+
+/**
+ * Runs a handler's work; if the database connection broke under it, replaces the container's
+ * connections before rethrowing, so the next invocation of this container does not inherit a wedged one.
+ */
+export async function withFreshConnectionOnDrop<T>(ctx: LambdaContext, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (isDroppedConnection(err)) reconnectIfPossible(ctx.sql);
+    throw err;
+  }
 }

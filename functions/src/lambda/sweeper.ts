@@ -1,9 +1,10 @@
 /** Lambda handler of the scheduled sweeper: returns its counts (recorded by the invocation log). */
 import { type SweepReport, sweep } from '../sweeper.js';
-import { lambdaContext } from './config.js';
+import { lambdaContext, withFreshConnectionOnDrop } from './config.js';
 
 export async function handler(): Promise<SweepReport> {
-  const report = await sweep(lambdaContext());
+  const ctx = lambdaContext();
+  const report = await withFreshConnectionOnDrop(ctx, () => sweep(ctx));
   console.log(JSON.stringify({ sweep: report }));
   return report;
 }

@@ -18,12 +18,66 @@ export interface ConnectOptions {
   schema?: string;
 }
 
-export function connectDatabase(url: string, opts: ConnectOptions = {}): Sql {
-  return postgres(url, {
-    max: opts.max ?? 1,
-    idle_timeout: opts.idleTimeoutSeconds ?? 20,
-    connect_timeout: opts.connectTimeoutSeconds ?? 35,
-    onnotice: () => {},
-    ...(opts.schema ? { connection: { search_path: opts.schema } } : {}),
+/**
+ * A database handle that can replace its connections. postgres.js (3.4) leaves a connection wedged
+ * after a connection error in the middle of a query: later queries on it never run (porsager/postgres
+ * #1130). With one connection per Lambda container that would hang the container for good, so after
+ * such an error the API calls {@link Database.reconnect} and carries on with a fresh pool.
+ */
+export interface Database extends Sql {
+  /** Drops the current pool (without waiting for it) and opens a fresh one for the next queries. */
+  reconnect(): void;
+}
+
+/** Connects to `url` with settings fit for Lambda (see {@link ConnectOptions}). */
+export function connectDatabase(url: string, opts: ConnectOptions = {}): Database {
+  const open = () =>
+    postgres(url, {
+      max: opts.max ?? 1,
+      idle_timeout: opts.idleTimeoutSeconds ?? 20,
+      connect_timeout: opts.connectTimeoutSeconds ?? 35,
+      onnotice: () => {},
+      ...(opts.schema ? { connection: { search_path: opts.schema } } : {}),
+    });
+  let current = open();
+  const reconnect = () => {
+    const old = current;
+    current = open();
+    old.end({ timeout: 0 }).catch(() => {}); // may never settle on a wedged connection; nothing waits for it
+  };
+  // Every use (sql`...`, sql.unsafe, sql.begin, sql.json, sql.end) goes to the current pool.
+  return new Proxy(function database() {} as unknown as Database, {
+    apply: (_target, thisArg, args) => Reflect.apply(current as unknown as (...a: unknown[]) => unknown, thisArg, args),
+    get: (_target, prop) => (prop === 'reconnect' ? reconnect : Reflect.get(current, prop)),
+    has: (_target, prop) => prop === 'reconnect' || Reflect.has(current, prop),
   });
+}
+
+/** Errors of a connection that broke (reset, closed under the client): nothing was done on it. */
+const DROPPED = new Set(['ECONNRESET', 'EPIPE', 'CONNECTION_CLOSED', 'CONNECTION_DESTROYED']);
+
+/** True when `err` says the database connection dropped (as after a Lambda container thaws on a stale socket). */
+export function isDroppedConnection(err: unknown): boolean {
+  const e = err as { code?: unknown; errno?: unknown; cause?: { code?: unknown } } | undefined;
+  return DROPPED.has(String(e?.code ?? '')) || DROPPED.has(String(e?.errno ?? '')) || DROPPED.has(String(e?.cause?.code ?? ''));
+}
+
+/** Replaces `sql`'s connections if it is a {@link Database} (a plain postgres.js `Sql` is left alone). */
+export function reconnectIfPossible(sql: Sql): void {
+  const db = sql as Partial<Database>;
+  if (typeof db.reconnect === 'function') db.reconnect();
+}
+
+/**
+ * Runs `fn` and, if the connection drops under it, once more on fresh connections. Only for work that
+ * is safe to repeat: a read, or the first statement of a request, before anything was written.
+ */
+export async function retryOnDroppedConnection<T>(sql: Sql, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (!isDroppedConnection(err)) throw err;
+    reconnectIfPossible(sql);
+    return fn();
+  }
 }
