@@ -23,6 +23,8 @@ export {
   ValueError,
 } from './errors.js';
 export { MAX_KEY_BYTES, MAX_KEY_LENGTH, validateStringKey } from './key/string-key.js';
+export type * from './protocol.js';
+export { fromWireEntry, toWireEntry } from './protocol.js';
 export type * from './stores/types.js';
 export type { ColumnType, SqlValue, TableColumns, TableDefinition, TableOptions, TableRow } from './tables/schema.js';
 export { type CellValue, checkCell, decodeCell, defineTableDefinition, encodeCell, encodeRow, isCompatibleExtension, validateTableName } from './tables/schema.js';

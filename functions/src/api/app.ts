@@ -6,7 +6,25 @@
  */
 import { randomBytes } from 'node:crypto';
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { type EntryRecord, isExpired, toEntryInfo, ttlToMs, validateStringKey, type Where } from 'cacheness/model';
+import {
+  type AbortUploadResponse,
+  type CompleteUploadResponse,
+  type CreateEntryResponse,
+  type DeleteResponse,
+  type EntryRecord,
+  type GetEntryResponse,
+  isExpired,
+  type ListResponse,
+  type PartUrlsResponse,
+  type QueryResponse,
+  type StatsResponse,
+  type TouchResponse,
+  toEntryInfo,
+  toWireEntry,
+  ttlToMs,
+  validateStringKey,
+  type Where,
+} from 'cacheness/model';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Sql } from 'postgres';
@@ -121,7 +139,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     need(c.get('principal'), 'read');
     const counters = await c.get('store').counters();
     const reads = counters.hits + counters.misses;
-    return c.json({ ...counters, hitRate: reads === 0 ? 0 : counters.hits / reads });
+    return c.json({ ...counters, hitRate: reads === 0 ? 0 : counters.hits / reads } satisfies StatsResponse);
   });
 
   app.get('/v1/entries/:key', async (c) => {
@@ -143,11 +161,11 @@ export function createApp(deps: ApiDeps): Hono<Env> {
       throw new ApiError(404, 'ENOTFOUND', `No entry '${key}'.`);
     }
     await store.recordAccess([{ key, hits: 1, accessedAt: now }], { hits: 1 });
-    const entry = { ...toEntryInfo(e), hits: e.hits + 1 };
-    if (e.inline) return c.json({ entry, body: Buffer.from(e.inline).toString('base64') });
+    const entry = toWireEntry({ ...toEntryInfo(e), hits: e.hits + 1 });
+    if (e.inline) return c.json({ entry, body: Buffer.from(e.inline).toString('base64') } satisfies GetEntryResponse);
     if (!e.blobName) throw new ApiError(503, 'EUNAVAILABLE', 'This entry has no payload yet; try again.');
     const url = await presignGet(deps.s3, { bucket: deps.bucket, key: blobObjectKey(c.get('principal').namespace, e.blobName) });
-    return c.json({ entry, url });
+    return c.json({ entry, url } satisfies GetEntryResponse);
   });
 
   app.put('/v1/entries/:key', async (c) => {
@@ -195,7 +213,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
       if (body.codec === 'none' && (await contentHashHex(bytes)) !== body.contentHash) throw new ApiError(422, 'EINTEGRITY', 'The body does not match contentHash.');
       record.inline = bytes;
       await store.put(record, { tables });
-      return c.json({ entry: toEntryInfo(record) }, 201);
+      return c.json({ entry: toWireEntry(toEntryInfo(record)) } satisfies CreateEntryResponse, 201);
     }
 
     if (streamed) {
@@ -232,7 +250,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
             parts,
             expiresAt: new Date(upload.expiresAt).toISOString(),
           },
-        },
+        } satisfies CreateEntryResponse,
         202,
       );
     }
@@ -244,7 +262,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     if (reservation.ready && (await objectSize(deps.s3, deps.bucket, objectKey)) === record.storedSize) {
       // The namespace already holds these bytes: no upload, the entry just references them.
       await store.put(record, { tables, pin: reservation.pin, blobName: reservation.name });
-      return c.json({ entry: toEntryInfo(record), deduplicated: true }, 201);
+      return c.json({ entry: toWireEntry(toEntryInfo(record)), deduplicated: true } satisfies CreateEntryResponse, 201);
     }
     const pending = {
       namespace,
@@ -260,7 +278,10 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     if (record.storedSize <= singlePutMax) {
       const upload = await createUpload(deps.sql, { ...pending, multipart: null });
       const url = await presignPut(deps.s3, { bucket: deps.bucket, key: objectKey, size: record.storedSize });
-      return c.json({ upload: { id: upload.id, method: 'PUT', url, size: record.storedSize, expiresAt: new Date(upload.expiresAt).toISOString() } }, 202);
+      return c.json(
+        { upload: { id: upload.id, method: 'PUT', url, size: record.storedSize, expiresAt: new Date(upload.expiresAt).toISOString() } } satisfies CreateEntryResponse,
+        202,
+      );
     }
     // Multipart: equal parts sized so the object fits in 10,000; part URLs come in batches.
     const plan = planParts({ size: record.storedSize, preferredPartSize: deps.preferredPartBytes });
@@ -283,7 +304,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
           parts,
           expiresAt: new Date(upload.expiresAt).toISOString(),
         },
-      },
+      } satisfies CreateEntryResponse,
       202,
     );
   });
@@ -300,7 +321,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     const bad = parsed.data.partNumbers.find((n) => n > partCount);
     if (bad !== undefined) throw new ApiError(400, 'EVALIDATION', `Part ${bad} is beyond this upload's ${partCount} parts.`);
     const parts = await presignParts(deps.s3, { bucket: deps.bucket, key: blobObjectKey(namespace, upload.blobName), uploadId: s3UploadId, partNumbers: parsed.data.partNumbers });
-    return c.json({ parts });
+    return c.json({ parts } satisfies PartUrlsResponse);
   });
 
   app.post('/v1/uploads/:id/complete', async (c) => {
@@ -358,14 +379,14 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     }
     await c.get('store').put(record, { tables: upload.tables ?? undefined, pin: upload.pin, blobName });
     await deleteUpload(deps.sql, namespace, upload.id);
-    return c.json({ entry: toEntryInfo(record), ...(deduplicated ? { deduplicated } : {}) }, 201);
+    return c.json({ entry: toWireEntry(toEntryInfo(record)), ...(deduplicated ? { deduplicated: true as const } : {}) } satisfies CompleteUploadResponse, 201);
   });
 
   app.delete('/v1/uploads/:id', async (c) => {
     need(c.get('principal'), 'write');
     const { namespace } = c.get('principal');
     const upload = await getUpload(deps.sql, namespace, c.req.param('id'), 0);
-    if (!upload) return c.json({ aborted: false });
+    if (!upload) return c.json({ aborted: false } satisfies AbortUploadResponse);
     if (upload.multipart) {
       await abortMultipart(deps.s3, { bucket: deps.bucket, key: blobObjectKey(namespace, upload.blobName), uploadId: upload.multipart.s3UploadId }).catch(
         (err: { name?: string }) => {
@@ -376,7 +397,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     }
     await c.get('store').releasePin(upload.pin);
     await deleteUpload(deps.sql, namespace, upload.id);
-    return c.json({ aborted: true });
+    return c.json({ aborted: true } satisfies AbortUploadResponse);
   });
 
   app.post('/v1/entries/:key/touch', async (c) => {
@@ -387,7 +408,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     const ttlMs = parsed.data.ttl === undefined || parsed.data.ttl === null ? null : ttlToMs(parsed.data.ttl);
     const touched = await c.get('store').touch(c.req.param('key'), ttlMs === null ? null : now + ttlMs, now);
     if (!touched) throw new ApiError(404, 'ENOTFOUND', `No live entry '${c.req.param('key')}'.`);
-    return c.json({ touched: true, expiresAt: ttlMs === null ? null : new Date(now + ttlMs).toISOString() });
+    return c.json({ touched: true, expiresAt: ttlMs === null ? null : new Date(now + ttlMs).toISOString() } satisfies TouchResponse);
   });
 
   app.post('/v1/entries/list', async (c) => {
@@ -400,7 +421,10 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     const rows = await c.get('store').list({ prefix: q.prefix, where: q.where as Where | undefined, limit: limit + 1, after, includeExpired: q.includeExpired, now: clock() });
     const page = rows.slice(0, limit);
     const last = page.at(-1);
-    return c.json({ entries: page.map(toEntryInfo), ...(rows.length > limit && last ? { cursor: Buffer.from(last.key, 'utf8').toString('base64url') } : {}) });
+    return c.json({
+      entries: page.map((r) => toWireEntry(toEntryInfo(r))),
+      ...(rows.length > limit && last ? { cursor: Buffer.from(last.key, 'utf8').toString('base64url') } : {}),
+    } satisfies ListResponse);
   });
 
   app.put('/v1/tables/:name', async (c) => {
@@ -419,7 +443,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     const rows = await c
       .get('store')
       .query(c.req.param('name'), { where: q.where as Where | undefined, orderBy: q.orderBy, limit: q.limit, offset: q.offset, includeExpired: q.includeExpired, now: clock() });
-    return c.json({ rows });
+    return c.json({ rows } satisfies QueryResponse);
   });
 
   // Key administration, within the caller's own namespace.
@@ -444,7 +468,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
   app.delete('/v1/entries/:key', async (c) => {
     need(c.get('principal'), 'write');
     const deleted = await c.get('store').delete(c.req.param('key'));
-    return c.json({ deleted });
+    return c.json({ deleted } satisfies DeleteResponse);
   });
 
   return app;

@@ -1,8 +1,10 @@
 /**
  * Request bodies of the API, as zod schemas: the routes validate with them and the OpenAPI document
- * is generated from them, so the two cannot disagree.
+ * is generated from them, so the two cannot disagree; each is type-checked against the wire types the
+ * SDK declares (`cacheness/model`), so the client cannot disagree either.
  * @module
  */
+import type { CompleteUploadRequest, CreateEntryRequest, DefineTableRequest, ListRequest, NewKeyRequest, PartUrlsRequest, QueryRequest, TouchRequest } from 'cacheness/model';
 import * as z from 'zod';
 
 const Hash = z.string().regex(/^[0-9a-f]{32}$/);
@@ -34,9 +36,9 @@ export const CreateEntry = z.strictObject({
     .string()
     .max(4 * 1024 * 1024)
     .optional(),
-});
+}) satisfies z.ZodType<CreateEntryRequest>;
 
-export const Touch = z.strictObject({ ttl: z.union([z.number().nonnegative(), z.string().max(32), z.null()]).optional() });
+export const Touch = z.strictObject({ ttl: z.union([z.number().nonnegative(), z.string().max(32), z.null()]).optional() }) satisfies z.ZodType<TouchRequest>;
 
 export const WhereSchema = z.record(z.string(), z.unknown());
 
@@ -50,7 +52,7 @@ export const List = z.strictObject({
     .max(2000)
     .optional(),
   includeExpired: z.boolean().optional(),
-});
+}) satisfies z.ZodType<ListRequest>;
 
 export const ColumnGroups = z
   .array(z.union([z.string(), z.array(z.string())]))
@@ -61,7 +63,7 @@ export const DefineTable = z.strictObject({
   columns: z.record(z.string(), z.enum(['text', 'integer', 'real', 'boolean', 'timestamp', 'json'])),
   unique: ColumnGroups,
   index: ColumnGroups,
-});
+}) satisfies z.ZodType<DefineTableRequest>;
 
 export const Order = z.record(z.string(), z.enum(['asc', 'desc']));
 
@@ -71,11 +73,11 @@ export const Query = z.strictObject({
   limit: z.number().int().min(0).max(10_000).optional(),
   offset: z.number().int().min(0).optional(),
   includeExpired: z.boolean().optional(),
-});
+}) satisfies z.ZodType<QueryRequest>;
 
-export const NewKey = z.strictObject({ scopes: z.array(z.enum(['read', 'write', 'admin'])).min(1), name: z.string().max(200).optional() });
+export const NewKey = z.strictObject({ scopes: z.array(z.enum(['read', 'write', 'admin'])).min(1), name: z.string().max(200).optional() }) satisfies z.ZodType<NewKeyRequest>;
 
-export const PartNumbers = z.strictObject({ partNumbers: z.array(z.number().int().min(1).max(10_000)).min(1).max(1000) });
+export const PartNumbers = z.strictObject({ partNumbers: z.array(z.number().int().min(1).max(10_000)).min(1).max(1000) }) satisfies z.ZodType<PartUrlsRequest>;
 
 /** The body of `POST /v1/uploads/:id/complete`: a multipart upload's parts; a streamed upload also its sizes and hashes. */
 export const CompleteParts = z.strictObject({
@@ -88,4 +90,4 @@ export const CompleteParts = z.strictObject({
   storedSize: ByteCount.optional(),
   contentHash: Hash.optional(),
   blobId: Hash.optional(),
-});
+}) satisfies z.ZodType<CompleteUploadRequest>;

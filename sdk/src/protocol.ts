@@ -1,0 +1,175 @@
+/**
+ * The cloud API's wire format: the JSON bodies of `/v1` requests and responses. The API validates
+ * requests with zod schemas that are type-checked against these interfaces, and builds its responses
+ * as these types, so the SDK's remote client and the server cannot disagree. Dates travel as ISO 8601
+ * strings; byte payloads as base64.
+ * @module
+ */
+import type { CodecName } from './compression.js';
+import type { Ttl } from './duration.js';
+import type { EntryInfo } from './entry.js';
+import type { StoreCounters } from './stores/types.js';
+import type { ColumnType } from './tables/schema.js';
+import type { OrderBy } from './tables/where.js';
+
+/** An entry as the API returns it: {@link EntryInfo} with its dates as ISO 8601 strings. */
+export type WireEntry = Omit<EntryInfo, 'createdAt' | 'accessedAt' | 'expiresAt'> & { createdAt: string; accessedAt: string; expiresAt: string | null };
+
+/** An entry in its wire form. */
+export function toWireEntry(e: EntryInfo): WireEntry {
+  return { ...e, createdAt: e.createdAt.toISOString(), accessedAt: e.accessedAt.toISOString(), expiresAt: e.expiresAt === null ? null : e.expiresAt.toISOString() };
+}
+
+/** An entry read from the wire. */
+export function fromWireEntry(e: WireEntry): EntryInfo {
+  return { ...e, createdAt: new Date(e.createdAt), accessedAt: new Date(e.accessedAt), expiresAt: e.expiresAt === null ? null : new Date(e.expiresAt) };
+}
+
+/** `{ error }`: the body of every error response. */
+export interface ErrorResponse {
+  error: { code: string; message: string; details?: Record<string, unknown> };
+}
+
+/**
+ * `PUT /v1/entries/:key`. Inline: `body` with `size`, `storedSize`, `contentHash`. Sized upload:
+ * `blobId` with the same three. Streamed upload (unknown size): none of the four, optionally
+ * `maxStoredSize`.
+ */
+export interface CreateEntryRequest {
+  params?: unknown;
+  handler: string;
+  type: string;
+  codec: CodecName;
+  size?: number;
+  storedSize?: number;
+  contentHash?: string;
+  blobId?: string;
+  maxStoredSize?: number;
+  ttl?: Ttl;
+  metadata?: Record<string, unknown> | null;
+  description?: string | null;
+  /** Custom-table rows to attach: one row or several per table. */
+  tables?: Record<string, Record<string, unknown> | Record<string, unknown>[]>;
+  /** The stored bytes, base64 (inline payloads only). */
+  body?: string;
+}
+
+/** A presigned URL for one part of a multipart upload. */
+export interface PartUrl {
+  partNumber: number;
+  url: string;
+}
+
+/** A pending upload: one presigned PUT. */
+export interface SinglePutPlan {
+  id: string;
+  method: 'PUT';
+  url: string;
+  size: number;
+  expiresAt: string;
+}
+
+/** A pending upload: a multipart plan (equal parts but the last). For a streamed upload `size` is null. */
+export interface MultipartPlan {
+  id: string;
+  method: 'MULTIPART';
+  size: number | null;
+  /** Streamed uploads: the largest stored size accepted at completion. */
+  maxSize?: number;
+  partSize: number;
+  /** Parts of a sized upload; the most parts a streamed upload may use. */
+  partCount: number;
+  /** The first part URLs (more from `POST /v1/uploads/:id/parts`). */
+  parts: PartUrl[];
+  expiresAt: string;
+}
+
+/** `PUT /v1/entries/:key` answers: 201 stored (inline or deduplicated), or 202 with an upload to perform. */
+export type CreateEntryResponse = { entry: WireEntry; deduplicated?: true } | { upload: SinglePutPlan | MultipartPlan };
+
+/** `POST /v1/uploads/:id/parts`. */
+export interface PartUrlsRequest {
+  partNumbers: number[];
+}
+/** Answer to {@link PartUrlsRequest}. */
+export interface PartUrlsResponse {
+  parts: PartUrl[];
+}
+
+/** `POST /v1/uploads/:id/complete`: the parts of a multipart upload; a streamed upload also its sizes and hashes. */
+export interface CompleteUploadRequest {
+  parts?: { partNumber: number; etag: string }[];
+  size?: number;
+  storedSize?: number;
+  contentHash?: string;
+  blobId?: string;
+}
+/** Answer to {@link CompleteUploadRequest} (201). */
+export interface CompleteUploadResponse {
+  entry: WireEntry;
+  deduplicated?: true;
+}
+
+/** `GET /v1/entries/:key`: the entry with its bytes inline (base64), or a presigned GET URL (Range allowed). */
+export type GetEntryResponse = { entry: WireEntry; body: string } | { entry: WireEntry; url: string };
+
+/** `POST /v1/entries/:key/touch`. */
+export interface TouchRequest {
+  ttl?: Ttl;
+}
+export interface TouchResponse {
+  touched: true;
+  expiresAt: string | null;
+}
+
+/** `POST /v1/entries/list`. */
+export interface ListRequest {
+  prefix?: string;
+  where?: Record<string, unknown>;
+  limit?: number;
+  cursor?: string;
+  includeExpired?: boolean;
+}
+export interface ListResponse {
+  entries: WireEntry[];
+  /** Present when more entries follow: pass it back for the next page. */
+  cursor?: string;
+}
+
+/** `GET /v1/stats`. */
+export type StatsResponse = StoreCounters & { hitRate: number };
+
+/** `PUT /v1/tables/:name`. */
+export interface DefineTableRequest {
+  columns: Record<string, ColumnType>;
+  unique?: (string | string[])[];
+  index?: (string | string[])[];
+}
+
+/** `POST /v1/tables/:name/query`. */
+export interface QueryRequest {
+  where?: Record<string, unknown>;
+  orderBy?: OrderBy;
+  limit?: number;
+  offset?: number;
+  includeExpired?: boolean;
+}
+export interface QueryResponse {
+  rows: Record<string, unknown>[];
+}
+
+/** `DELETE /v1/entries/:key`. */
+export interface DeleteResponse {
+  deleted: boolean;
+}
+
+/** `DELETE /v1/uploads/:id`. */
+export interface AbortUploadResponse {
+  aborted: boolean;
+}
+
+/** `POST /v1/keys` (admin). */
+export interface NewKeyRequest {
+  scopes: ('read' | 'write' | 'admin')[];
+  name?: string;
+}
