@@ -120,6 +120,11 @@ function jsonResolver(column: string): FieldResolver {
         params: [path],
         placeholder: JSONB,
         bind: bindJson,
+        // {path: value} containment lets the GIN index (jsonb_path_ops) find candidates.
+        indexHint: (value) => ({
+          sql: `${column} @> ?::text::jsonb`,
+          params: [(path as unknown as string[]).reduceRight((inner: string, k) => `{${JSON.stringify(k)}:${inner}}`, bindJson(value) as string)],
+        }),
       };
     },
   };

@@ -39,6 +39,11 @@ export interface FieldRef {
   placeholder?: string;
   /** The field as text, for LIKE (default: `sql`). */
   likeSql?: string;
+  /**
+   * For `field = value`: a condition implied by the equality that an index can answer (e.g. JSONB
+   * containment for a GIN index). It is ANDed before the exact comparison, which still decides.
+   */
+  indexHint?(value: Scalar): Compiled;
 }
 
 /** Resolves a field (or a nested where object, for JSON fields) to SQL. */
@@ -100,6 +105,8 @@ function compileCondition(ref: FieldRef, name: string, cond: Condition): Compile
   const ph = ref.placeholder ?? '?';
   if (isScalar(cond)) {
     if (cond === null) return { sql: `${ref.sql} IS NULL`, params: [...pre] };
+    const hint = ref.indexHint?.(cond);
+    if (hint) return { sql: `(${hint.sql} AND ${ref.sql} = ${ph})`, params: [...hint.params, ...pre, ref.bind(cond)] };
     return { sql: `${ref.sql} = ${ph}`, params: [...pre, ref.bind(cond)] };
   }
   if (typeof cond !== 'object' || Array.isArray(cond)) {
