@@ -316,6 +316,17 @@ describe('hostile input', () => {
     expect([badDef.status, ((await badDef.json()) as { error: { code: string } }).error.code]).toEqual([400, 'ECOLUMN']);
     expect((await call('/v1/stats', keys.a)).status).toBe(200); // everything still there
   });
+
+  it('refuses the NUL character, which PostgreSQL cannot store, with a 400 that says so, and stores nothing', async () => {
+    const body = Buffer.from('x');
+    const entry = { handler: 'bytes@1', type: 'Buffer', codec: 'none', size: 1, storedSize: 1, contentHash: xxh128Hex(body), body: body.toString('base64') };
+    for (const extra of [{ metadata: { note: 'a\u0000b' } }, { params: { 'k\u0000': 1 } }, { description: 'nul \u0000 here' }]) {
+      const res = await call('/v1/entries/nul', keys.a, json({ ...entry, ...extra }));
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ error: { code: 'EVALUETYPE', message: expect.stringContaining('NUL character') } });
+      expect((await call('/v1/entries/nul', keys.a, { method: 'HEAD' })).status).toBe(404);
+    }
+  });
 });
 
 describe('key administration', () => {

@@ -39,6 +39,13 @@ describe('migrations', () => {
     const rows = await pg.sql`SELECT version FROM schema_migrations ORDER BY version`;
     expect(rows.map((r) => r.version)).toEqual(MIGRATIONS.map((m) => m.version));
   });
+
+  it('refuse a database migrated by newer code (an older deploy must not run against it), changing nothing', async () => {
+    const older = MIGRATIONS.slice(0, -1);
+    await expect(migrate(pg.sql, older)).rejects.toMatchObject({ code: 'ESTORE', message: expect.stringContaining('newer than this code') });
+    const rows = await pg.sql`SELECT version FROM schema_migrations ORDER BY version`;
+    expect(rows.map((r) => r.version)).toEqual(MIGRATIONS.map((m) => m.version));
+  });
 });
 
 describe('tenant isolation', () => {

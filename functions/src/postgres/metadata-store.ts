@@ -34,6 +34,7 @@ import {
   type TableOptions,
   type TableQuery,
   type TableRow,
+  ValueError,
 } from 'cacheness/model';
 import type { Sql, TransactionSql } from 'postgres';
 
@@ -52,6 +53,8 @@ export interface PostgresMetadataStoreOptions {
 /** Custom tables per namespace (each is a physical table shared by nobody else). */
 const MAX_TABLES = 100;
 const COUNTERS: (keyof StoreCounters)[] = ['entries', 'bytes', 'hits', 'misses', 'evictions', 'expirations', 'corruptions'];
+/** Errors of text or JSON holding a NUL character, which PostgreSQL cannot store. */
+const NUL_REFUSED = new Set(['22P05', '22021']);
 /** Rows each read counter (hits, misses) is spread over, named `hits#0` to `hits#15`; reads sum them. */
 export const READ_COUNTER_SHARDS = 16;
 const shardedCounter = (name: string) => `${name}#${randomInt(READ_COUNTER_SHARDS)}`;
@@ -283,6 +286,13 @@ export class PostgresMetadataStore implements MetadataStore {
         throw new TableError(
           'ECONSTRAINT',
           `Nothing was stored for key '${record.key}': a unique constraint failed (${(err as { detail?: string }).detail ?? (err as Error).message}). Another entry already has that value.`,
+          { cause: err },
+        );
+      }
+      if (NUL_REFUSED.has((err as { code?: string }).code ?? '')) {
+        throw new ValueError(
+          'EVALUETYPE',
+          `Nothing was stored for key '${record.key}': PostgreSQL cannot store the NUL character (\\u0000) in text or JSON. Remove it from params, metadata, description or table rows.`,
           { cause: err },
         );
       }

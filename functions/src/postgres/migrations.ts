@@ -3,6 +3,7 @@
  * safe to run from several deploys at once (a transaction-scoped advisory lock serializes them).
  * @module
  */
+import { StoreError } from 'cacheness/model';
 import type { Sql } from 'postgres';
 
 /** One migration: applied once, in order, inside a transaction. */
@@ -196,6 +197,15 @@ CREATE INDEX blobs_object ON blobs (namespace, object) WHERE object IS NOT NULL;
 ALTER TABLE uploads ADD COLUMN max_size bigint;
 `,
   },
+  {
+    version: 5,
+    name: 'per-namespace expiry index',
+    sql: `
+-- The sweeper and eviction look for one namespace's expired entries; entries_expires_at still serves
+-- the search for namespaces with expired entries.
+CREATE INDEX entries_namespace_expires_at ON entries (namespace, expires_at) WHERE expires_at IS NOT NULL;
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied; returns the versions it applied. */
@@ -204,6 +214,14 @@ export async function migrate(sql: Sql, migrations: readonly Migration[] = MIGRA
     await tx.unsafe('SELECT pg_advisory_xact_lock(7424316642)'); // "cacheness" migrations, one at a time
     await tx.unsafe('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
     const done = new Set((await tx.unsafe('SELECT version FROM schema_migrations')).map((r) => Number(r.version)));
+    const newest = Math.max(0, ...done);
+    const known = Math.max(0, ...migrations.map((m) => m.version));
+    if (newest > known) {
+      throw new StoreError(
+        'ESTORE',
+        `The database schema is at version ${newest}, newer than this code knows (${known}): deploy the newer functions instead of migrating back (migrations are forward-only).`,
+      );
+    }
     const applied: number[] = [];
     for (const m of migrations) {
       if (done.has(m.version)) continue;
