@@ -160,6 +160,43 @@ it('single reads take no write lock: they finish while a writer holds the namesp
   expect(await invariants(n)).toEqual({ refs_drift: 0, entries_drift: 0, bytes_drift: 0, access_drift: 0 });
 });
 
+it('keeps the bookkeeping exact through statements of thousands of rows (inserts, updates that move blobs, expiry, clear)', async () => {
+  const n = ns();
+  const other = ns();
+  const store = new PostgresMetadataStore({ sql: pg.sql, namespace: n });
+  const bystander = new PostgresMetadataStore({ sql: pg.sql, namespace: other });
+  await bystander.put(record('mine'));
+  await store.defineTable('runs', { score: 'real' });
+  for (let b = 0; b < 30; b++) await pg.sql`INSERT INTO blobs (namespace, id, gen, size) VALUES (${n}, ${`b${b}`}, 'g', 100)`;
+  // One statement of 3,000 rows: a third inline, the rest over 30 blobs; half expire at T0 + 1 s.
+  await pg.sql`
+    INSERT INTO entries (namespace, key, handler, type, codec, size, stored_size, content_hash, blob_id, inline, created_at, expires_at)
+    SELECT ${n}, 'k' || g, 'h', 't', 'none', g, g, 'x', CASE WHEN g % 3 = 0 THEN NULL ELSE 'b' || (g % 30) END,
+           CASE WHEN g % 3 = 0 THEN decode('00', 'hex') END, ${new Date(T0)}::timestamptz, CASE WHEN g % 2 = 0 THEN ${new Date(T0 + 1000)}::timestamptz END
+    FROM generate_series(1, 3000) g`;
+  const [t] = await pg.sql`SELECT id FROM custom_tables WHERE namespace = ${n}`;
+  await pg.sql.unsafe(`INSERT INTO ct_${t?.id} (namespace, key, score) SELECT $1, 'k' || g, g FROM generate_series(1, 3000, 7) g`, [n]);
+  expect(await invariants(n)).toEqual({ refs_drift: 0, entries_drift: 0, bytes_drift: 0, access_drift: 0 });
+  expect((await store.counters()).entries).toBe(3000);
+  // One UPDATE moving 1,000 entries between blobs, to inline and back, and resizing them.
+  await pg.sql`
+    UPDATE entries SET blob_id = CASE WHEN blob_id IS NULL THEN 'b7' WHEN key < 'k2' THEN NULL ELSE 'b' || ((substr(key, 2)::int + 1) % 30) END, stored_size = stored_size * 2
+    WHERE namespace = ${n} AND substr(key, 2)::int % 3 <> 1`;
+  expect(await invariants(n)).toEqual({ refs_drift: 0, entries_drift: 0, bytes_drift: 0, access_drift: 0 });
+  expect(await store.deleteExpired(T0 + 2000, 100_000)).toBe(1500);
+  expect(await invariants(n)).toEqual({ refs_drift: 0, entries_drift: 0, bytes_drift: 0, access_drift: 0 });
+  const [rows] = await pg.sql.unsafe(`SELECT count(*)::int AS n FROM ct_${t?.id} c WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.namespace = c.namespace AND e.key = c.key)`);
+  expect(rows?.n).toBe(0); // rows of expired entries went with them
+  expect(await store.clear()).toBe(1500);
+  expect(await invariants(n)).toEqual({ refs_drift: 0, entries_drift: 0, bytes_drift: 0, access_drift: 0 });
+  const c = await store.counters();
+  expect({ entries: c.entries, bytes: c.bytes }).toEqual({ entries: 0, bytes: 0 });
+  const [left] = await pg.sql.unsafe(`SELECT count(*)::int AS n FROM ct_${t?.id}`);
+  expect(left?.n).toBe(0);
+  expect(await bystander.head('mine')).toBeDefined(); // the other tenant is untouched
+  expect((await bystander.counters()).entries).toBe(1);
+});
+
 it("one tenant's custom tables do not slow or block another tenant's deletes", async () => {
   const busy = new PostgresMetadataStore({ sql: pg.sql, namespace: ns() });
   for (let i = 0; i < 30; i++) await busy.defineTable(`t${i}`, { v: 'integer' });

@@ -206,6 +206,74 @@ ALTER TABLE uploads ADD COLUMN max_size bigint;
 CREATE INDEX entries_namespace_expires_at ON entries (namespace, expires_at) WHERE expires_at IS NOT NULL;
 `,
   },
+  {
+    version: 6,
+    name: 'bookkeeping once per statement',
+    sql: `
+-- Migration 1 kept counters, blob reference counts, access rows and custom-table rows in step with
+-- entries row by row. A statement touching n rows then updated the same counter rows n times, each
+-- update stepping over the versions the statement had already made: a 20,000-row DELETE cost 270 us a
+-- row against 55 us at 1,000. These statement-level triggers do the same bookkeeping once per
+-- statement, grouped, from the statement's transition tables.
+DROP TRIGGER entries_changed ON entries;
+DROP FUNCTION entries_changed();
+
+CREATE FUNCTION entries_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM bump_counter(x.namespace, 'entries', x.n), bump_counter(x.namespace, 'bytes', x.bytes)
+    FROM (SELECT namespace, count(*) AS n, sum(stored_size)::bigint AS bytes FROM new_rows GROUP BY namespace ORDER BY namespace) x;
+  UPDATE blobs b SET refs = b.refs + x.n, ready = true
+    FROM (SELECT namespace, blob_id, count(*) AS n FROM new_rows WHERE blob_id IS NOT NULL GROUP BY namespace, blob_id) x
+    WHERE b.namespace = x.namespace AND b.id = x.blob_id;
+  INSERT INTO access (namespace, key, hits, accessed_at) SELECT namespace, key, 0, created_at FROM new_rows
+    ON CONFLICT (namespace, key) DO UPDATE SET hits = 0, accessed_at = excluded.accessed_at;
+  RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION entries_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  t record;
+BEGIN
+  PERFORM bump_counter(x.namespace, 'entries', -x.n), bump_counter(x.namespace, 'bytes', -x.bytes)
+    FROM (SELECT namespace, count(*) AS n, sum(stored_size)::bigint AS bytes FROM old_rows GROUP BY namespace ORDER BY namespace) x;
+  UPDATE blobs b SET refs = b.refs - x.n
+    FROM (SELECT namespace, blob_id, count(*) AS n FROM old_rows WHERE blob_id IS NOT NULL GROUP BY namespace, blob_id) x
+    WHERE b.namespace = x.namespace AND b.id = x.blob_id;
+  DELETE FROM access a USING old_rows o WHERE a.namespace = o.namespace AND a.key = o.key;
+  -- Custom-table rows live and die with their entry: only the tables of the namespaces involved.
+  FOR t IN SELECT c.id FROM custom_tables c WHERE c.namespace IN (SELECT DISTINCT namespace FROM old_rows) LOOP
+    EXECUTE format('DELETE FROM %I r USING old_rows o WHERE r.namespace = o.namespace AND r.key = o.key', 'ct_' || t.id);
+  END LOOP;
+  RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION entries_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM bump_counter(x.namespace, 'bytes', x.delta)
+    FROM (SELECT n.namespace, sum(n.stored_size - o.stored_size)::bigint AS delta
+          FROM new_rows n JOIN old_rows o ON o.namespace = n.namespace AND o.key = n.key GROUP BY n.namespace ORDER BY n.namespace) x;
+  UPDATE blobs b SET refs = b.refs - x.n
+    FROM (SELECT o.namespace, o.blob_id, count(*) AS n FROM old_rows o JOIN new_rows n ON n.namespace = o.namespace AND n.key = o.key
+          WHERE o.blob_id IS NOT NULL AND o.blob_id IS DISTINCT FROM n.blob_id GROUP BY o.namespace, o.blob_id) x
+    WHERE b.namespace = x.namespace AND b.id = x.blob_id;
+  UPDATE blobs b SET refs = b.refs + x.n, ready = true
+    FROM (SELECT n.namespace, n.blob_id, count(*) AS n FROM new_rows n JOIN old_rows o ON o.namespace = n.namespace AND o.key = n.key
+          WHERE n.blob_id IS NOT NULL AND n.blob_id IS DISTINCT FROM o.blob_id GROUP BY n.namespace, n.blob_id) x
+    WHERE b.namespace = x.namespace AND b.id = x.blob_id;
+  UPDATE blobs b SET ready = true
+    FROM (SELECT DISTINCT namespace, blob_id FROM new_rows WHERE blob_id IS NOT NULL) x
+    WHERE b.namespace = x.namespace AND b.id = x.blob_id AND NOT b.ready;
+  RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER entries_inserted AFTER INSERT ON entries REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION entries_inserted();
+CREATE TRIGGER entries_deleted AFTER DELETE ON entries REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION entries_deleted();
+CREATE TRIGGER entries_updated AFTER UPDATE ON entries REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION entries_updated();
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied; returns the versions it applied. */
