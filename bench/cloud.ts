@@ -180,7 +180,14 @@ function printTransfer(t: TransferResults, a: Args): string[][] {
   const mib = `${a.mib} MiB`;
   return [
     // The target compares like with like: part PUTs over node:http, the HTTP stack lib-storage itself uses.
-    [`${mib} upload via API, parts by node:http`, fmtMBs(mbps(t.bytes, t.apiUploadHttp)), fmtMBs(mbps(t.bytes, t.sdkUpload)), fmtRatio(upHttp), target, status(upHttp >= TARGET.transferVsDirect)],
+    [
+      `${mib} upload via API, parts by node:http`,
+      fmtMBs(mbps(t.bytes, t.apiUploadHttp)),
+      fmtMBs(mbps(t.bytes, t.sdkUpload)),
+      fmtRatio(upHttp),
+      target,
+      status(upHttp >= TARGET.transferVsDirect),
+    ],
     [`${mib} upload via API, parts by fetch`, fmtMBs(mbps(t.bytes, t.apiUpload)), fmtMBs(mbps(t.bytes, t.sdkUpload)), fmtRatio(up), 'report', '-'],
     [
       `${mib} download via API, ranged ×4`,

@@ -83,7 +83,8 @@ export async function sweep(opts: SweepOptions): Promise<SweepReport> {
   const namespaces = await opts.sql`
     SELECT namespace FROM entries WHERE expires_at <= ${new Date(now)}
     UNION SELECT namespace FROM uploads WHERE expires_at <= ${new Date(now)}
-    UNION SELECT namespace FROM blobs WHERE refs <= 0`;
+    UNION SELECT namespace FROM blobs WHERE refs <= 0
+    UNION SELECT namespace FROM blob_graveyard`;
   for (const { namespace } of namespaces as unknown as { namespace: string }[]) {
     report.namespaces++;
     const store = new PostgresMetadataStore({ sql: opts.sql, namespace });
@@ -107,23 +108,31 @@ const uploadIds = (uploads: { uploadId: string }[]) => uploads.map((u) => u.uplo
  */
 async function reclaimObjects(opts: SweepOptions, store: PostgresMetadataStore, staleBefore: number, batch: number, report: SweepReport): Promise<void> {
   const blobs = new S3BlobStore({ client: opts.s3, bucket: opts.bucket, prefix: blobObjectKey(store.namespace, '') });
-  for (let after = ''; ; ) {
-    const names = await store.claimGarbage(staleBefore, batch, after);
-    const last = names.at(-1);
-    if (last === undefined) return;
-    after = last;
+  /** Deletes (else tags) `names`; `forget` drops the rows of those done and counts them. */
+  const reclaim = async (names: string[], forget: (names: string[]) => Promise<number>) => {
     const { deleted, failed } = await blobs.deleteMany(names);
     const tags = failed.length ? await blobs.tagGarbage(failed.map((f) => f.name)) : { tagged: [], missing: [], failed: [] };
     // Counts come from rows actually forgotten: exact even when another sweeper handled some too.
-    report.objectsDeleted += await store.dropGarbage([...deleted, ...tags.missing]);
-    report.objectsTagged += await store.dropGarbage(tags.tagged);
+    report.objectsDeleted += await forget([...deleted, ...tags.missing]);
+    report.objectsTagged += await forget(tags.tagged);
     report.objectsFailed += tags.failed.length;
     for (const t of tags.failed) {
       if (report.failures.length >= MAX_REPORTED_FAILURES) break;
       const d = failed.find((f) => f.name === t.name);
       report.failures.push({ key: blobObjectKey(store.namespace, t.name), deleteError: `${d?.code}: ${d?.message}`, tagError: `${t.code}: ${t.message}` });
     }
+    return tags.failed.length;
+  };
+  for (let after = ''; ; ) {
+    const names = await store.claimGarbage(staleBefore, batch, after);
+    const last = names.at(-1);
+    if (last === undefined) break;
+    after = last;
+    await reclaim(names, (n) => store.dropGarbage(n));
   }
+  // Objects of doomed blobs that were renamed before their sweeper finished (rare): one batch a run.
+  const buried = await store.buried(batch);
+  if (buried.length) await reclaim(buried, (n) => store.forgetBuried(n));
 }
 
 /** Aborts expired pending uploads of a namespace (their multipart parts stop being billed) and releases their pins. */

@@ -483,6 +483,42 @@ describe('multipart uploads', () => {
     }
   });
 
+  it('completes a streamed upload again after its entry write failed (a conflicting table row), without re-sending bytes', async () => {
+    expect((await mp('/v1/tables/uniq', { columns: { v: 'text' }, unique: ['v'] }, 'PUT')).status).toBe(200);
+    const small = Buffer.from('holder');
+    const holder = { handler: 'bytes@1', type: 'Buffer', codec: 'none', size: 6, storedSize: 6, contentHash: xxh128Hex(small), body: small.toString('base64') };
+    expect((await mp('/v1/entries/holder', { ...holder, tables: { uniq: { v: 'taken' } } }, 'PUT')).status).toBe(201);
+    const bytes = randomBytes(6 * 1024 * 1024);
+    const { upload } = (await (await mp('/v1/entries/stream-retry', { ...describeStream, tables: { uniq: { v: 'taken' } } }, 'PUT')).json()) as { upload: Plan };
+    const parts = await putParts(upload, bytes);
+    const facts = { parts, size: 1, storedSize: bytes.length, contentHash: xxh128Hex(bytes), blobId: xxh128Hex(bytes) };
+    const conflict = await mp(`/v1/uploads/${upload.id}/complete`, facts);
+    expect(conflict.status).toBe(409);
+    expect(await conflict.json()).toMatchObject({ error: { code: 'ECONSTRAINT' } });
+    expect((await mp('/v1/entries/holder', undefined, 'DELETE')).status).toBe(200);
+    const retried = await mp(`/v1/uploads/${upload.id}/complete`, facts);
+    expect(retried.status).toBe(201);
+    const { url } = (await (await mp('/v1/entries/stream-retry', undefined, 'GET')).json()) as { url: string };
+    expect(Buffer.from(await (await fetch(url)).arrayBuffer()).equals(bytes)).toBe(true);
+    const rows = (await (await mp('/v1/tables/uniq/query', { where: { v: 'taken' } })).json()) as { rows: { _key: string }[] };
+    expect(rows.rows).toHaveLength(1);
+  });
+
+  it("with codec 'none', refuses sizes or hashes that cannot both be right", async () => {
+    const bytes = randomBytes(100);
+    const sized = await mp(
+      '/v1/entries/none-bad',
+      { handler: 'bytes@1', type: 'Buffer', codec: 'none', size: 100, storedSize: 100, contentHash: xxh128Hex(bytes), blobId: xxh128Hex(randomBytes(100)) },
+      'PUT',
+    );
+    expect(sized.status).toBe(400);
+    const { upload } = (await (await mp('/v1/entries/none-stream', { handler: 'bytes@1', type: 'Buffer', codec: 'none' }, 'PUT')).json()) as { upload: Plan };
+    const parts = await putParts(upload, bytes);
+    const res = await mp(`/v1/uploads/${upload.id}/complete`, { parts, size: 99, storedSize: 100, contentHash: xxh128Hex(bytes), blobId: xxh128Hex(bytes) });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { code: 'EVALIDATION', message: expect.stringContaining("codec 'none'") } });
+  });
+
   it('refuses half-described entries: sizes without a blobId, or a bound on a sized upload', async () => {
     for (const body of [
       { ...describeStream, storedSize: 10 },

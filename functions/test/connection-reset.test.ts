@@ -74,3 +74,13 @@ it('retries the first statement of a request on fresh connections when its conne
     await sql.end({ timeout: 1 });
   }
 });
+
+it('replaces the pool once for all the requests that saw the same pool fail', () => {
+  const db = connectDatabase('postgres://nobody@127.0.0.1:1/none'); // never connects: pools open lazily
+  const seen = db.generation;
+  db.reconnect(seen);
+  db.reconnect(seen); // a second request that failed on the same pool: already replaced
+  expect(db.generation).toBe(seen + 1);
+  db.reconnect();
+  expect(db.generation).toBe(seen + 2);
+});

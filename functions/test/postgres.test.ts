@@ -101,3 +101,50 @@ describe('tenant isolation', () => {
     expect(row?.n).toBeGreaterThan(0);
   });
 });
+
+describe('staged blobs (streamed uploads)', () => {
+  const ns = () => `s-${randomBytes(6).toString('hex')}`;
+  const hex = () => randomBytes(16).toString('hex');
+
+  it('deduplicate only against a ready blob of the same size, and answer a repeated adoption the same way', async () => {
+    const store = new PostgresMetadataStore({ sql: pg.sql, namespace: ns() });
+    const content = hex();
+    const held = await store.acquireBlob(content, 10, T0, 'test:1');
+    await store.put(record('held', { blobId: content, inline: null, storedSize: 10 }), { pin: held.pin, blobName: held.name });
+
+    const wrongSize = await store.acquireBlob(hex(), 0, T0, 'test:1');
+    const apart = await store.adoptStagedBlob(wrongSize.name, wrongSize.pin, content, 20);
+    expect(apart).toEqual({ blobId: wrongSize.name.split('.')[0], name: wrongSize.name, deduplicated: false });
+
+    const same = await store.acquireBlob(hex(), 0, T0, 'test:1');
+    const first = await store.adoptStagedBlob(same.name, same.pin, content, 10);
+    expect(first).toEqual({ blobId: content, name: held.name, deduplicated: true });
+    expect(await store.adoptStagedBlob(same.name, same.pin, content, 10)).toEqual(first); // a retried completion
+
+    const fresh = await store.acquireBlob(hex(), 0, T0, 'test:1');
+    const newId = hex();
+    const adopted = await store.adoptStagedBlob(fresh.name, fresh.pin, newId, 7);
+    expect(adopted).toEqual({ blobId: newId, name: fresh.name, deduplicated: false });
+    expect(await store.adoptStagedBlob(fresh.name, fresh.pin, newId, 7)).toEqual(adopted);
+    await store.put(record('adopted', { blobId: newId, inline: null, storedSize: 7 }), { pin: fresh.pin, blobName: fresh.name });
+    expect((await store.get('adopted'))?.blobName).toBe(fresh.name);
+    expect(await store.isLiveBlob(fresh.name)).toBe(true);
+    await expect(store.adoptStagedBlob(fresh.name, 'no-such-pin', newId, 7)).rejects.toMatchObject({ code: 'ESTORE' });
+  });
+
+  it('remember the object of a doomed blob renamed before its sweeper finished, and never offer a live name', async () => {
+    const store = new PostgresMetadataStore({ sql: pg.sql, namespace: ns() });
+    const id = hex();
+    const r1 = await store.acquireBlob(id, 5, T0, 'test:1');
+    await store.put(record('k', { blobId: id, inline: null, storedSize: 5 }), { pin: r1.pin, blobName: r1.name });
+    await store.delete('k');
+    expect(await store.claimGarbage(T0, 10)).toEqual([r1.name]); // a sweeper claims it, then fails to finish
+    const r2 = await store.acquireBlob(id, 5, T0, 'test:2'); // new bytes with the same content arrive
+    expect(r2.name).not.toBe(r1.name);
+    expect(await store.buried(10)).toEqual([r1.name]);
+    expect(await store.dropGarbage([r1.name])).toBe(0); // the row now names r2: nothing to drop
+    expect(await store.forgetBuried([r1.name])).toBe(1);
+    expect(await store.buried(10)).toEqual([]);
+    await store.releasePin(r2.pin);
+  });
+});

@@ -1,10 +1,11 @@
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/api/index.js';
 import { RateLimiter } from '../src/api/rate-limit.js';
 import { createApiKey } from '../src/postgres/index.js';
-import { type PostgresHarness, startPostgres } from './postgres-server.js';
+import { lastServerUrl, type PostgresHarness, startPostgres } from './postgres-server.js';
 import { type S3Harness, startS3 } from './s3-server.js';
 
 describe('RateLimiter', () => {
@@ -75,6 +76,28 @@ describe('the API under a rate limit', () => {
     expect((await stats(a1)).status).toBe(200);
   });
 
+  it('answers 429 without a database query once a key is out of tokens; wrong secrets spend nothing', async () => {
+    let queries = 0;
+    const counting = postgres(lastServerUrl(), { max: 1, onnotice: () => {}, connection: { search_path: pg.schema }, debug: () => void queries++ });
+    let now = 0;
+    const app = createApp({ sql: counting, s3: s3.client, bucket: s3.bucket, rateLimit: { requestsPerSecond: 1, burst: 1, clock: () => now } });
+    const key = keys[2] as string;
+    const get = (k: string) => app.request('/v1/stats', { headers: { authorization: `Bearer ${k}` } });
+    try {
+      const forged = `${key.slice(0, 16)}${key.slice(16).split('').reverse().join('')}`; // same key id, wrong secret
+      expect((await get(forged)).status).toBe(401);
+      expect((await get(key)).status).toBe(200); // the forgery did not spend the key's only token
+      const before = queries;
+      const limited = await get(key);
+      expect(limited.status).toBe(429);
+      expect(queries).toBe(before);
+      now += 1000;
+      expect((await get(key)).status).toBe(200);
+    } finally {
+      await counting.end();
+    }
+  });
+
   it('refuses objects over maxObjectBytes with 413, sized or streamed', async () => {
     const key = keys[2] as string;
     const put = (body: unknown) =>
@@ -103,6 +126,9 @@ describe('limits from the environment', () => {
       inlineMaxBytes: 10,
     });
     expect(apiLimitsFromEnv({ RATE_LIMIT_BURST: '5' })).toEqual({ rateLimit: { requestsPerSecond: 200, burst: 5 } });
-    for (const bad of ['-1', 'lots', 'NaN']) expect(() => apiLimitsFromEnv({ RATE_LIMIT_RPS: bad })).toThrow(/RATE_LIMIT_RPS must be a non-negative number/);
+    for (const bad of ['-1', 'lots', 'NaN']) expect(() => apiLimitsFromEnv({ RATE_LIMIT_RPS: bad })).toThrow(/RATE_LIMIT_RPS must be a number of at least 0/);
+    expect(() => apiLimitsFromEnv({ RATE_LIMIT_BURST: '0.5' })).toThrow(/RATE_LIMIT_BURST must be a number of at least 1/);
+    expect(() => apiLimitsFromEnv({ MAX_OBJECT_BYTES: '1.5' })).toThrow(/MAX_OBJECT_BYTES must be a whole number/);
+    expect(() => apiLimitsFromEnv({ INLINE_MAX_BYTES: '-2' })).toThrow(/INLINE_MAX_BYTES must be a whole number of at least 0/);
   });
 });

@@ -235,3 +235,25 @@ it('spares every multipart upload a pending upload still names, expired or not, 
   expect(await pendingMultipartIds(pg.sql, [...named, 'orphan-upload', "x' OR 'a'='a"])).toEqual(new Set(named));
   expect(await pendingMultipartIds(pg.sql, [])).toEqual(new Set());
 });
+
+it('deletes the object of a doomed blob that was renamed before its sweeper finished, and keeps the live one', async () => {
+  const store = new PostgresMetadataStore({ sql: pg.sql, namespace: `g-${randomBytes(4).toString('hex')}` });
+  const blobs = new S3BlobStore({ client: s3.client, bucket: s3.bucket, prefix: blobObjectKey(store.namespace, '') });
+  const bytes = randomBytes(1000);
+  const id = xxh128Hex(bytes);
+  const r1 = await store.acquireBlob(id, bytes.length, T0, 'test:1');
+  await blobs.write(r1.name, bytes);
+  const base: EntryRecord = { ...({} as EntryRecord), params: null, handler: 'bytes@1', type: 'Buffer', codec: 'none', size: 1000, storedSize: 1000, contentHash: id, blobId: id };
+  const entry = (key: string): EntryRecord => ({ ...base, key, inline: null, createdAt: T0, accessedAt: T0, expiresAt: null, hits: 0, description: null, metadata: null });
+  await store.put(entry('a'), { pin: r1.pin, blobName: r1.name });
+  await store.delete('a');
+  expect(await store.claimGarbage(T0, 10)).toEqual([r1.name]); // a sweeper claimed it, then died
+  const r2 = await store.acquireBlob(id, bytes.length, T0, 'test:2'); // the same bytes arrive again: a new name
+  await blobs.write(r2.name, bytes);
+  await store.put(entry('b'), { pin: r2.pin, blobName: r2.name });
+  const report = await sweep({ sql: pg.sql, s3: s3.client, bucket: s3.bucket, now: T0 + HOUR });
+  expect(report.objectsDeleted).toBeGreaterThanOrEqual(1);
+  expect([await objectExists(blobObjectKey(store.namespace, r1.name)), await objectExists(blobObjectKey(store.namespace, r2.name))]).toEqual([false, true]);
+  expect(await store.buried(10)).toEqual([]);
+  expect((await store.get('b'))?.blobName).toBe(r2.name);
+});

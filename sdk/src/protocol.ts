@@ -9,7 +9,7 @@ import type { CodecName } from './compression.js';
 import type { Ttl } from './duration.js';
 import type { EntryInfo } from './entry.js';
 import type { StoreCounters } from './stores/types.js';
-import type { ColumnType } from './tables/schema.js';
+import type { ColumnType, TableDefinition } from './tables/schema.js';
 import type { OrderBy } from './tables/where.js';
 
 /** An entry as the API returns it: {@link EntryInfo} with its dates as ISO 8601 strings. */
@@ -172,4 +172,40 @@ export interface AbortUploadResponse {
 export interface NewKeyRequest {
   scopes: ('read' | 'write' | 'admin')[];
   name?: string;
+}
+
+/** `GET /v1/health`. */
+export interface HealthResponse {
+  ok: true;
+}
+
+/** `PUT /v1/tables/:name`: the table as defined now. */
+export interface DefineTableResponse {
+  table: TableDefinition;
+}
+
+/** An API key's public description (never its secret). */
+export interface WireKeyInfo {
+  keyId: string;
+  namespace: string;
+  scopes: ('read' | 'write' | 'admin')[];
+  name: string;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+/** `POST /v1/keys` (201): the key itself, shown this once. */
+export interface NewKeyResponse {
+  key: string;
+  info: WireKeyInfo;
+}
+
+/** `GET /v1/keys`. */
+export interface ListKeysResponse {
+  keys: WireKeyInfo[];
+}
+
+/** `DELETE /v1/keys/:id`. */
+export interface RevokeKeyResponse {
+  revoked: boolean;
 }

@@ -3,7 +3,7 @@
  * Usage: `metadataStoreContract('sqlite file', async () => ({ store, dispose }))`.
  */
 import type { EntryRecord } from 'cacheness';
-import type { MetadataStore } from 'cacheness/stores';
+import type { MetadataStore, Where } from 'cacheness/stores';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 export interface MetadataStoreHarness {
@@ -179,6 +179,17 @@ export function metadataStoreContract(name: string, make: () => Promise<Metadata
       expect(or.map((e) => e.key)).toEqual(['k01', 'k10']);
       expect(await s.count({ now: T0, where: { params: { tag: 'low' } } })).toBe(6);
       await expect(s.list({ limit: 5, now: T0, where: { nope: 1 } })).rejects.toMatchObject({ code: 'ECOLUMN' });
+    });
+
+    it('matches nested params and metadata by path, digits indexing arrays', async () => {
+      await s.put(record('n1', { params: { args: ['train', 3], opt: { lr: 0.1, name: 'adam' } }, metadata: { tags: { env: 'prod' } } }));
+      await s.put(record('n2', { params: { args: ['test', 3], opt: { lr: 0.2, name: 'adam' } }, metadata: { tags: { env: 'dev' } } }));
+      const keys = async (where: Where) => (await s.list({ limit: 10, now: T0, where })).map((e) => e.key);
+      expect(await keys({ params: { 'args.0': 'train' } })).toEqual(['n1']);
+      expect(await keys({ params: { 'args.1': 3 } })).toEqual(['n1', 'n2']);
+      expect(await keys({ params: { 'opt.name': 'adam', 'opt.lr': 0.2 } })).toEqual(['n2']);
+      expect(await keys({ metadata: { 'tags.env': 'prod' } })).toEqual(['n1']);
+      expect(await keys({ params: { 'opt.name': 'sgd' } })).toEqual([]);
     });
 
     it('deletes expired entries in batches', async () => {

@@ -10,13 +10,18 @@ import {
   type AbortUploadResponse,
   type CompleteUploadResponse,
   type CreateEntryResponse,
+  type DefineTableResponse,
   type DeleteResponse,
   type EntryRecord,
   type GetEntryResponse,
+  type HealthResponse,
   isExpired,
+  type ListKeysResponse,
   type ListResponse,
+  type NewKeyResponse,
   type PartUrlsResponse,
   type QueryResponse,
+  type RevokeKeyResponse,
   type StatsResponse,
   type TouchResponse,
   toEntryInfo,
@@ -24,6 +29,7 @@ import {
   ttlToMs,
   validateStringKey,
   type Where,
+  type WireKeyInfo,
 } from 'cacheness/model';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -31,15 +37,15 @@ import type { Sql } from 'postgres';
 import * as z from 'zod';
 import { contentHashHex } from '../content-hash.js';
 import { blobObjectKey } from '../object-keys.js';
-import { createApiKey, listApiKeys, type Principal, revokeApiKey, type Scope, verifyApiKey } from '../postgres/api-keys.js';
-import { isDroppedConnection, reconnectIfPossible, retryOnDroppedConnection } from '../postgres/connect.js';
+import { type ApiKeyInfo, createApiKey, listApiKeys, type Principal, revokeApiKey, type Scope, verifyApiKey } from '../postgres/api-keys.js';
+import { generationOf, isDroppedConnection, reconnectIfPossible, retryOnDroppedConnection } from '../postgres/connect.js';
 import { PostgresMetadataStore } from '../postgres/metadata-store.js';
 import { createUpload, deleteUpload, getUpload } from '../postgres/uploads.js';
 import { planParts, S3_LIMITS } from '../s3/multipart-plan.js';
 import { abortMultipart, completeMultipart, presignGet, presignParts, presignPut, startMultipart } from '../s3/presign.js';
 import { ApiError, toErrorResponse } from './errors.js';
 import { openApiDocument } from './openapi.js';
-import { DEFAULT_RATE_LIMIT, RateLimiter, type RateLimitOptions } from './rate-limit.js';
+import { DEFAULT_RATE_LIMIT, type RateDecision, RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { CompleteParts, CreateEntry, DefineTable, List, NewKey, PartNumbers, Query, Touch } from './schemas.js';
 
 /** What the API runs on. */
@@ -63,12 +69,17 @@ export interface ApiDeps {
   rateLimit?: RateLimitOptions | false;
 }
 
-type Env = { Variables: { principal: Principal; store: PostgresMetadataStore } };
+type Env = { Variables: { principal: Principal; store: PostgresMetadataStore; dbGeneration: number | undefined } };
 
 /** How long a pending upload may take before the sweeper abandons it. */
 const UPLOAD_TTL_MS = 24 * 3_600_000;
 /** Part URLs handed out per request (they live 15 minutes: a long upload asks for more). */
 const PART_URL_BATCH = 100;
+
+/** An API key's description with its dates as ISO strings. */
+function wireKey(info: ApiKeyInfo): WireKeyInfo {
+  return { ...info, createdAt: info.createdAt.toISOString(), revokedAt: info.revokedAt === null ? null : info.revokedAt.toISOString() };
+}
 
 async function objectSize(s3: S3Client, bucket: string, key: string): Promise<number | undefined> {
   try {
@@ -90,7 +101,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
 
   app.onError((err, c) => {
     // A connection that broke mid-request is replaced, so the next request runs (this one answers 503).
-    if (isDroppedConnection(err)) reconnectIfPossible(deps.sql);
+    if (isDroppedConnection(err)) reconnectIfPossible(deps.sql, c.get('dbGeneration'));
     const { status, body, retryAfter } = toErrorResponse(err);
     // Clients get no internals; operators get the error in the log (CloudWatch on Lambda).
     if (status >= 500) console.error(`${c.req.method} ${c.req.path} -> ${status}:`, err);
@@ -108,7 +119,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     }),
   );
 
-  app.get('/v1/health', (c) => c.json({ ok: true }));
+  app.get('/v1/health', (c) => c.json({ ok: true } satisfies HealthResponse));
   app.get('/v1/openapi.json', (c) => c.json(openApiDocument()));
 
   app.use('/v1/*', async (c, next) => {
@@ -116,14 +127,17 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     const header = c.req.header('authorization') ?? '';
     const match = /^Bearer (\S+)$/.exec(header);
     if (!match) throw new ApiError(401, 'EUNAUTHORIZED', 'Send an API key: Authorization: Bearer <key>.');
+    const limited = (d: RateDecision | undefined) => {
+      if (d && !d.ok) throw new ApiError(429, 'ERATELIMIT', `Too many requests with this API key; retry in ${d.retryAfterSeconds} s.`, undefined, d.retryAfterSeconds);
+    };
+    const claimedId = /^ck_([a-z0-9]{12})_/.exec(match[1] as string)?.[1];
+    if (claimedId) limited(limiter?.peek(claimedId));
     // A request's first statement: a connection that went stale while the container was frozen fails
     // here, before anything was done, so it is safe to try once more on a fresh connection.
     const principal = await retryOnDroppedConnection(deps.sql, () => verifyApiKey(deps.sql, match[1] as string));
+    c.set('dbGeneration', generationOf(deps.sql)); // the pool this request's later statements use
     if (!principal) throw new ApiError(401, 'EUNAUTHORIZED', 'This API key is not valid (unknown, revoked or malformed).');
-    const decision = limiter?.take(principal.keyId);
-    if (decision && !decision.ok) {
-      throw new ApiError(429, 'ERATELIMIT', `Too many requests with this API key; retry in ${decision.retryAfterSeconds} s.`, undefined, decision.retryAfterSeconds);
-    }
+    limited(limiter?.take(principal.keyId));
     c.set('principal', principal);
     c.set('store', new PostgresMetadataStore({ sql: deps.sql, namespace: principal.namespace }));
     await next();
@@ -235,6 +249,11 @@ export function createApp(deps: ApiDeps): Hono<Env> {
         maxSize,
         createdAt: now,
         expiresAt: now + UPLOAD_TTL_MS,
+      }).catch(async (err) => {
+        // As below: abort the multipart upload no row names; the staged pin is then stale garbage.
+        await abortMultipart(deps.s3, { bucket: deps.bucket, key: objectKey, uploadId: s3UploadId }).catch(() => {});
+        await store.releasePin(staged.pin).catch(() => {});
+        throw err;
       });
       const first = Array.from({ length: Math.min(plan.partCount, PART_URL_BATCH) }, (_, i) => i + 1);
       const parts = await presignParts(deps.s3, { bucket: deps.bucket, key: objectKey, uploadId: s3UploadId, partNumbers: first });
@@ -255,6 +274,9 @@ export function createApp(deps: ApiDeps): Hono<Env> {
       );
     }
     if (!body.blobId) throw new ApiError(400, 'EVALIDATION', 'An upload needs blobId (the XXH3-128 of the stored bytes).');
+    if (body.codec === 'none' && (body.size !== body.storedSize || body.contentHash !== body.blobId)) {
+      throw new ApiError(400, 'EVALIDATION', "With codec 'none' the stored bytes are the content: size must equal storedSize and contentHash equal blobId.");
+    }
     if (record.storedSize > maxObject) throw tooLarge();
     record.blobId = body.blobId;
     const reservation = await store.acquireBlob(body.blobId, record.storedSize, now, `upload:${namespace}`);
@@ -335,6 +357,9 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     const done = parsed.data;
     const streamed = upload.maxSize !== null;
     const facts = [done.size, done.storedSize, done.contentHash, done.blobId];
+    if (streamed && upload.record.codec === 'none' && (done.size !== done.storedSize || done.contentHash !== done.blobId)) {
+      throw new ApiError(400, 'EVALIDATION', "With codec 'none' the stored bytes are the content: size must equal storedSize and contentHash equal blobId.");
+    }
     if (streamed && facts.some((v) => v === undefined)) {
       throw new ApiError(400, 'EVALIDATION', 'A streamed upload completes with its size, storedSize, contentHash and blobId (the XXH3-128 of the stored bytes).');
     }
@@ -343,15 +368,20 @@ export function createApp(deps: ApiDeps): Hono<Env> {
       if (!done.parts) throw new ApiError(400, 'EVALIDATION', 'Completing a multipart upload needs its parts: [{ partNumber, etag }].');
       const numbers = done.parts.map((p) => p.partNumber).sort((a, b) => a - b);
       const { partCount } = upload.multipart;
-      const expected = streamed ? numbers.length : partCount;
-      if (numbers.length !== expected || numbers.length > partCount || numbers.some((n, i) => n !== i + 1)) {
+      const expectedParts = streamed ? numbers.length : partCount;
+      if (numbers.length !== expectedParts || numbers.length > partCount || numbers.some((n, i) => n !== i + 1)) {
         throw new ApiError(
           422,
           'EUPLOADINCOMPLETE',
           streamed ? `Send the parts numbered 1 to n (n at most ${partCount}), each once.` : `Send all ${partCount} parts, numbered 1 to ${partCount}, each once.`,
         );
       }
-      await completeMultipart(deps.s3, { bucket: deps.bucket, key: objectKey, uploadId: upload.multipart.s3UploadId, parts: done.parts });
+      const expectedSize = streamed ? done.storedSize : upload.record.storedSize;
+      await completeMultipart(deps.s3, { bucket: deps.bucket, key: objectKey, uploadId: upload.multipart.s3UploadId, parts: done.parts }).catch(async (err) => {
+        // A retried completion (the first completed the object, then failed to record the entry): S3 no
+        // longer knows the upload (NoSuchUpload; the local stand-in answers 500), but the object is there.
+        if ((await objectSize(deps.s3, deps.bucket, objectKey)) !== expectedSize) throw err;
+      });
     }
     const size = await objectSize(deps.s3, deps.bucket, objectKey);
     if (size === undefined) throw new ApiError(409, 'EUPLOADINCOMPLETE', 'The bytes have not arrived: PUT them to the upload URL first.');
@@ -432,7 +462,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     const parsed = DefineTable.safeParse(await c.req.json().catch(() => undefined));
     if (!parsed.success) throw new ApiError(400, 'EVALIDATION', `Invalid table definition: ${z.prettifyError(parsed.error)}`);
     const def = await c.get('store').defineTable(c.req.param('name'), parsed.data.columns, { unique: parsed.data.unique, index: parsed.data.index });
-    return c.json({ table: def });
+    return c.json({ table: def } satisfies DefineTableResponse);
   });
 
   app.post('/v1/tables/:name/query', async (c) => {
@@ -452,17 +482,17 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     const parsed = NewKey.safeParse(await c.req.json().catch(() => undefined));
     if (!parsed.success) throw new ApiError(400, 'EVALIDATION', `Invalid key request: ${z.prettifyError(parsed.error)}`);
     const { key, info } = await createApiKey(deps.sql, { namespace: c.get('principal').namespace, scopes: parsed.data.scopes, name: parsed.data.name });
-    return c.json({ key, info }, 201);
+    return c.json({ key, info: wireKey(info) } satisfies NewKeyResponse, 201);
   });
 
   app.get('/v1/keys', async (c) => {
     need(c.get('principal'), 'admin');
-    return c.json({ keys: await listApiKeys(deps.sql, c.get('principal').namespace) });
+    return c.json({ keys: (await listApiKeys(deps.sql, c.get('principal').namespace)).map(wireKey) } satisfies ListKeysResponse);
   });
 
   app.delete('/v1/keys/:id', async (c) => {
     need(c.get('principal'), 'admin');
-    return c.json({ revoked: await revokeApiKey(deps.sql, c.get('principal').namespace, c.req.param('id')) });
+    return c.json({ revoked: await revokeApiKey(deps.sql, c.get('principal').namespace, c.req.param('id')) } satisfies RevokeKeyResponse);
   });
 
   app.delete('/v1/entries/:key', async (c) => {

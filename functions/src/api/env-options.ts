@@ -14,27 +14,31 @@ import { DEFAULT_RATE_LIMIT } from './rate-limit.js';
 
 type Limits = Pick<ApiDeps, 'rateLimit' | 'maxObjectBytes' | 'inlineMaxBytes'>;
 
-function number(env: NodeJS.ProcessEnv, name: string): number | undefined {
+/** A numeric setting: unset or empty means undefined; anything else must be a number at least `min` (a whole one if `integer`). */
+function number(env: NodeJS.ProcessEnv, name: string, opts: { min?: number; integer?: boolean } = {}): number | undefined {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return undefined;
   const n = Number(raw);
-  if (!Number.isFinite(n) || n < 0) throw new OptionError('EOPTION', `${name} must be a non-negative number; got ${JSON.stringify(raw)}.`);
+  const min = opts.min ?? 0;
+  if (!Number.isFinite(n) || n < min || (opts.integer && !Number.isInteger(n))) {
+    throw new OptionError('EOPTION', `${name} must be ${opts.integer ? 'a whole number' : 'a number'} of at least ${min}; got ${JSON.stringify(raw)}.`);
+  }
   return n;
 }
 
 /** The API limits set in `env`. */
 export function apiLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): Limits {
   const rps = number(env, 'RATE_LIMIT_RPS');
-  const burst = number(env, 'RATE_LIMIT_BURST');
+  const burst = number(env, 'RATE_LIMIT_BURST', { min: 1 });
   const limits: Limits = {};
   if (rps === 0) limits.rateLimit = false;
   else if (rps !== undefined || burst !== undefined) {
     const requestsPerSecond = rps ?? DEFAULT_RATE_LIMIT.requestsPerSecond;
     limits.rateLimit = { requestsPerSecond, burst: burst ?? (rps === undefined ? DEFAULT_RATE_LIMIT.burst : undefined) };
   }
-  const maxObject = number(env, 'MAX_OBJECT_BYTES');
+  const maxObject = number(env, 'MAX_OBJECT_BYTES', { integer: true });
   if (maxObject !== undefined) limits.maxObjectBytes = maxObject;
-  const inline = number(env, 'INLINE_MAX_BYTES');
+  const inline = number(env, 'INLINE_MAX_BYTES', { integer: true });
   if (inline !== undefined) limits.inlineMaxBytes = inline;
   return limits;
 }

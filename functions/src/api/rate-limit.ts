@@ -49,18 +49,35 @@ export class RateLimiter {
     this.clock = opts.clock ?? Date.now;
   }
 
+  /**
+   * Whether `key`'s bucket has a token, without spending it: checked before the key is verified, so a
+   * runaway client costs no database lookups, while only verified requests spend tokens (nobody can
+   * drain another key's bucket by sending its id with a wrong secret).
+   */
+  peek(key: string): RateDecision {
+    return this.decide(this.tokens(key, this.clock()));
+  }
+
   /** Spends one token of `key`'s bucket, or says how long to wait for one. */
   take(key: string): RateDecision {
     const now = this.clock();
-    const b = this.buckets.get(key);
-    const tokens = b ? Math.min(this.burst, b.tokens + (Math.max(0, now - b.at) * this.rate) / 1000) : this.burst;
+    const tokens = this.tokens(key, now);
     this.buckets.delete(key);
     if (tokens < 1) {
       this.buckets.set(key, { tokens, at: now });
-      return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - tokens) / this.rate)) };
+      return this.decide(tokens);
     }
     this.buckets.set(key, { tokens: tokens - 1, at: now });
     if (this.buckets.size > this.maxKeys) this.buckets.delete(this.buckets.keys().next().value as string);
     return { ok: true };
+  }
+
+  private tokens(key: string, now: number): number {
+    const b = this.buckets.get(key);
+    return b ? Math.min(this.burst, b.tokens + (Math.max(0, now - b.at) * this.rate) / 1000) : this.burst;
+  }
+
+  private decide(tokens: number): RateDecision {
+    return tokens >= 1 ? { ok: true } : { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - tokens) / this.rate)) };
   }
 }

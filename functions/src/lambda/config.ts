@@ -6,7 +6,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Sql } from 'postgres';
-import { connectDatabase, isDroppedConnection, reconnectIfPossible } from '../postgres/connect.js';
+import { connectDatabase, generationOf, isDroppedConnection, reconnectIfPossible } from '../postgres/connect.js';
 import { createS3Client } from '../s3/client.js';
 
 export interface LambdaContext {
@@ -36,10 +36,11 @@ export function lambdaContext(env: NodeJS.ProcessEnv = process.env): LambdaConte
  * connections before rethrowing, so the next invocation of this container does not inherit a wedged one.
  */
 export async function withFreshConnectionOnDrop<T>(ctx: LambdaContext, fn: () => Promise<T>): Promise<T> {
+  const generation = generationOf(ctx.sql);
   try {
     return await fn();
   } catch (err) {
-    if (isDroppedConnection(err)) reconnectIfPossible(ctx.sql);
+    if (isDroppedConnection(err)) reconnectIfPossible(ctx.sql, generation);
     throw err;
   }
 }

@@ -25,8 +25,14 @@ export interface ConnectOptions {
  * such an error the API calls {@link Database.reconnect} and carries on with a fresh pool.
  */
 export interface Database extends Sql {
-  /** Drops the current pool (without waiting for it) and opens a fresh one for the next queries. */
-  reconnect(): void;
+  /** Counts the pools opened so far: a request notes it, to replace only the pool it saw fail. */
+  readonly generation: number;
+  /**
+   * Drops the current pool (without waiting for it) and opens a fresh one for the next queries. With
+   * `ifGeneration`, only if the current pool is still that one: requests that failed on the same broken
+   * pool replace it once, not once each (which would kill each other's fresh pools).
+   */
+  reconnect(ifGeneration?: number): void;
 }
 
 /** Connects to `url` with settings fit for Lambda (see {@link ConnectOptions}). */
@@ -40,32 +46,47 @@ export function connectDatabase(url: string, opts: ConnectOptions = {}): Databas
       ...(opts.schema ? { connection: { search_path: opts.schema } } : {}),
     });
   let current = open();
-  const reconnect = () => {
+  let generation = 1;
+  const reconnect = (ifGeneration?: number) => {
+    if (ifGeneration !== undefined && ifGeneration !== generation) return;
     const old = current;
     current = open();
+    generation++;
     old.end({ timeout: 0 }).catch(() => {}); // may never settle on a wedged connection; nothing waits for it
   };
   // Every use (sql`...`, sql.unsafe, sql.begin, sql.json, sql.end) goes to the current pool.
   return new Proxy(function database() {} as unknown as Database, {
     apply: (_target, thisArg, args) => Reflect.apply(current as unknown as (...a: unknown[]) => unknown, thisArg, args),
-    get: (_target, prop) => (prop === 'reconnect' ? reconnect : Reflect.get(current, prop)),
-    has: (_target, prop) => prop === 'reconnect' || Reflect.has(current, prop),
+    get: (_target, prop) => (prop === 'reconnect' ? reconnect : prop === 'generation' ? generation : Reflect.get(current, prop)),
+    has: (_target, prop) => prop === 'reconnect' || prop === 'generation' || Reflect.has(current, prop),
   });
 }
 
-/** Errors of a connection that broke (reset, closed under the client): nothing was done on it. */
-const DROPPED = new Set(['ECONNRESET', 'EPIPE', 'CONNECTION_CLOSED', 'CONNECTION_DESTROYED']);
+/**
+ * Errors of a connection the network broke (reset, closed under the client). Not CONNECTION_DESTROYED
+ * or CONNECTION_ENDED: those are this process ending a pool itself.
+ */
+const DROPPED = new Set(['ECONNRESET', 'EPIPE', 'CONNECTION_CLOSED']);
 
 /** True when `err` says the database connection dropped (as after a Lambda container thaws on a stale socket). */
 export function isDroppedConnection(err: unknown): boolean {
-  const e = err as { code?: unknown; errno?: unknown; cause?: { code?: unknown } } | undefined;
+  const e = err as { code?: unknown; errno?: unknown; cause?: { code?: unknown }; $metadata?: unknown } | undefined;
+  if (e?.$metadata !== undefined) return false; // an AWS SDK (S3) error: the database is fine
   return DROPPED.has(String(e?.code ?? '')) || DROPPED.has(String(e?.errno ?? '')) || DROPPED.has(String(e?.cause?.code ?? ''));
 }
 
-/** Replaces `sql`'s connections if it is a {@link Database} (a plain postgres.js `Sql` is left alone). */
-export function reconnectIfPossible(sql: Sql): void {
+/** The pool generation of `sql` if it is a {@link Database}. */
+export function generationOf(sql: Sql): number | undefined {
+  return (sql as Partial<Database>).generation;
+}
+
+/**
+ * Replaces `sql`'s connections if it is a {@link Database} (a plain postgres.js `Sql` is left alone),
+ * and with `ifGeneration` only if they are still the ones of that generation.
+ */
+export function reconnectIfPossible(sql: Sql, ifGeneration?: number): void {
   const db = sql as Partial<Database>;
-  if (typeof db.reconnect === 'function') db.reconnect();
+  if (typeof db.reconnect === 'function') db.reconnect(ifGeneration);
 }
 
 /**
@@ -73,11 +94,12 @@ export function reconnectIfPossible(sql: Sql): void {
  * is safe to repeat: a read, or the first statement of a request, before anything was written.
  */
 export async function retryOnDroppedConnection<T>(sql: Sql, fn: () => Promise<T>): Promise<T> {
+  const generation = generationOf(sql);
   try {
     return await fn();
   } catch (err) {
     if (!isDroppedConnection(err)) throw err;
-    reconnectIfPossible(sql);
+    reconnectIfPossible(sql, generation);
     return fn();
   }
 }

@@ -123,11 +123,14 @@ function jsonResolver(column: string): FieldResolver {
         params: [path],
         placeholder: JSONB,
         bind: bindJson,
-        // {path: value} containment lets the GIN index (jsonb_path_ops) find candidates.
-        indexHint: (value) => ({
-          sql: `${column} @> ?::text::jsonb`,
-          params: [(path as unknown as string[]).reduceRight((inner: string, k) => `{${JSON.stringify(k)}:${inner}}`, bindJson(value) as string)],
-        }),
+        // {path: value} containment lets the GIN index (jsonb_path_ops) find candidates. Not for paths
+        // with an all-digit segment: that may index an array, which an object pattern would not match.
+        indexHint: (path as unknown as string[]).some((k) => /^\d+$/.test(k))
+          ? undefined
+          : (value) => ({
+              sql: `${column} @> ?::text::jsonb`,
+              params: [(path as unknown as string[]).reduceRight((inner: string, k) => `{${JSON.stringify(k)}:${inner}}`, bindJson(value) as string)],
+            }),
       };
     },
   };
@@ -499,8 +502,9 @@ export class PostgresMetadataStore implements MetadataStore {
 
   async acquireBlob(id: string, size: number, now: number, owner: string): Promise<BlobReservation> {
     const pin = randomBytes(8).toString('hex');
-    const gen = randomBytes(4).toString('hex');
+    const gen = randomBytes(8).toString('hex');
     return this.write(async (tx) => {
+      await this.buryIfDoomed(id, tx);
       // A missing or doomed blob gets a fresh generation; a live one is pinned as it is.
       const [row] = await this.q(
         `INSERT INTO blobs (namespace, id, gen, size) VALUES ($1, $2, $3, $4)
@@ -589,28 +593,66 @@ export class PostgresMetadataStore implements MetadataStore {
   async adoptStagedBlob(stagedName: string, pin: string, contentId: string, size: number): Promise<{ blobId: string; name: string; deduplicated: boolean }> {
     const stagedId = stagedName.split('.')[0] as string;
     return this.write(async (tx) => {
-      const [mine] = await this.q('SELECT 1 FROM pins WHERE namespace = $1 AND token = $2 AND blob_id = $3 FOR UPDATE', [pin, stagedId], tx);
+      const [mine] = await this.q('SELECT blob_id FROM pins WHERE namespace = $1 AND token = $2 FOR UPDATE', [pin], tx);
       if (!mine) throw new StoreError('ESTORE', 'The upload reservation expired before it completed; upload again.', { details: { retry: true } });
-      const [b] = await this.q(`SELECT ready, doomed, ${BLOB_NAME} AS name FROM blobs b WHERE namespace = $1 AND id = $2 FOR UPDATE`, [contentId], tx);
-      if (b && !b.doomed && b.ready) {
+      if (mine.blob_id !== stagedId) {
+        // Adopted already by an earlier attempt whose entry write then failed: the same answer again.
+        const [held] = await this.q(`SELECT ${BLOB_NAME} AS name FROM blobs b WHERE namespace = $1 AND id = $2 AND NOT doomed`, [mine.blob_id as string], tx);
+        if (!held) throw new StoreError('ESTORE', 'The upload reservation expired before it completed; upload again.', { details: { retry: true } });
+        return { blobId: mine.blob_id as string, name: held.name as string, deduplicated: held.name !== stagedName };
+      }
+      const [b] = await this.q(`SELECT ready, doomed, size, ${BLOB_NAME} AS name FROM blobs b WHERE namespace = $1 AND id = $2 FOR UPDATE`, [contentId], tx);
+      if (b && !b.doomed && b.ready && Number(b.size) === size) {
         await this.q('UPDATE pins SET blob_id = $3 WHERE namespace = $1 AND token = $2', [pin, contentId], tx);
         return { blobId: contentId, name: b.name as string, deduplicated: true };
       }
       if (b && !b.doomed) {
+        // Another upload of these bytes is in flight (or a blob of that id has another size): keep ours apart.
         await this.q('UPDATE blobs SET size = $3 WHERE namespace = $1 AND id = $2', [stagedId, size], tx);
         return { blobId: stagedId, name: stagedName, deduplicated: false };
       }
-      // A doomed row of the same id names another object (which its sweeper deletes); this row now names ours.
+      // A doomed row of the same id names another object: that name goes to the graveyard; the row now names ours.
+      if (b) await this.buryIfDoomed(contentId, tx);
       await this.q('DELETE FROM blobs WHERE namespace = $1 AND id = $2', [stagedId], tx);
       await this.q(
         `INSERT INTO blobs (namespace, id, gen, size, object) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (namespace, id) DO UPDATE SET gen = excluded.gen, size = excluded.size, object = excluded.object, refs = 0, ready = false, doomed = false`,
-        [contentId, randomBytes(4).toString('hex'), size, stagedName],
+        [contentId, randomBytes(8).toString('hex'), size, stagedName],
         tx,
       );
       await this.q('UPDATE pins SET blob_id = $3 WHERE namespace = $1 AND token = $2', [pin, contentId], tx);
       return { blobId: contentId, name: stagedName, deduplicated: false };
     });
+  }
+
+  /** Records the object name of blob `id` if it is doomed (about to be renamed), so its object is still reclaimed. */
+  private async buryIfDoomed(id: string, tx: TransactionSql): Promise<void> {
+    await this.q(
+      `INSERT INTO blob_graveyard (namespace, name) SELECT namespace, ${BLOB_NAME} FROM blobs b WHERE namespace = $1 AND id = $2 AND doomed ON CONFLICT DO NOTHING`,
+      [id],
+      tx,
+    );
+  }
+
+  /**
+   * Object names of blobs renamed while doomed (see migration 7), oldest first, that no live blob
+   * uses. The sweeper deletes (or tags) their objects, then {@link forgetBuried} them.
+   */
+  async buried(limit: number): Promise<string[]> {
+    const rows = await this.q(
+      `SELECT g.name FROM blob_graveyard g WHERE g.namespace = $1
+         AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.namespace = g.namespace AND ${BLOB_NAME} = g.name AND NOT b.doomed
+                           AND (b.id = split_part(g.name, '.', 1) OR b.object = g.name))
+       ORDER BY g.at, g.name LIMIT $2`,
+      [limit],
+    );
+    return rows.map((r) => r.name as string);
+  }
+
+  /** Forgets graveyard names whose objects are gone or tagged; returns how many it forgot. */
+  async forgetBuried(names: string[]): Promise<number> {
+    if (!names.length) return 0;
+    return (await this.q('DELETE FROM blob_graveyard WHERE namespace = $1 AND name = ANY($2::text[]) RETURNING name', [names])).length;
   }
 
   private async loadTables(): Promise<void> {

@@ -274,6 +274,22 @@ CREATE TRIGGER entries_deleted AFTER DELETE ON entries REFERENCING OLD TABLE AS 
 CREATE TRIGGER entries_updated AFTER UPDATE ON entries REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION entries_updated();
 `,
   },
+  {
+    version: 7,
+    name: 'garbage by object name; graveyard of replaced doomed blobs',
+    sql: `
+-- The sweeper walks a namespace's garbage in object-name order (streamed blobs keep staged names).
+CREATE INDEX blobs_garbage_by_name ON blobs (namespace, (coalesce(object, id || '.' || gen) COLLATE "C")) WHERE refs <= 0;
+-- A doomed blob re-acquired before its sweeper finished gets a new object name; the old name goes here
+-- so its object is deleted (or tagged) even if that sweeper could not.
+CREATE TABLE blob_graveyard (
+  namespace text NOT NULL,
+  name text COLLATE "C" NOT NULL,
+  at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (namespace, name)
+);
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied; returns the versions it applied. */
