@@ -1,12 +1,16 @@
 /**
  * Configuration of the Lambda handlers, from the environment, created once per container.
- * DATABASE_URL: the Postgres connection string; BUCKET: the payload bucket; DB_SCHEMA (optional);
- * S3_ENDPOINT (optional, for tests and the local stack; AWS's endpoints otherwise).
+ * - DATABASE_URL: the Postgres connection string (in AWS without a password: see DATABASE_SECRET_ARN);
+ * - DATABASE_SECRET_ARN (optional): a Secrets Manager secret whose JSON `password` is the password;
+ * - DATABASE_SSL (optional): `require` for TLS (Aurora);
+ * - DB_SCHEMA (optional): the search_path;
+ * - BUCKET: the payload bucket; S3_ENDPOINT (optional, for tests and the local stack).
  * @module
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Sql } from 'postgres';
 import { connectDatabase, generationOf, isDroppedConnection, reconnectIfPossible } from '../postgres/connect.js';
+import { secretPassword } from '../postgres/secret-password.js';
 import { createS3Client } from '../s3/client.js';
 
 export interface LambdaContext {
@@ -23,7 +27,11 @@ export function lambdaContext(env: NodeJS.ProcessEnv = process.env): LambdaConte
     const bucket = env.BUCKET;
     if (!url || !bucket) throw new Error('The cacheness functions need DATABASE_URL and BUCKET in their environment.');
     context = {
-      sql: connectDatabase(url, { schema: env.DB_SCHEMA }),
+      sql: connectDatabase(url, {
+        schema: env.DB_SCHEMA || undefined,
+        ...(env.DATABASE_SECRET_ARN ? { password: secretPassword(env.DATABASE_SECRET_ARN) } : {}),
+        ...(env.DATABASE_SSL === 'require' ? { ssl: 'require' as const } : {}),
+      }),
       s3: createS3Client({ region: env.AWS_REGION, endpoint: env.S3_ENDPOINT }),
       bucket,
     };

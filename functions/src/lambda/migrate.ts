@@ -2,7 +2,12 @@
 import { migrate } from '../postgres/migrations.js';
 import { lambdaContext, withFreshConnectionOnDrop } from './config.js';
 
-export async function handler(): Promise<{ applied: number[] }> {
+/**
+ * Applies the migrations. Invoked directly, or as a CloudFormation custom resource (through the CDK
+ * provider framework) on every deploy that changes them; deleting the resource changes nothing.
+ */
+export async function handler(event?: { RequestType?: string }): Promise<{ applied: number[] }> {
+  if (event?.RequestType === 'Delete') return { applied: [] };
   const ctx = lambdaContext();
   return { applied: await withFreshConnectionOnDrop(ctx, () => migrate(ctx.sql)) };
 }

@@ -16,6 +16,10 @@ export interface ConnectOptions {
   connectTimeoutSeconds?: number;
   /** Postgres search_path (schema). */
   schema?: string;
+  /** The password, asked for on every new connection (e.g. read from Secrets Manager); default: the URL's. */
+  password?: () => Promise<string>;
+  /** TLS: `'require'` encrypts without checking the server certificate (Aurora's default `rds.force_ssl`). Default: none. */
+  ssl?: 'require';
 }
 
 /**
@@ -44,6 +48,8 @@ export function connectDatabase(url: string, opts: ConnectOptions = {}): Databas
       connect_timeout: opts.connectTimeoutSeconds ?? 35,
       onnotice: () => {},
       ...(opts.schema ? { connection: { search_path: opts.schema } } : {}),
+      ...(opts.password ? { password: opts.password } : {}),
+      ...(opts.ssl ? { ssl: opts.ssl } : {}),
     });
   let current = open();
   let generation = 1;
