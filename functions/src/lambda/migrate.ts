@@ -1,4 +1,5 @@
 /** Lambda handler that applies database migrations (run by the deployment before the API serves). */
+import { createApiKey, type Scope } from '../postgres/api-keys.js';
 import { migrate } from '../postgres/migrations.js';
 import { lambdaContext, withFreshConnectionOnDrop } from './config.js';
 
@@ -6,8 +7,19 @@ import { lambdaContext, withFreshConnectionOnDrop } from './config.js';
  * Applies the migrations. Invoked directly, or as a CloudFormation custom resource (through the CDK
  * provider framework) on every deploy that changes them; deleting the resource changes nothing.
  */
-export async function handler(event?: { RequestType?: string }): Promise<{ applied: number[] }> {
+export async function handler(event?: MigrateEvent): Promise<{ applied: number[]; key?: string; info?: unknown }> {
   if (event?.RequestType === 'Delete') return { applied: [] };
   const ctx = lambdaContext();
-  return { applied: await withFreshConnectionOnDrop(ctx, () => migrate(ctx.sql)) };
+  const applied = await withFreshConnectionOnDrop(ctx, () => migrate(ctx.sql));
+  if (!event?.createKey) return { applied };
+  // The first API key of a deployment: operators invoke this function (it alone reaches the database
+  // and holds its credentials; invoking it takes lambda:InvokeFunction on it).
+  const { key, info } = await createApiKey(ctx.sql, { namespace: event.createKey.namespace, scopes: event.createKey.scopes, name: event.createKey.name });
+  return { applied, key, info };
+}
+
+/** A CloudFormation custom-resource event, or an operator's request for an API key. */
+export interface MigrateEvent {
+  RequestType?: 'Create' | 'Update' | 'Delete';
+  createKey?: { namespace: string; scopes: Scope[]; name?: string };
 }
