@@ -47,3 +47,30 @@ it('migrates, serves API Gateway v2 events, and sweeps', async () => {
   const { handler: sweeper } = await import('../src/lambda/sweeper.js');
   expect(await sweeper()).toMatchObject({ expired: 0 });
 });
+
+it('creates the first API key when an operator invokes the migration function, and ignores custom-resource deletes', async () => {
+  const { handler: migrate } = await import('../src/lambda/migrate.js');
+  expect(await migrate({ RequestType: 'Delete' })).toEqual({ applied: [] });
+  const out = await migrate({ createKey: { namespace: 'first', scopes: ['read', 'write', 'admin'], name: 'bootstrap' } });
+  expect(out.key).toMatch(/^ck_[a-z0-9]{12}_/);
+  expect(out.info).toMatchObject({ namespace: 'first', scopes: ['read', 'write', 'admin'], name: 'bootstrap' });
+  const { handler: api } = await import('../src/lambda/api.js');
+  const event = {
+    version: '2.0',
+    routeKey: '$default',
+    rawPath: '/v1/keys',
+    rawQueryString: '',
+    headers: { authorization: `Bearer ${out.key}`, host: 'x.example' },
+    requestContext: {
+      http: { method: 'GET', path: '/v1/keys', protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 't' },
+      requestId: 'r',
+      routeKey: '$default',
+      stage: '$default',
+      timeEpoch: 0,
+    },
+    isBase64Encoded: false,
+  };
+  const res = (await api(event as never, {} as never)) as { statusCode: number; body: string };
+  expect(res.statusCode).toBe(200);
+  expect(JSON.parse(res.body).keys).toHaveLength(1);
+});

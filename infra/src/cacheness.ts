@@ -208,7 +208,9 @@ export class Cacheness extends Construct {
         vpc: this.vpc,
         vpcSubnets: subnets,
         securityGroups: [fnSecurityGroup],
-        environment,
+        // Connecting gives up before the function times out: the API then answers 503 with Retry-After
+        // while a paused Aurora resumes (it takes up to about 30 s), instead of API Gateway's bare 503.
+        environment: { ...environment, DATABASE_CONNECT_TIMEOUT_SECONDS: String(Math.max(5, opts.timeout.toSeconds() - 4)) },
         bundling,
       });
       secret.grantRead(f);

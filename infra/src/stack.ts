@@ -40,6 +40,9 @@ export function propsFromContext(get: (key: string) => unknown): CachenessProps 
   const stage = str('stage');
   if (stage !== undefined && stage !== 'dev' && stage !== 'prod') throw new Error(`Context value stage must be dev or prod; got ${JSON.stringify(stage)}.`);
   const removal = str('removalPolicy');
+  if (removal !== undefined && !['destroy', 'retain', 'snapshot'].includes(removal)) {
+    throw new Error(`Context value removalPolicy must be destroy, retain or snapshot; got ${JSON.stringify(removal)}.`);
+  }
   const pause = num('autoPauseMinutes');
   return {
     stage: stage as Stage | undefined,

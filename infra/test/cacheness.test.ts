@@ -119,7 +119,9 @@ describe('functions', () => {
     }
     const api = fns.find(([, f]) => f.Properties.Description === 'cacheness HTTP API')?.[1];
     expect(api?.Properties).toMatchObject({ ReservedConcurrentExecutions: 40, Timeout: 29 });
-    expect(api?.Properties.Environment).toMatchObject({ Variables: { DATABASE_SSL: 'require', DATABASE_SECRET_ARN: expect.anything(), BUCKET: expect.anything() } });
+    expect(api?.Properties.Environment).toMatchObject({
+      Variables: { DATABASE_SSL: 'require', DATABASE_SECRET_ARN: expect.anything(), BUCKET: expect.anything(), DATABASE_CONNECT_TIMEOUT_SECONDS: '25' },
+    });
     template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
   });
 

@@ -3,6 +3,8 @@
  * - DATABASE_URL: the Postgres connection string (in AWS without a password: see DATABASE_SECRET_ARN);
  * - DATABASE_SECRET_ARN (optional): a Secrets Manager secret whose JSON `password` is the password;
  * - DATABASE_SSL (optional): `require` for TLS (Aurora);
+ * - DATABASE_CONNECT_TIMEOUT_SECONDS (optional, default 35): below the function's own timeout, so a
+ *   request that meets a resuming Aurora answers 503 with Retry-After instead of timing out;
  * - DB_SCHEMA (optional): the search_path;
  * - BUCKET: the payload bucket; S3_ENDPOINT (optional, for tests and the local stack).
  * @module
@@ -29,6 +31,7 @@ export function lambdaContext(env: NodeJS.ProcessEnv = process.env): LambdaConte
     context = {
       sql: connectDatabase(url, {
         schema: env.DB_SCHEMA || undefined,
+        ...(env.DATABASE_CONNECT_TIMEOUT_SECONDS ? { connectTimeoutSeconds: Number(env.DATABASE_CONNECT_TIMEOUT_SECONDS) } : {}),
         ...(env.DATABASE_SECRET_ARN ? { password: secretPassword(env.DATABASE_SECRET_ARN) } : {}),
         ...(env.DATABASE_SSL === 'require' ? { ssl: 'require' as const } : {}),
       }),
