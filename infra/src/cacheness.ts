@@ -87,6 +87,9 @@ export class Cacheness extends Construct {
   constructor(scope: Construct, id: string, props: CachenessProps = {}) {
     super(scope, id);
     const stage = props.stage ?? 'dev';
+    const maxAcu = props.maxCapacityAcu ?? 4;
+    const apiConcurrency = props.apiConcurrency ?? 40;
+    checkConnections(maxAcu, apiConcurrency);
     const removalPolicy = props.removalPolicy ?? (stage === 'prod' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY);
     const destroy = removalPolicy === RemovalPolicy.DESTROY;
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
@@ -152,7 +155,7 @@ export class Cacheness extends Construct {
       engine: rds.DatabaseClusterEngine.auroraPostgres({ version: rds.AuroraPostgresEngineVersion.VER_17_7 }),
       writer: rds.ClusterInstance.serverlessV2('writer', { autoMinorVersionUpgrade: true }),
       serverlessV2MinCapacity: 0,
-      serverlessV2MaxCapacity: props.maxCapacityAcu ?? 4,
+      serverlessV2MaxCapacity: maxAcu,
       serverlessV2AutoPauseDuration: props.autoPause ?? Duration.minutes(10),
       credentials: rds.Credentials.fromGeneratedSecret(ADMIN_USER),
       defaultDatabaseName: DATABASE,
@@ -217,7 +220,7 @@ export class Cacheness extends Construct {
       return f;
     };
     // Connections: API concurrency + sweeper + migration + rotation stay far below Aurora's max_connections at 0.5 ACU and above.
-    this.apiFunction = fn('api', { memoryMb: 1024, timeout: Duration.seconds(29), concurrency: props.apiConcurrency ?? 40, description: 'cacheness HTTP API' });
+    this.apiFunction = fn('api', { memoryMb: 1024, timeout: Duration.seconds(29), concurrency: apiConcurrency, description: 'cacheness HTTP API' });
     this.sweeperFunction = fn('sweeper', { memoryMb: 512, timeout: Duration.minutes(5), concurrency: 1, description: 'cacheness TTL sweeper' });
     this.migrateFunction = fn('migrate', { memoryMb: 512, timeout: Duration.minutes(5), concurrency: 1, description: 'cacheness database migrations' });
 
@@ -313,6 +316,30 @@ export class Cacheness extends Construct {
       value: `aws lambda invoke --region ${stack.region} --function-name ${this.migrateFunction.functionName} --cli-binary-format raw-in-base64-out --payload '{"createKey":{"namespace":"default","scopes":["read","write","admin"]}}' key.json && cat key.json`,
       description: 'creates the first API key (admin scope; it can create the others through POST /v1/keys)',
     });
+  }
+}
+
+/** Connections other than the API's: sweeper, migrations, secret rotation, and a few for operators. */
+const OTHER_CONNECTIONS = 8;
+
+/**
+ * Each API container holds one connection, so reserved concurrency bounds the API's connections. They
+ * must stay below Aurora's max_connections, which for Serverless v2 follows the maximum capacity:
+ * LEAST(DBInstanceClassMemory / 9,531,392, 5,000), about 2 GiB of memory per ACU (three quarters of it
+ * counted here, for what the instance keeps for itself).
+ */
+export function estimatedMaxConnections(maxAcu: number): number {
+  return Math.min(5000, Math.floor((0.75 * maxAcu * 2 * 1024 ** 3) / 9_531_392));
+}
+
+function checkConnections(maxAcu: number, apiConcurrency: number): void {
+  if (!(maxAcu >= 0.5 && maxAcu <= 256)) throw new Error(`maxCapacityAcu must be between 0.5 and 256; got ${maxAcu}.`);
+  if (!Number.isInteger(apiConcurrency) || apiConcurrency < 1) throw new Error(`apiConcurrency must be a whole number of at least 1; got ${apiConcurrency}.`);
+  const limit = estimatedMaxConnections(maxAcu);
+  if (apiConcurrency + OTHER_CONNECTIONS > limit) {
+    throw new Error(
+      `apiConcurrency ${apiConcurrency} could open more connections than Aurora allows at ${maxAcu} ACU (about ${limit}): lower apiConcurrency to ${limit - OTHER_CONNECTIONS} or raise maxCapacityAcu.`,
+    );
   }
 }
 

@@ -3,6 +3,6 @@
  * and {@link CachenessStack}.
  * @module
  */
-export { Cacheness, type CachenessProps, type Stage } from './cacheness.js';
+export { Cacheness, type CachenessProps, estimatedMaxConnections, type Stage } from './cacheness.js';
 export { acknowledgeNagFindings } from './nag.js';
 export { CachenessStack, type CachenessStackProps, propsFromContext } from './stack.js';

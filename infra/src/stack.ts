@@ -51,6 +51,7 @@ export function propsFromContext(get: (key: string) => unknown): CachenessProps 
       .map((o) => o.trim())
       .filter(Boolean),
     maxCapacityAcu: num('maxCapacityAcu'),
+    apiConcurrency: num('apiConcurrency'),
     autoPause: pause === undefined ? undefined : Duration.minutes(pause),
     logRetention: num('logRetentionDays') as RetentionDays | undefined,
     removalPolicy: removal as RemovalPolicy | undefined,

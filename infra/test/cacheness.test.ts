@@ -6,7 +6,7 @@ import { App, Duration, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CachenessStack, propsFromContext } from '../src/index.js';
+import { CachenessStack, estimatedMaxConnections, propsFromContext } from '../src/index.js';
 
 let template: Template;
 let prodTemplate: Template;
@@ -194,6 +194,14 @@ describe('cdk-nag', () => {
       expect(() => app.synth()).not.toThrow();
     }
   }, 120_000);
+});
+
+describe('connection budget', () => {
+  it('refuses an API concurrency the database could not hold connections for', () => {
+    expect(estimatedMaxConnections(0.5)).toBeGreaterThan(48); // the defaults fit even the smallest maximum
+    expect(() => synth({ cacheness: { maxCapacityAcu: 0.5, apiConcurrency: 500 } })).toThrow(/apiConcurrency 500 could open more connections than Aurora allows at 0.5 ACU/);
+    expect(() => synth({ cacheness: { maxCapacityAcu: 0.1 } })).toThrow(/maxCapacityAcu must be between 0.5 and 256/);
+  });
 });
 
 describe('context', () => {
