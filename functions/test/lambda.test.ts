@@ -74,3 +74,16 @@ it('creates the first API key when an operator invokes the migration function, a
   expect(res.statusCode).toBe(200);
   expect(JSON.parse(res.body).keys).toHaveLength(1);
 });
+
+it('lets a CloudFormation rollback succeed against a database newer than the code, and refuses anything else', async () => {
+  const { handler: migrate } = await import('../src/lambda/migrate.js');
+  await pg.sql`INSERT INTO schema_migrations (version, name) VALUES (9999, 'from the future')`;
+  try {
+    expect(await migrate({ RequestType: 'Update' })).toEqual({ applied: [] });
+    await expect(migrate({ RequestType: 'Create' })).rejects.toMatchObject({ code: 'ESTORE', details: { newerSchema: true } });
+    await expect(migrate()).rejects.toMatchObject({ code: 'ESTORE' });
+  } finally {
+    await pg.sql`DELETE FROM schema_migrations WHERE version = 9999`;
+  }
+  expect(await migrate({ RequestType: 'Update' })).toEqual({ applied: [] }); // up to date again
+});

@@ -46,6 +46,9 @@ it('reads the password from the secret, reuses it for a minute, then reads the r
   expect(calls).toBe(before);
   now += SECRET_CACHE_MS;
   expect(await password()).toBe('rotated');
+  secrets.db = JSON.stringify({ password: 'rotated again' });
+  password.invalidate(); // the database refused the cached one
+  expect(await password()).toBe('rotated again');
 });
 
 it('says what is wrong with a secret that holds no password, or does not exist', async () => {

@@ -90,23 +90,38 @@ export class Cacheness extends Construct {
     const maxAcu = props.maxCapacityAcu ?? 4;
     const apiConcurrency = props.apiConcurrency ?? 40;
     checkConnections(maxAcu, apiConcurrency);
-    const removalPolicy = props.removalPolicy ?? (stage === 'prod' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY);
+    const requested = props.removalPolicy ?? (stage === 'prod' ? RemovalPolicy.SNAPSHOT : RemovalPolicy.DESTROY);
+    // Only the database can be snapshotted; everything else keeps its data instead.
+    const removalPolicy = requested === RemovalPolicy.SNAPSHOT ? RemovalPolicy.RETAIN : requested;
     const destroy = removalPolicy === RemovalPolicy.DESTROY;
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
 
     // Network: isolated subnets only; S3 through a gateway endpoint, Secrets Manager through an interface endpoint.
+    const nat = props.natGateways ?? 0;
     this.vpc = new ec2.Vpc(this, 'Vpc', {
       maxAzs: 2,
-      natGateways: props.natGateways ?? 0,
+      natGateways: nat,
       subnetConfiguration: [
         { name: 'isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 },
-        ...((props.natGateways ?? 0) > 0 ? [{ name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 }] : []),
+        // With NAT (a prop): the functions get subnets that route out through it; the database stays isolated.
+        ...(nat > 0
+          ? [
+              { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
+              { name: 'egress', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 24 },
+            ]
+          : []),
       ],
-      flowLogs: { rejected: { trafficType: ec2.FlowLogTrafficType.REJECT } },
+      flowLogs: {
+        rejected: {
+          trafficType: ec2.FlowLogTrafficType.REJECT,
+          destination: ec2.FlowLogDestination.toCloudWatchLogs(new logs.LogGroup(this, 'FlowLogs', { retention: logRetention, removalPolicy })),
+        },
+      },
     });
     const subnets = { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
-    this.vpc.addGatewayEndpoint('S3', { service: ec2.GatewayVpcEndpointAwsService.S3, subnets: [subnets] });
-    this.vpc.addInterfaceEndpoint('SecretsManager', { service: ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER, subnets });
+    const fnSubnets = { subnetType: nat > 0 ? ec2.SubnetType.PRIVATE_WITH_EGRESS : ec2.SubnetType.PRIVATE_ISOLATED };
+    this.vpc.addGatewayEndpoint('S3', { service: ec2.GatewayVpcEndpointAwsService.S3, subnets: [subnets, ...(nat > 0 ? [fnSubnets] : [])] });
+    const secretsEndpoint = this.vpc.addInterfaceEndpoint('SecretsManager', { service: ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER, subnets: fnSubnets });
 
     // Payloads: private, encrypted, TLS only, access-logged; bytes move by presigned URLs alone.
     const logBucket = new s3.Bucket(this, 'AccessLogs', {
@@ -151,8 +166,17 @@ export class Cacheness extends Construct {
 
     // Metadata: Aurora PostgreSQL Serverless v2, paused at 0 ACU when idle (no RDS Proxy: it would keep it awake).
     const dbSecurityGroup = new ec2.SecurityGroup(this, 'DatabaseSecurityGroup', { vpc: this.vpc, description: 'cacheness Aurora cluster', allowAllOutbound: false });
+    const engine = rds.DatabaseClusterEngine.auroraPostgres({ version: rds.AuroraPostgresEngineVersion.VER_17_7 });
+    // A Lambda container frozen with an open connection would keep Aurora awake: the server closes
+    // sessions idle for a minute (the functions reconnect, retrying a request's first statement).
+    const parameterGroup = new rds.ParameterGroup(this, 'DatabaseParameters', {
+      engine,
+      description: 'cacheness: close idle sessions so the cluster can pause',
+      parameters: { idle_session_timeout: '60000' },
+    });
     this.cluster = new rds.DatabaseCluster(this, 'Database', {
-      engine: rds.DatabaseClusterEngine.auroraPostgres({ version: rds.AuroraPostgresEngineVersion.VER_17_7 }),
+      engine,
+      parameterGroup,
       writer: rds.ClusterInstance.serverlessV2('writer', { autoMinorVersionUpgrade: true }),
       serverlessV2MinCapacity: 0,
       serverlessV2MaxCapacity: maxAcu,
@@ -166,11 +190,12 @@ export class Cacheness extends Construct {
       iamAuthentication: true,
       backup: { retention: Duration.days(stage === 'prod' ? 14 : 1) },
       deletionProtection: stage === 'prod',
-      removalPolicy: removalPolicy === RemovalPolicy.RETAIN ? RemovalPolicy.SNAPSHOT : removalPolicy,
+      removalPolicy: requested,
       cloudwatchLogsExports: ['postgresql'],
       cloudwatchLogsRetention: logRetention,
     });
-    this.cluster.addRotationSingleUser({ automaticallyAfter: Duration.days(30), vpcSubnets: subnets });
+    // Not at creation: the first rotation would race the migrations of the first deploy.
+    this.cluster.addRotationSingleUser({ automaticallyAfter: Duration.days(30), vpcSubnets: subnets, rotateImmediatelyOnUpdate: false });
     const secret = this.cluster.secret as NonNullable<rds.DatabaseCluster['secret']>;
 
     // Functions: one ESM file each, bundled by the local esbuild with the options the tests use.
@@ -209,7 +234,7 @@ export class Cacheness extends Construct {
         description: opts.description,
         logGroup,
         vpc: this.vpc,
-        vpcSubnets: subnets,
+        vpcSubnets: fnSubnets,
         securityGroups: [fnSecurityGroup],
         // Connecting gives up before the function times out: the API then answers 503 with Retry-After
         // while a paused Aurora resumes (it takes up to about 30 s), instead of API Gateway's bare 503.
@@ -227,14 +252,14 @@ export class Cacheness extends Construct {
     // Least privilege: the API presigns reads and writes of payload objects only; the sweeper deletes and tags.
     const objects = this.bucket.arnForObjects('ns/*');
     this.apiFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload'], resources: [objects] }));
-    this.sweeperFunction.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ['s3:DeleteObject', 's3:PutObjectTagging', 's3:AbortMultipartUpload', 's3:GetObject'], resources: [objects] }),
+    // Without ListBucket S3 answers 403 rather than 404 for a missing object, and the API tells "not
+    // uploaded yet" from "forbidden" by that status.
+    this.apiFunction.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [this.bucket.bucketArn], conditions: { StringLike: { 's3:prefix': ['ns/*'] } } }),
     );
+    this.sweeperFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:DeleteObject', 's3:PutObjectTagging', 's3:AbortMultipartUpload'], resources: [objects] }));
     this.sweeperFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:ListBucketMultipartUploads'], resources: [this.bucket.bucketArn] }));
-    if (key) {
-      key.grantEncryptDecrypt(this.apiFunction);
-      key.grantDecrypt(this.sweeperFunction);
-    }
+    if (key) key.grantEncryptDecrypt(this.apiFunction);
 
     // Migrations run on every deploy that changes them, before the API serves.
     const provider = new cr.Provider(this, 'MigrationProvider', {
@@ -245,7 +270,10 @@ export class Cacheness extends Construct {
       serviceToken: provider.serviceToken,
       properties: { version: createHash('sha256').update(JSON.stringify(MIGRATIONS)).digest('hex').slice(0, 16) },
     });
-    migrations.node.addDependency(this.cluster);
+    migrations.node.addDependency(this.cluster, secretsEndpoint, dbSecurityGroup, fnSecurityGroup);
+    // New function code goes live only after the migrations it needs (on upgrades, not just the first deploy).
+    this.apiFunction.node.addDependency(migrations);
+    this.sweeperFunction.node.addDependency(migrations);
 
     // HTTP API: API keys are checked by the app itself (hashed, per namespace, docs/api.md).
     this.api = new apigw.HttpApi(this, 'Api', {
@@ -279,7 +307,8 @@ export class Cacheness extends Construct {
     new cloudwatch.Alarm(this, 'Api5xxAlarm', {
       alarmDescription: 'cacheness API answers 5xx to more than 5% of requests',
       metric: new cloudwatch.MathExpression({
-        expression: '100 * errors / MAX([requests, 1])',
+        // Ignore quiet periods: one 503 while a paused database resumes is not an outage.
+        expression: 'IF(requests >= 20, 100 * errors / requests, 0)',
         usingMetrics: { errors: this.api.metricServerError({ period: Duration.minutes(5) }), requests: this.api.metricCount({ period: Duration.minutes(5) }) },
         period: Duration.minutes(5),
       }),
@@ -313,8 +342,8 @@ export class Cacheness extends Construct {
     new CfnOutput(this, 'ApiUrl', { value: this.url, description: 'cacheness API endpoint (CACHENESS_ENDPOINT)' });
     new CfnOutput(this, 'BucketName', { value: this.bucket.bucketName, description: 'payload bucket' });
     new CfnOutput(this, 'CreateFirstApiKey', {
-      value: `aws lambda invoke --region ${stack.region} --function-name ${this.migrateFunction.functionName} --cli-binary-format raw-in-base64-out --payload '{"createKey":{"namespace":"default","scopes":["read","write","admin"]}}' key.json && cat key.json`,
-      description: 'creates the first API key (admin scope; it can create the others through POST /v1/keys)',
+      value: `aws lambda invoke --region ${stack.region} --function-name ${this.migrateFunction.functionName} --cli-binary-format raw-in-base64-out --payload '{"createKey":{"namespace":"default","scopes":["read","write","admin"]}}' /dev/stdout`,
+      description: 'creates the first API key with AWS CLI v2 (admin scope; it creates the others through POST /v1/keys)',
     });
   }
 }

@@ -24,6 +24,15 @@ export class CachenessStack extends Stack {
   }
 }
 
+/** Log retentions CloudWatch Logs accepts, in days. */
+const RETENTIONS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+
+function retention(days: number | undefined): RetentionDays | undefined {
+  if (days === undefined) return undefined;
+  if (!RETENTIONS.includes(days)) throw new Error(`Context value logRetentionDays must be one of ${RETENTIONS.join(', ')}; got ${days}.`);
+  return days as RetentionDays;
+}
+
 /** Reads the construct's props from CDK context values (strings on the command line, or cdk.json). */
 export function propsFromContext(get: (key: string) => unknown): CachenessProps {
   const str = (k: string) => {
@@ -52,8 +61,9 @@ export function propsFromContext(get: (key: string) => unknown): CachenessProps 
       .filter(Boolean),
     maxCapacityAcu: num('maxCapacityAcu'),
     apiConcurrency: num('apiConcurrency'),
+    sweepEvery: num('sweepMinutes') === undefined ? undefined : Duration.minutes(num('sweepMinutes') as number),
     autoPause: pause === undefined ? undefined : Duration.minutes(pause),
-    logRetention: num('logRetentionDays') as RetentionDays | undefined,
+    logRetention: retention(num('logRetentionDays')),
     removalPolicy: removal as RemovalPolicy | undefined,
     kms: str('kms') === undefined ? undefined : str('kms') === 'true',
   };

@@ -85,6 +85,8 @@ describe('database', () => {
     template.hasResourceProperties('AWS::RDS::DBInstance', { DBInstanceClass: 'db.serverless' });
     template.resourceCountIs('AWS::SecretsManager::RotationSchedule', 1);
     template.resourceCountIs('AWS::RDS::DBProxy', 0); // a proxy would keep the database awake
+    // Sessions idle for a minute are closed, so a frozen Lambda container cannot keep the cluster awake.
+    template.hasResourceProperties('AWS::RDS::DBClusterParameterGroup', { Parameters: { idle_session_timeout: '60000' } });
     prodTemplate.hasResourceProperties('AWS::RDS::DBCluster', {
       ServerlessV2ScalingConfiguration: { MinCapacity: 0, MaxCapacity: 16, SecondsUntilAutoPause: 1800 },
       DeletionProtection: true,
@@ -135,6 +137,10 @@ describe('functions', () => {
     const s3Statements = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('s3:')));
     const deletes = s3Statements.filter((s) => [s.Action].flat().includes('s3:DeleteObject'));
     expect(deletes).toHaveLength(1);
+    // ListBucket (so a missing object is a 404, not a 403) only for the ns/ prefix.
+    const lists = s3Statements.filter((s) => [s.Action].flat().includes('s3:ListBucket'));
+    expect(lists).toHaveLength(1);
+    expect(JSON.stringify(lists[0])).toContain('"s3:prefix":["ns/*"]');
     for (const s of s3Statements.filter((x) => [x.Action].flat().some((a) => a.includes('Object')))) {
       expect(JSON.stringify(s.Resource)).toContain('/ns/*');
     }
@@ -159,12 +165,14 @@ describe('API, sweeper, migrations, alarms, outputs', () => {
     });
   });
 
-  it('migrates through a custom resource before the API stage exists', () => {
+  it('migrates through a custom resource before the API stage exists and before new function code goes live', () => {
     const migrations = template.findResources('AWS::CloudFormation::CustomResource');
     const [id] = Object.keys(migrations);
     expect(id).toBeDefined();
     const stage = Object.values(template.findResources('AWS::ApiGatewayV2::Stage'))[0] as { DependsOn?: string[] };
     expect(stage.DependsOn).toContain(id);
+    const functions = Object.values(template.findResources('AWS::Lambda::Function')) as { DependsOn?: string[]; Properties: { Description?: string } }[];
+    for (const d of ['cacheness HTTP API', 'cacheness TTL sweeper']) expect(functions.find((f) => f.Properties.Description === d)?.DependsOn).toContain(id);
   });
 
   it('alarms on API 5xx, sweeper errors, undeliverable sweeps and database capacity', () => {

@@ -67,6 +67,8 @@ export interface ApiDeps {
   maxObjectBytes?: number;
   /** Requests per API key (429 with Retry-After beyond), per process; `false` for none. Default {@link DEFAULT_RATE_LIMIT}. */
   rateLimit?: RateLimitOptions | false;
+  /** Called when the database refuses the password (it was rotated): forget cached credentials. */
+  onDatabaseAuthFailure?: () => void;
 }
 
 type Env = { Variables: { principal: Principal; store: PostgresMetadataStore; dbGeneration: number | undefined } };
@@ -102,6 +104,11 @@ export function createApp(deps: ApiDeps): Hono<Env> {
   app.onError((err, c) => {
     // A connection that broke mid-request is replaced, so the next request runs (this one answers 503).
     if (isDroppedConnection(err)) reconnectIfPossible(deps.sql, c.get('dbGeneration'));
+    if ((err as { code?: unknown }).code === '28P01') {
+      // A rotated password: new connections read the secret again (this request answers 503, Retry-After).
+      deps.onDatabaseAuthFailure?.();
+      reconnectIfPossible(deps.sql, c.get('dbGeneration'));
+    }
     const { status, body, retryAfter } = toErrorResponse(err);
     // Clients get no internals; operators get the error in the log (CloudWatch on Lambda).
     if (status >= 500) console.error(`${c.req.method} ${c.req.path} -> ${status}:`, err);

@@ -55,6 +55,7 @@ const UNAVAILABLE = new Set([
   'CONNECTION_DESTROYED',
   '57P03', // cannot_connect_now: starting up, or a paused Aurora resuming
   '53300', // too_many_connections
+  '28P01', // invalid_password: the password was just rotated; new connections read the secret again
 ]);
 
 /** Seconds a client should wait after a 503. */

@@ -19,6 +19,8 @@ export interface LambdaContext {
   sql: Sql;
   s3: S3Client;
   bucket: string;
+  /** Forgets a cached database password (its secret was rotated). */
+  onDatabaseAuthFailure?: () => void;
 }
 
 let context: LambdaContext | undefined;
@@ -28,11 +30,13 @@ export function lambdaContext(env: NodeJS.ProcessEnv = process.env): LambdaConte
     const url = env.DATABASE_URL;
     const bucket = env.BUCKET;
     if (!url || !bucket) throw new Error('The cacheness functions need DATABASE_URL and BUCKET in their environment.');
+    const password = env.DATABASE_SECRET_ARN ? secretPassword(env.DATABASE_SECRET_ARN) : undefined;
     context = {
+      ...(password ? { onDatabaseAuthFailure: () => password.invalidate() } : {}),
       sql: connectDatabase(url, {
         schema: env.DB_SCHEMA || undefined,
         ...(env.DATABASE_CONNECT_TIMEOUT_SECONDS ? { connectTimeoutSeconds: Number(env.DATABASE_CONNECT_TIMEOUT_SECONDS) } : {}),
-        ...(env.DATABASE_SECRET_ARN ? { password: secretPassword(env.DATABASE_SECRET_ARN) } : {}),
+        ...(password ? { password } : {}),
         ...(env.DATABASE_SSL === 'require' ? { ssl: 'require' as const } : {}),
       }),
       s3: createS3Client({ region: env.AWS_REGION, endpoint: env.S3_ENDPOINT }),
@@ -52,6 +56,11 @@ export async function withFreshConnectionOnDrop<T>(ctx: LambdaContext, fn: () =>
     return await fn();
   } catch (err) {
     if (isDroppedConnection(err)) reconnectIfPossible(ctx.sql, generation);
+    if ((err as { code?: unknown }).code === '28P01') ctx.onDatabaseAuthFailure?.();
     throw err;
+  } finally {
+    // Scheduled and deploy-time work holds no connection between invocations: a frozen container's
+    // open session would keep a paused Aurora awake (the API relies on idle_session_timeout instead).
+    reconnectIfPossible(ctx.sql);
   }
 }

@@ -1,4 +1,5 @@
 /** Lambda handler that applies database migrations (run by the deployment before the API serves). */
+import { StoreError } from 'cacheness/model';
 import { createApiKey, type Scope } from '../postgres/api-keys.js';
 import { migrate } from '../postgres/migrations.js';
 import { lambdaContext, withFreshConnectionOnDrop } from './config.js';
@@ -10,7 +11,16 @@ import { lambdaContext, withFreshConnectionOnDrop } from './config.js';
 export async function handler(event?: MigrateEvent): Promise<{ applied: number[]; key?: string; info?: unknown }> {
   if (event?.RequestType === 'Delete') return { applied: [] };
   const ctx = lambdaContext();
-  const applied = await withFreshConnectionOnDrop(ctx, () => migrate(ctx.sql));
+  let applied: number[];
+  try {
+    applied = await withFreshConnectionOnDrop(ctx, () => migrate(ctx.sql));
+  } catch (err) {
+    // A CloudFormation rollback brings back the previous code while the database keeps the newer schema
+    // (migrations are forward-only): succeed, so the rollback can finish, and say so in the log.
+    if (event?.RequestType !== 'Update' || !(err instanceof StoreError) || err.details?.newerSchema !== true) throw err;
+    console.warn(`migrations skipped during a rollback: ${err.message}`);
+    applied = [];
+  }
   if (!event?.createKey) return { applied };
   // The first API key of a deployment: operators invoke this function (it alone reaches the database
   // and holds its credentials; invoking it takes lambda:InvokeFunction on it).

@@ -304,6 +304,7 @@ export async function migrate(sql: Sql, migrations: readonly Migration[] = MIGRA
       throw new StoreError(
         'ESTORE',
         `The database schema is at version ${newest}, newer than this code knows (${known}): deploy the newer functions instead of migrating back (migrations are forward-only).`,
+        { details: { newerSchema: true, version: newest, known } },
       );
     }
     const applied: number[] = [];

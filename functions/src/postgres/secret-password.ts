@@ -10,12 +10,15 @@ import { StoreError } from 'cacheness/model';
 /** How long a fetched password is reused. */
 export const SECRET_CACHE_MS = 60_000;
 
+/** A password source for {@link connectDatabase}'s `password` option; `invalidate()` forgets the cached one (after a rotation). */
+export type PasswordSource = (() => Promise<string>) & { invalidate(): void };
+
 /** A password source for {@link connectDatabase}'s `password` option. */
-export function secretPassword(secretId: string, opts: { client?: SecretsManagerClient; clock?: () => number } = {}): () => Promise<string> {
+export function secretPassword(secretId: string, opts: { client?: SecretsManagerClient; clock?: () => number } = {}): PasswordSource {
   const client = opts.client ?? new SecretsManagerClient({});
   const clock = opts.clock ?? Date.now;
   let cached: { value: string; at: number } | undefined;
-  return async () => {
+  const read = async () => {
     if (cached && clock() - cached.at < SECRET_CACHE_MS) return cached.value;
     const out = await client.send(new GetSecretValueCommand({ SecretId: secretId }));
     let password: unknown;
@@ -29,4 +32,9 @@ export function secretPassword(secretId: string, opts: { client?: SecretsManager
     cached = { value: password, at: clock() };
     return password;
   };
+  return Object.assign(read, {
+    invalidate: () => {
+      cached = undefined;
+    },
+  });
 }
