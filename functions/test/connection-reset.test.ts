@@ -84,3 +84,17 @@ it('replaces the pool once for all the requests that saw the same pool fail', ()
   db.reconnect();
   expect(db.generation).toBe(seen + 2);
 });
+
+it('with TLS asked for, never falls back to plain text, and verify-full checks the certificate', async () => {
+  const [{ ssl: serverTls }] = (await pg.sql`SHOW ssl`) as unknown as [{ ssl: string }];
+  for (const ssl of ['require', 'verify-full'] as const) {
+    const db = connectDatabase(lastServerUrl(), { ssl, connectTimeoutSeconds: 5 });
+    try {
+      if (serverTls === 'on' && ssl === 'require') await expect(db`SELECT 1 AS one`).resolves.toEqual([{ one: 1 }]);
+      // No TLS on the server: refused. TLS with a self-signed certificate (Debian's default) and no trusted CA: refused.
+      else await expect(db`SELECT 1`).rejects.toThrow(/SSL|TLS|certificate|self.signed/i);
+    } finally {
+      await db.end({ timeout: 0 });
+    }
+  }
+});

@@ -215,7 +215,10 @@ export class Cacheness extends Construct {
     const environment = {
       DATABASE_URL: `postgres://${ADMIN_USER}@${this.cluster.clusterEndpoint.hostname}:${this.cluster.clusterEndpoint.port}/${DATABASE}`,
       DATABASE_SECRET_ARN: secret.secretArn,
-      DATABASE_SSL: 'require',
+      // TLS with the server certificate checked; Lambda's Node 20+ runtimes keep Amazon's CAs (RDS's
+      // included) in this file and load them only when asked.
+      DATABASE_SSL: 'verify-full',
+      NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem',
       BUCKET: this.bucket.bucketName,
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     };

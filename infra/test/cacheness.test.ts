@@ -122,7 +122,13 @@ describe('functions', () => {
     const api = fns.find(([, f]) => f.Properties.Description === 'cacheness HTTP API')?.[1];
     expect(api?.Properties).toMatchObject({ ReservedConcurrentExecutions: 40, Timeout: 29 });
     expect(api?.Properties.Environment).toMatchObject({
-      Variables: { DATABASE_SSL: 'require', DATABASE_SECRET_ARN: expect.anything(), BUCKET: expect.anything(), DATABASE_CONNECT_TIMEOUT_SECONDS: '25' },
+      Variables: {
+        DATABASE_SSL: 'verify-full',
+        NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem',
+        DATABASE_SECRET_ARN: expect.anything(),
+        BUCKET: expect.anything(),
+        DATABASE_CONNECT_TIMEOUT_SECONDS: '25',
+      },
     });
     template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
   });

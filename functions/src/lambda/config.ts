@@ -2,7 +2,7 @@
  * Configuration of the Lambda handlers, from the environment, created once per container.
  * - DATABASE_URL: the Postgres connection string (in AWS without a password: see DATABASE_SECRET_ARN);
  * - DATABASE_SECRET_ARN (optional): a Secrets Manager secret whose JSON `password` is the password;
- * - DATABASE_SSL (optional): `require` for TLS (Aurora);
+ * - DATABASE_SSL (optional): `verify-full` for TLS with the certificate checked, `require` for TLS alone;
  * - DATABASE_CONNECT_TIMEOUT_SECONDS (optional, default 35): below the function's own timeout, so a
  *   request that meets a resuming Aurora answers 503 with Retry-After instead of timing out;
  * - DB_SCHEMA (optional): the search_path;
@@ -37,7 +37,7 @@ export function lambdaContext(env: NodeJS.ProcessEnv = process.env): LambdaConte
         schema: env.DB_SCHEMA || undefined,
         ...(env.DATABASE_CONNECT_TIMEOUT_SECONDS ? { connectTimeoutSeconds: Number(env.DATABASE_CONNECT_TIMEOUT_SECONDS) } : {}),
         ...(password ? { password } : {}),
-        ...(env.DATABASE_SSL === 'require' ? { ssl: 'require' as const } : {}),
+        ...(env.DATABASE_SSL === 'require' || env.DATABASE_SSL === 'verify-full' ? { ssl: env.DATABASE_SSL } : {}),
       }),
       s3: createS3Client({ region: env.AWS_REGION, endpoint: env.S3_ENDPOINT }),
       bucket,

@@ -18,8 +18,12 @@ export interface ConnectOptions {
   schema?: string;
   /** The password, asked for on every new connection (e.g. read from Secrets Manager); default: the URL's. */
   password?: () => Promise<string>;
-  /** TLS: `'require'` encrypts without checking the server certificate (Aurora's default `rds.force_ssl`). Default: none. */
-  ssl?: 'require';
+  /**
+   * TLS: `'verify-full'` encrypts and checks the server's certificate and host name against the trusted
+   * CAs (on Lambda, Amazon's come from `NODE_EXTRA_CA_CERTS=/var/runtime/ca-cert.pem`); `'require'`
+   * encrypts without checking. Default: none.
+   */
+  ssl?: 'require' | 'verify-full';
 }
 
 /**
