@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blobObjectKey, createApp, sweep } from '../src/api/index.js';
 import { connectDatabase, createApiKey, PostgresMetadataStore } from '../src/postgres/index.js';
 import { S3BlobStore } from '../src/s3/index.js';
+import { apiGatewayEvent } from './lambda-harness.js';
 import { type PostgresHarness, startPostgres } from './postgres-server.js';
 import { type S3Harness, startS3 } from './s3-server.js';
 
@@ -559,26 +560,7 @@ describe('when the database is unreachable', () => {
 describe('cloud API as a Lambda handler', () => {
   it('serves an API Gateway v2 event', async () => {
     const handler = handle(createApp({ sql: pg.sql, s3: s3.client, bucket: s3.bucket, clock: () => now }));
-    const event = {
-      version: '2.0',
-      routeKey: '$default',
-      rawPath: '/v1/entries/small',
-      rawQueryString: '',
-      headers: { authorization: `Bearer ${keys.a}`, host: 'api.example.test' },
-      requestContext: {
-        accountId: '123456789012',
-        apiId: 'api',
-        domainName: 'api.example.test',
-        domainPrefix: 'api',
-        http: { method: 'GET', path: '/v1/entries/small', protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
-        requestId: 'r1',
-        routeKey: '$default',
-        stage: '$default',
-        time: '21/Nov/2026:07:00:00 +0000',
-        timeEpoch: now,
-      },
-      isBase64Encoded: false,
-    };
+    const event = apiGatewayEvent('GET', '/v1/entries/small', { key: keys.a });
     const res = (await handler(event as never, {} as never)) as { statusCode: number; body: string };
     expect(res.statusCode).toBe(200);
     expect(Buffer.from((JSON.parse(res.body) as { body: string }).body, 'base64').toString()).toBe('hello');

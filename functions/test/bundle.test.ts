@@ -3,19 +3,17 @@
  * then imported by a fresh Node process (no node_modules, no tsx) and driven with API Gateway v2
  * events against real Postgres and the S3 stand-in.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type BundleResult, bundleHandler, LAMBDA_ENTRIES } from '../build/bundle.js';
 import { createApiKey } from '../src/postgres/index.js';
-import { lastServerUrl, type PostgresHarness, startPostgres } from './postgres-server.js';
+import { invokeInFreshProcess, lambdaEnv } from './lambda-harness.js';
+import { type PostgresHarness, startPostgres } from './postgres-server.js';
 import { type S3Harness, startS3 } from './s3-server.js';
 
-const run = promisify(execFile);
 let pg: PostgresHarness;
 let s3: S3Harness;
 let dir: string;
@@ -45,33 +43,17 @@ it('serves API Gateway v2 events from a fresh process: health, an inline put ver
   const contentHash = await contentHashHex(body);
   const put = { handler: 'bytes@1', type: 'Buffer', codec: 'none', size: body.length, storedSize: body.length, contentHash, body: body.toString('base64') };
   // The child imports only the bundle, from a directory with no node_modules anywhere above it.
-  const script = `
-    const { handler } = await import(${JSON.stringify(api.outfile)});
-    const event = (method, path, body) => ({
-      version: '2.0', routeKey: '$default', rawPath: path, rawQueryString: '',
-      headers: { authorization: 'Bearer ${key}', host: 'x.example', 'content-type': 'application/json' },
-      requestContext: { http: { method, path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 't' }, requestId: 'r', routeKey: '$default', stage: '$default', timeEpoch: 0 },
-      body: body === undefined ? undefined : JSON.stringify(body), isBase64Encoded: false,
-    });
-    const out = [];
-    for (const [m, p, b] of [['GET', '/v1/health'], ['PUT', '/v1/entries/k', ${JSON.stringify(put)}], ['PUT', '/v1/entries/bad', { ...${JSON.stringify(put)}, contentHash: '0'.repeat(32) }], ['GET', '/v1/entries/k']]) {
-      const r = await handler(event(m, p, b), {});
-      out.push({ status: r.statusCode, body: JSON.parse(r.body) });
-    }
-    console.log(JSON.stringify(out));
-    process.exit(0);`;
-  const env = {
-    PATH: process.env.PATH ?? '',
-    DATABASE_URL: lastServerUrl(),
-    DB_SCHEMA: pg.schema,
-    BUCKET: s3.bucket,
-    S3_ENDPOINT: s3.endpoint,
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
-    AWS_REGION: 'us-east-1',
-  };
-  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: dir, env });
-  const [health, created, rejected, read] = JSON.parse(stdout) as { status: number; body: Record<string, never> }[];
+  const [health, created, rejected, read] = await invokeInFreshProcess(api.outfile, {
+    key,
+    cwd: dir,
+    env: lambdaEnv(pg, s3),
+    requests: [
+      ['GET', '/v1/health'],
+      ['PUT', '/v1/entries/k', put],
+      ['PUT', '/v1/entries/bad', { ...put, contentHash: '0'.repeat(32) }],
+      ['GET', '/v1/entries/k'],
+    ],
+  });
   expect(health).toEqual({ status: 200, body: { ok: true } });
   expect(created?.status).toBe(201);
   expect(rejected?.status).toBe(422);

@@ -2,22 +2,15 @@
 
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createApiKey } from '../src/postgres/index.js';
-import { lastServerUrl, type PostgresHarness, startPostgres } from './postgres-server.js';
+import { apiGatewayEvent, lambdaEnv } from './lambda-harness.js';
+import { type PostgresHarness, startPostgres } from './postgres-server.js';
 import { type S3Harness, startS3 } from './s3-server.js';
 
 let pg: PostgresHarness;
 let s3: S3Harness;
 beforeAll(async () => {
   [pg, s3] = await Promise.all([startPostgres(), startS3()]);
-  Object.assign(process.env, {
-    DATABASE_URL: lastServerUrl(),
-    DB_SCHEMA: pg.schema,
-    BUCKET: s3.bucket,
-    S3_ENDPOINT: s3.endpoint,
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
-    AWS_REGION: 'us-east-1',
-  });
+  Object.assign(process.env, lambdaEnv(pg, s3));
 });
 afterAll(() => Promise.all([pg.stop(), s3.stop()]));
 
@@ -26,21 +19,7 @@ it('migrates, serves API Gateway v2 events, and sweeps', async () => {
   expect(await migrate()).toEqual({ applied: [] }); // the harness migrated already: idempotent
   const key = (await createApiKey(pg.sql, { namespace: 'lambda', scopes: ['read'] })).key;
   const { handler: api } = await import('../src/lambda/api.js');
-  const event = {
-    version: '2.0',
-    routeKey: '$default',
-    rawPath: '/v1/stats',
-    rawQueryString: '',
-    headers: { authorization: `Bearer ${key}`, host: 'x.example' },
-    requestContext: {
-      http: { method: 'GET', path: '/v1/stats', protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 't' },
-      requestId: 'r',
-      routeKey: '$default',
-      stage: '$default',
-      timeEpoch: 0,
-    },
-    isBase64Encoded: false,
-  };
+  const event = apiGatewayEvent('GET', '/v1/stats', { key });
   const res = (await api(event as never, {} as never)) as { statusCode: number; body: string };
   expect(res.statusCode).toBe(200);
   expect(JSON.parse(res.body)).toMatchObject({ entries: 0 });
@@ -55,21 +34,7 @@ it('creates the first API key when an operator invokes the migration function, a
   expect(out.key).toMatch(/^ck_[a-z0-9]{12}_/);
   expect(out.info).toMatchObject({ namespace: 'first', scopes: ['read', 'write', 'admin'], name: 'bootstrap' });
   const { handler: api } = await import('../src/lambda/api.js');
-  const event = {
-    version: '2.0',
-    routeKey: '$default',
-    rawPath: '/v1/keys',
-    rawQueryString: '',
-    headers: { authorization: `Bearer ${out.key}`, host: 'x.example' },
-    requestContext: {
-      http: { method: 'GET', path: '/v1/keys', protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 't' },
-      requestId: 'r',
-      routeKey: '$default',
-      stage: '$default',
-      timeEpoch: 0,
-    },
-    isBase64Encoded: false,
-  };
+  const event = apiGatewayEvent('GET', '/v1/keys', { key: out.key });
   const res = (await api(event as never, {} as never)) as { statusCode: number; body: string };
   expect(res.statusCode).toBe(200);
   expect(JSON.parse(res.body).keys).toHaveLength(1);

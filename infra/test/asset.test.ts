@@ -3,20 +3,18 @@
  * fresh Node process from the cloud assembly (no node_modules, no sources) and driven with API Gateway
  * v2 events against real PostgreSQL and the S3 stand-in.
  */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { App } from 'aws-cdk-lib';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createApiKey } from '../../functions/src/postgres/index.js';
-import { lastServerUrl, type PostgresHarness, startPostgres } from '../../functions/test/postgres-server.js';
+import { invokeInFreshProcess, lambdaEnv } from '../../functions/test/lambda-harness.js';
+import { type PostgresHarness, startPostgres } from '../../functions/test/postgres-server.js';
 import { type S3Harness, startS3 } from '../../functions/test/s3-server.js';
 import { CachenessStack } from '../src/index.js';
 
-const run = promisify(execFile);
 let pg: PostgresHarness;
 let s3: S3Harness;
 let outdir: string;
@@ -48,35 +46,18 @@ it('is a single ES module file with no node_modules beside it', () => {
 
 it('serves API Gateway v2 events from the synthesized asset: health, stats, an inline put and its read', async () => {
   const { key } = await createApiKey(pg.sql, { namespace: 'asset', scopes: ['read', 'write'] });
-  const script = `
-    const { handler } = await import(${JSON.stringify(apiAsset)});
-    const event = (method, path, body) => ({
-      version: '2.0', routeKey: '$default', rawPath: path, rawQueryString: '',
-      headers: { authorization: 'Bearer ${key}', host: 'api.example.test', 'content-type': 'application/json' },
-      requestContext: { http: { method, path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 't' }, requestId: 'r', routeKey: '$default', stage: '$default', timeEpoch: 0 },
-      body: body === undefined ? undefined : JSON.stringify(body), isBase64Encoded: false,
-    });
-    const put = { handler: 'bytes@1', type: 'Buffer', codec: 'lz4', size: 3, storedSize: 3, contentHash: '0'.repeat(32), body: Buffer.from('abc').toString('base64') };
-    const out = [];
-    for (const [m, p, b] of [['GET', '/v1/health'], ['GET', '/v1/stats'], ['PUT', '/v1/entries/from-asset', put], ['GET', '/v1/entries/from-asset']]) {
-      const r = await handler(event(m, p, b), {});
-      out.push({ status: r.statusCode, body: JSON.parse(r.body) });
-    }
-    console.log(JSON.stringify(out));
-    process.exit(0);`;
-  const env = {
-    PATH: process.env.PATH ?? '',
-    DATABASE_URL: lastServerUrl(),
-    DB_SCHEMA: pg.schema,
-    BUCKET: s3.bucket,
-    S3_ENDPOINT: s3.endpoint,
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
-    AWS_REGION: 'us-east-1',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-  };
-  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: outdir, env });
-  const [health, stats, created, read] = JSON.parse(stdout) as { status: number; body: Record<string, never> }[];
+  const put = { handler: 'bytes@1', type: 'Buffer', codec: 'lz4', size: 3, storedSize: 3, contentHash: '0'.repeat(32), body: Buffer.from('abc').toString('base64') };
+  const [health, stats, created, read] = await invokeInFreshProcess(apiAsset, {
+    key,
+    cwd: outdir,
+    env: lambdaEnv(pg, s3),
+    requests: [
+      ['GET', '/v1/health'],
+      ['GET', '/v1/stats'],
+      ['PUT', '/v1/entries/from-asset', put],
+      ['GET', '/v1/entries/from-asset'],
+    ],
+  });
   expect(health).toEqual({ status: 200, body: { ok: true } });
   expect(stats?.status).toBe(200);
   expect(created?.status).toBe(201);

@@ -18,6 +18,7 @@ import {
   isExpired,
   type ListKeysResponse,
   type ListResponse,
+  type MultipartPlan,
   type NewKeyResponse,
   type PartUrlsResponse,
   type QueryResponse,
@@ -41,7 +42,7 @@ import { type ApiKeyInfo, createApiKey, listApiKeys, type Principal, revokeApiKe
 import { generationOf, isDroppedConnection, reconnectIfPossible, retryOnDroppedConnection } from '../postgres/connect.js';
 import { PostgresMetadataStore } from '../postgres/metadata-store.js';
 import { createUpload, deleteUpload, getUpload } from '../postgres/uploads.js';
-import { planParts, S3_LIMITS } from '../s3/multipart-plan.js';
+import { type PartPlan, planParts, S3_LIMITS } from '../s3/multipart-plan.js';
 import { abortMultipart, completeMultipart, presignGet, presignParts, presignPut, startMultipart } from '../s3/presign.js';
 import { ApiError, toErrorResponse } from './errors.js';
 import { openApiDocument } from './openapi.js';
@@ -149,6 +150,20 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     c.set('store', new PostgresMetadataStore({ sql: deps.sql, namespace: principal.namespace }));
     await next();
   });
+
+  /** A multipart plan for the client, with the first batch of part URLs. */
+  const multipartPlan = async (
+    id: string,
+    expiresAt: number,
+    objectKey: string,
+    uploadId: string,
+    plan: PartPlan,
+    sizes: { size: number | null; maxSize?: number },
+  ): Promise<MultipartPlan> => {
+    const first = Array.from({ length: Math.min(plan.partCount, PART_URL_BATCH) }, (_, i) => i + 1);
+    const parts = await presignParts(deps.s3, { bucket: deps.bucket, key: objectKey, uploadId, partNumbers: first });
+    return { id, method: 'MULTIPART', ...sizes, partSize: plan.partSize, partCount: plan.partCount, parts, expiresAt: new Date(expiresAt).toISOString() };
+  };
 
   const need = (principal: Principal, scope: Scope) => {
     if (!principal.scopes.includes(scope) && !principal.scopes.includes('admin')) {
@@ -262,23 +277,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
         await store.releasePin(staged.pin).catch(() => {});
         throw err;
       });
-      const first = Array.from({ length: Math.min(plan.partCount, PART_URL_BATCH) }, (_, i) => i + 1);
-      const parts = await presignParts(deps.s3, { bucket: deps.bucket, key: objectKey, uploadId: s3UploadId, partNumbers: first });
-      return c.json(
-        {
-          upload: {
-            id: upload.id,
-            method: 'MULTIPART',
-            size: null,
-            maxSize,
-            partSize: plan.partSize,
-            partCount: plan.partCount,
-            parts,
-            expiresAt: new Date(upload.expiresAt).toISOString(),
-          },
-        } satisfies CreateEntryResponse,
-        202,
-      );
+      return c.json({ upload: await multipartPlan(upload.id, upload.expiresAt, objectKey, s3UploadId, plan, { size: null, maxSize }) } satisfies CreateEntryResponse, 202);
     }
     if (!body.blobId) throw new ApiError(400, 'EVALIDATION', 'An upload needs blobId (the XXH3-128 of the stored bytes).');
     if (body.codec === 'none' && (body.size !== body.storedSize || body.contentHash !== body.blobId)) {
@@ -320,22 +319,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
       await abortMultipart(deps.s3, { bucket: deps.bucket, key: objectKey, uploadId: s3UploadId }).catch(() => {});
       throw err;
     });
-    const first = Array.from({ length: Math.min(plan.partCount, PART_URL_BATCH) }, (_, i) => i + 1);
-    const parts = await presignParts(deps.s3, { bucket: deps.bucket, key: objectKey, uploadId: s3UploadId, partNumbers: first });
-    return c.json(
-      {
-        upload: {
-          id: upload.id,
-          method: 'MULTIPART',
-          size: record.storedSize,
-          partSize: plan.partSize,
-          partCount: plan.partCount,
-          parts,
-          expiresAt: new Date(upload.expiresAt).toISOString(),
-        },
-      } satisfies CreateEntryResponse,
-      202,
-    );
+    return c.json({ upload: await multipartPlan(upload.id, upload.expiresAt, objectKey, s3UploadId, plan, { size: record.storedSize }) } satisfies CreateEntryResponse, 202);
   });
 
   app.post('/v1/uploads/:id/parts', async (c) => {
