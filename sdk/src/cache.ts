@@ -106,7 +106,8 @@ export interface EngineSettings {
   verifyIntegrity: boolean;
   storeKeyParams: boolean;
   inlineThreshold: number;
-  handlers: readonly ValueHandler[];
+  /** The value handlers in priority order (recomputed when the process-wide registry changes). */
+  handlers: () => readonly ValueHandler[];
   clock: () => number;
   onError: (err: CachenessError) => void;
   /** Human-readable location, for error messages. */
@@ -199,8 +200,8 @@ export class Cache {
         throw new OptionError('EOPTION', `description must be a string; got ${describeType(opts.description)}.`);
       }
       const tables = normalizeTables(opts.tables);
-      const handler = handlerFor(value, this.s.handlers);
-      const { bytes, type } = handler.serialize(value);
+      const handler = handlerFor(value, this.s.handlers());
+      const { bytes, type } = handler.serialize(value, { compress: this.compression.codec !== 'none', minCompressBytes: this.compression.threshold });
       return await this.putBytes(k, bytes, { handler: handlerId(handler), type, params, metadata, description: opts.description ?? null, tables, ttlMs, times });
     } catch (err) {
       throw asCachenessError(err);
@@ -356,7 +357,7 @@ export class Cache {
         if (err instanceof CachenessError) throw err;
         return await this.corrupt(e, `it could not be decoded (${(err as Error).message})`, now);
       }
-      const { handler, version } = handlerByName(e.handler, this.s.handlers); // ENOHANDLER is the caller's to see
+      const { handler, version } = handlerByName(e.handler, this.s.handlers()); // ENOHANDLER is the caller's to see
       let value: unknown;
       try {
         value = handler.deserialize(bytes, e.type, version);

@@ -10,7 +10,7 @@ import { FsBlobStore } from './stores/fs-blobs.js';
 import { MemoryBlobStore } from './stores/memory-blobs.js';
 import { SqliteMetadataStore } from './stores/sqlite-metadata.js';
 import type { BlobStore, EvictionPolicy, MetadataStore } from './stores/types.js';
-import { builtinHandlers, type ValueHandler } from './values/index.js';
+import { handlerResolver, type ValueHandler } from './values/index.js';
 
 /** Options of {@link createCache}. */
 export interface CacheOptions {
@@ -45,7 +45,10 @@ export interface CacheOptions {
   clock?: () => number;
   /** Advanced: bring your own stores (they must pass the contract suites). */
   stores?: { metadata: MetadataStore; blobs: BlobStore };
-  /** @internal Value handlers in priority order (the public registry arrives with rich data types). */
+  /**
+   * This cache's own value handlers, tried before the process-wide ones (`registerHandler`) and the
+   * built-ins, in this order. See docs/data-types.md.
+   */
   handlers?: readonly ValueHandler[];
 }
 
@@ -113,7 +116,7 @@ export function createCache(options: CacheOptions = {}): Cache {
     verifyIntegrity: options.verifyIntegrity ?? true,
     storeKeyParams: options.storeKeyParams ?? true,
     inlineThreshold,
-    handlers: options.handlers ?? builtinHandlers,
+    handlers: handlerResolver(options.handlers ?? []),
     clock: options.clock ?? Date.now,
     onError: options.onError ?? ((err) => process.emitWarning(err.message, { code: `CACHENESS_${err.code}` })),
     location,

@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'ECODEC' // a compression codec is unknown or its library is not installed
   | 'EINTEGRITY' // stored bytes do not match their hash
   | 'ENOHANDLER' // an entry was written by a value handler that is not registered
+  | 'EHANDLER' // a value handler given to registerHandler or createCache is malformed
   | 'ECLOSED' // the cache was closed
   | 'EDUMP' // an export file is malformed
   | 'ESTORE'; // the underlying store failed
@@ -51,7 +52,7 @@ export class TableError extends CachenessError {}
 export class CodecError extends CachenessError {}
 /** Stored bytes failed verification. Code: `EINTEGRITY`. */
 export class IntegrityError extends CachenessError {}
-/** An entry needs a value handler that is not registered. Code: `ENOHANDLER`. */
+/** An entry needs a value handler that is not registered (`ENOHANDLER`), or a handler is malformed (`EHANDLER`). */
 export class HandlerError extends CachenessError {}
 /** Store-level failures (I/O, database). Codes: `ESTORE`, `ECLOSED`, `EDUMP`. */
 export class StoreError extends CachenessError {}

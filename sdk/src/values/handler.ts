@@ -1,9 +1,17 @@
 /**
- * Value handlers turn values into bytes and back. The core ships two (raw bytes and structured
- * values); the rich-data issue adds a public registry, streaming handlers, arrays and tables on
- * this same interface.
+ * Value handlers turn values into bytes and back. Built in: raw bytes, typed and n-d arrays, and
+ * structured values (the fallback); users add their own with `registerHandler` (see
+ * docs/data-types.md).
  * @module
  */
+
+/** What a handler may know about how its bytes will be stored. */
+export interface HandlerContext {
+  /** True when the cache will try to compress the bytes (a handler may then reorder them to help). */
+  compress: boolean;
+  /** Payloads smaller than this are never compressed. */
+  minCompressBytes: number;
+}
 
 /** Serializes one family of values. */
 export interface ValueHandler {
@@ -14,7 +22,7 @@ export interface ValueHandler {
   /** True when this handler stores `value`. */
   canHandle(value: unknown): boolean;
   /** Encodes `value`; `type` names the concrete type so it reads back as the same class. */
-  serialize(value: unknown): { bytes: Uint8Array; type: string };
+  serialize(value: unknown, context?: HandlerContext): { bytes: Uint8Array; type: string };
   /** Decodes bytes written by `serialize` (any version up to `version`). */
   deserialize(bytes: Uint8Array, type: string, version: number): unknown;
 }

@@ -1,13 +1,15 @@
 import { HandlerError } from '../errors.js';
-import { bytesHandler } from './bytes.js';
 import type { ValueHandler } from './handler.js';
+import { listHandlers } from './registry.js';
 import { structuredHandler } from './structured.js';
 
-export type { ValueHandler } from './handler.js';
+export type { HandlerContext, ValueHandler } from './handler.js';
+export { type NdArray, shuffle, unshuffle } from './ndarray.js';
+export { type HandlerPosition, handlerResolver, listHandlers, registerHandler, resetHandlers, unregisterHandler, validateHandlers } from './registry.js';
 export { assertStructured } from './structured.js';
 
-/** Handlers in priority order: the first whose `canHandle` accepts a value stores it. */
-export const builtinHandlers: readonly ValueHandler[] = [bytesHandler, structuredHandler];
+/** The built-in handlers in priority order (the process-wide registry at load time). */
+export const builtinHandlers: readonly ValueHandler[] = listHandlers();
 
 /** Picks the handler for `value`. */
 export function handlerFor(value: unknown, handlers: readonly ValueHandler[] = builtinHandlers): ValueHandler {

@@ -1,0 +1,188 @@
+/**
+ * Typed arrays, n-d arrays and the handler registry, through real caches (SQLite + files and memory).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Cache, createCache, listHandlers, registerHandler, unregisterHandler, type ValueHandler } from 'cacheness';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { resetHandlers, shuffle, unshuffle } from '../sdk/src/values/index.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'cacheness-types-'));
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+const CLASSES = [Int8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array] as const;
+
+function sample(cls: (typeof CLASSES)[number], n: number) {
+  const a = new cls(n);
+  for (let i = 0; i < n; i++) {
+    const v = Math.sin(i / 10) * 100;
+    (a as unknown as (number | bigint)[])[i] = a instanceof BigInt64Array || a instanceof BigUint64Array ? BigInt(Math.abs(Math.round(v)) * 1_000_003 + i) : v;
+  }
+  return a;
+}
+
+describe.each([
+  ['sqlite, lz4', { store: 'sqlite' as const }],
+  ['sqlite, no compression', { store: 'sqlite' as const, compression: { codec: 'none' as const } }],
+  ['memory', { store: 'memory' as const }],
+])('typed and n-d arrays (%s)', (_label, options) => {
+  let cache: Cache;
+  beforeAll(async () => {
+    cache = createCache({ ...options, dir: await mkdtemp(join(dir, 'c-')) });
+  });
+  afterAll(() => cache.close());
+
+  it.each(CLASSES.map((c) => [c.name, c] as const))('round-trips %s as the same class over one buffer, byte-exact', async (_name, cls) => {
+    for (const n of [0, 1, 3, 5000]) {
+      const a = sample(cls, n);
+      await cache.put(a, { t: cls.name, n });
+      const back = await cache.get({ t: cls.name, n });
+      expect(back).toBeInstanceOf(cls);
+      expect(back).toEqual(a);
+      expect((await cache.getEntry({ t: cls.name, n }))?.handler).toBe('ndarray@1');
+    }
+  });
+
+  it('stores only the bytes of a view into a larger buffer', async () => {
+    const big = sample(Float64Array, 1000);
+    const view = big.subarray(17, 517);
+    await cache.put(view, 'view');
+    const back = (await cache.get('view')) as Float64Array;
+    expect(back.length).toBe(500);
+    expect(back).toEqual(view);
+    const entry = await cache.getEntry('view');
+    expect(entry?.size).toBeLessThan(500 * 8 + 64); // the view, not the 8,000-byte buffer behind it
+  });
+
+  it('round-trips { data, shape } n-d arrays, including empty dimensions', async () => {
+    const m = { data: sample(Float32Array, 6), shape: [2, 3] };
+    await cache.put(m, 'matrix');
+    const back = (await cache.get('matrix')) as { data: Float32Array; shape: number[] };
+    expect(back.shape).toEqual([2, 3]);
+    expect(back.data).toBeInstanceOf(Float32Array);
+    expect(back.data).toEqual(m.data);
+    expect((await cache.getEntry('matrix'))?.type).toBe('ndarray<Float32Array>');
+    await cache.put({ data: new Int32Array(0), shape: [4, 0, 2] }, 'empty');
+    expect(await cache.get('empty')).toEqual({ data: new Int32Array(0), shape: [4, 0, 2] });
+  });
+
+  it('refuses a shape that does not match the data, storing nothing', async () => {
+    await expect(cache.put({ data: new Float32Array(5), shape: [2, 3] }, 'bad')).rejects.toMatchObject({
+      code: 'EVALUETYPE',
+      message: expect.stringContaining('holds 6 elements'),
+    });
+    await expect(cache.put({ data: new Float32Array(2), shape: [2, -1] }, 'bad')).rejects.toMatchObject({ code: 'EVALUETYPE' });
+    expect(await cache.has('bad')).toBe(false);
+  });
+});
+
+describe('byte shuffle', () => {
+  it('is its own inverse for every element size, with or without a partial tail', () => {
+    for (const size of [2, 4, 8]) {
+      for (const n of [0, 1, 7, 1000, 1003]) {
+        const src = Uint8Array.from({ length: n }, (_, i) => (i * 31 + size) & 255);
+        const s = shuffle(src, size);
+        expect(unshuffle(s, size)).toEqual(src);
+        if (n >= size * 2) expect(s).not.toEqual(src);
+      }
+    }
+  });
+
+  it('makes smooth float data compress where it otherwise would not, and reads back exactly with or without compression', async () => {
+    const signal = Float32Array.from({ length: 1 << 18 }, (_, i) => Math.sin(i / 1000) * 3.25 + i * 1e-4);
+    const sizes: Record<string, number | undefined> = {};
+    for (const [label, compression] of [
+      ['lz4', undefined],
+      ['none', { codec: 'none' as const }],
+    ] as const) {
+      const cache = createCache({ dir: await mkdtemp(join(dir, 'shuffle-')), compression });
+      try {
+        await cache.put(signal, 'signal');
+        sizes[label] = (await cache.getEntry('signal'))?.storedSize;
+        expect(await cache.get('signal')).toEqual(signal);
+      } finally {
+        await cache.close();
+      }
+    }
+    // Without shuffling, lz4 barely compresses float32 noise-free signals; with it, the exponent bytes line up.
+    expect(sizes.lz4).toBeLessThan(0.85 * (sizes.none as number));
+  });
+});
+
+describe('handler registry', () => {
+  class Point {
+    constructor(
+      readonly x: number,
+      readonly y: number,
+    ) {}
+  }
+  const pointHandler: ValueHandler = {
+    name: 'point',
+    version: 1,
+    canHandle: (v) => v instanceof Point,
+    serialize: (v) => ({ bytes: Buffer.from(JSON.stringify(v)), type: 'Point' }),
+    deserialize: (bytes) => {
+      const { x, y } = JSON.parse(Buffer.from(bytes).toString()) as Point;
+      return new Point(x, y);
+    },
+  };
+  afterEach(() => resetHandlers());
+
+  it('stores class instances with a registered handler, and reads them back as the class', async () => {
+    const cache = createCache({ store: 'memory' });
+    try {
+      await expect(cache.put(new Point(1, 2), 'p')).rejects.toMatchObject({ code: 'EVALUETYPE' }); // no handler yet
+      registerHandler(pointHandler);
+      expect(listHandlers().map((h) => h.name)).toEqual(['point', 'bytes', 'ndarray', 'structured']);
+      await cache.put(new Point(1, 2), 'p');
+      const back = await cache.get('p');
+      expect(back).toBeInstanceOf(Point);
+      expect(back).toEqual(new Point(1, 2));
+      expect((await cache.getEntry('p'))?.handler).toBe('point@1');
+      // Unregistered, its entries fail with a clear error rather than garbage.
+      expect(unregisterHandler('point')).toBe(true);
+      await expect(cache.get('p')).rejects.toMatchObject({ code: 'ENOHANDLER', details: { handler: 'point' } });
+    } finally {
+      await cache.close();
+    }
+  });
+
+  it('lets the user change the priority order, and per-cache handlers go first', async () => {
+    const tagged: ValueHandler = {
+      ...pointHandler,
+      name: 'tagged-floats',
+      canHandle: (v) => v instanceof Float32Array,
+      serialize: (v) => ({ bytes: Buffer.from((v as Float32Array).buffer), type: 'tagged' }),
+      deserialize: (b) => new Float32Array(new Uint8Array(b).buffer),
+    };
+    registerHandler(tagged, { position: { after: 'ndarray' } });
+    expect(listHandlers().map((h) => h.name)).toEqual(['bytes', 'ndarray', 'tagged-floats', 'structured']);
+    const own = createCache({ store: 'memory', handlers: [tagged] });
+    const global = createCache({ store: 'memory' });
+    try {
+      await own.put(new Float32Array([1, 2]), 'f');
+      await global.put(new Float32Array([1, 2]), 'f');
+      expect((await own.getEntry('f'))?.handler).toBe('tagged-floats@1');
+      expect((await global.getEntry('f'))?.handler).toBe('ndarray@1'); // ndarray comes first globally
+      registerHandler(tagged, { position: 'first' }); // re-registering moves it
+      await global.put(new Float32Array([3]), 'g');
+      expect((await global.getEntry('g'))?.handler).toBe('tagged-floats@1');
+    } finally {
+      await own.close();
+      await global.close();
+    }
+  });
+
+  it('refuses malformed handlers and unknown anchors with EHANDLER', () => {
+    expect(() => registerHandler({ ...pointHandler, name: 'bad name' })).toThrow(expect.objectContaining({ code: 'EHANDLER' }));
+    expect(() => registerHandler({ ...pointHandler, version: 0 })).toThrow(expect.objectContaining({ code: 'EHANDLER' }));
+    expect(() => registerHandler({ ...pointHandler, name: 'structured' })).toThrow(expect.objectContaining({ code: 'EHANDLER' }));
+    expect(() => registerHandler(pointHandler, { position: { before: 'nope' } })).toThrow(expect.objectContaining({ code: 'EHANDLER' }));
+    expect(() => createCache({ store: 'memory', handlers: [{ ...pointHandler, serialize: undefined as never }] })).toThrow(expect.objectContaining({ code: 'EHANDLER' }));
+    expect(listHandlers().map((h) => h.name)).toEqual(['bytes', 'ndarray', 'structured']); // nothing changed
+  });
+});
