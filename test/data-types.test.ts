@@ -5,6 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Cache, createCache, listHandlers, registerHandler, unregisterHandler, type ValueHandler } from 'cacheness';
+import ndarray, { type NdArray as NdArrayPkg } from 'ndarray';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { resetHandlers, shuffle, unshuffle } from '../sdk/src/values/index.js';
 
@@ -77,6 +78,48 @@ describe.each([
     });
     await expect(cache.put({ data: new Float32Array(2), shape: [2, -1] }, 'bad')).rejects.toMatchObject({ code: 'EVALUETYPE' });
     expect(await cache.has('bad')).toBe(false);
+  });
+});
+
+describe('arrays of the ndarray package', () => {
+  /** Elements in row-major order, read through the array's own get(). */
+  const elements = (a: NdArrayPkg<Float64Array | Int16Array>) => {
+    const out: number[] = [];
+    const walk = (prefix: number[]) => {
+      if (prefix.length === a.shape.length) out.push(a.get(...prefix));
+      else for (let i = 0; i < (a.shape[prefix.length] as number); i++) walk([...prefix, i]);
+    };
+    walk([]);
+    return out;
+  };
+
+  it('round-trips contiguous arrays and strided views (transposed, sliced) as ndarrays with the same elements', async () => {
+    const cache = createCache({ store: 'memory' });
+    try {
+      const base = ndarray(
+        Float64Array.from({ length: 24 }, (_, i) => i * 1.5),
+        [2, 3, 4],
+      );
+      const cases: [string, NdArrayPkg<Float64Array | Int16Array>][] = [
+        ['contiguous', base],
+        ['transposed', base.transpose(2, 0, 1)],
+        ['sliced', base.hi(2, 2, 3).lo(1, 1, 1)],
+        ['stepped', base.step(1, -1, 2)],
+        ['int16', ndarray(new Int16Array([1, -2, 3, -4]), [2, 2])],
+        ['empty', ndarray(new Float64Array(0), [0, 3])],
+      ];
+      for (const [key, a] of cases) {
+        await cache.put(a, key);
+        const back = (await cache.get(key)) as NdArrayPkg<Float64Array | Int16Array>;
+        expect(back.shape, key).toEqual(a.shape);
+        expect(back.data.constructor, key).toBe(a.data.constructor);
+        expect(elements(back), key).toEqual(elements(a));
+        expect(back.data.length, key).toBe(a.size); // a view stores only its own elements
+        expect((await cache.getEntry(key))?.type, key).toBe(`ndarray-package<${a.data.constructor.name}>`);
+      }
+    } finally {
+      await cache.close();
+    }
   });
 });
 

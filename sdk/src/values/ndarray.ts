@@ -1,14 +1,16 @@
 /**
  * Typed arrays and n-d arrays: every typed array class (but `Uint8Array` and `Buffer`, which are raw
- * bytes) and `{ data: TypedArray, shape: number[] }`, stored as a small header plus the elements'
+ * bytes), `{ data: TypedArray, shape: number[] }`, and arrays of the `ndarray` package (strided views
+ * included, gathered into row-major order), stored as a small header plus the elements'
  * bytes in little-endian order, optionally byte-shuffled (as blosc does) so that float data compresses.
  * Reads return the same class over one contiguous buffer: no per-element copying.
  *
  * Layout (version 1), all little-endian:
- * `"CNDA"` · u8 format version · u8 dtype code · u8 flags (bit 0: shuffled, bit 1: n-d object) ·
+ * `"CNDA"` · u8 format version · u8 dtype code · u8 flags (bit 0: shuffled, bit 1: n-d object, bit 2: `ndarray` package) ·
  * u8 ndim · u32 reserved · f64 × ndim shape · padding to a multiple of 16 bytes · element bytes.
  * @module
  */
+import { createRequire } from 'node:module';
 import { ValueError } from '../errors.js';
 import type { HandlerContext, ValueHandler } from './handler.js';
 
@@ -43,6 +45,7 @@ const BY_NAME = new Map(DTYPES.filter(([, c]) => c).map(([code, c]) => [(c as Ty
 const MAGIC = 0x41444e43; // "CNDA" little-endian
 const FLAG_SHUFFLED = 1;
 const FLAG_ND = 2;
+const FLAG_PKG = 4;
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 function isTypedArray(v: unknown): v is TypedArray {
@@ -53,6 +56,56 @@ function isNdObject(v: unknown): v is NdArray<TypedArray> {
   if (typeof v !== 'object' || v === null || Object.getPrototypeOf(v) !== Object.prototype) return false;
   const keys = Object.keys(v);
   return keys.length === 2 && keys.includes('data') && keys.includes('shape') && isTypedArray((v as NdArray).data) && Array.isArray((v as NdArray).shape);
+}
+
+/** An array of the `ndarray` package: a strided view of `data`. */
+interface PkgNdarray {
+  data: TypedArray;
+  shape: number[];
+  stride: number[];
+  offset: number;
+  dtype: string;
+}
+
+function isPkgNdarray(v: unknown): v is PkgNdarray {
+  if (typeof v !== 'object' || v === null) return false;
+  const o = v as Partial<PkgNdarray> & { get?: unknown };
+  return isTypedArray(o.data) && Array.isArray(o.shape) && Array.isArray(o.stride) && typeof o.offset === 'number' && typeof o.dtype === 'string' && typeof o.get === 'function';
+}
+
+/** The elements of a strided view in row-major order: the data itself when it already is, else one gather. */
+function rowMajor(a: PkgNdarray): TypedArray {
+  const { data, shape, stride, offset } = a;
+  const size = shape.reduce((x, y) => x * y, 1);
+  let expected = 1;
+  let contiguous = true;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    if ((shape[d] as number) > 1 && stride[d] !== expected) contiguous = false;
+    expected *= shape[d] as number;
+  }
+  if (contiguous) return data.subarray(offset, offset + size) as TypedArray;
+  const out = new (data.constructor as TypedArrayClass)(new ArrayBuffer(size * (data.constructor as TypedArrayClass).BYTES_PER_ELEMENT), 0, size);
+  const index = new Array<number>(shape.length).fill(0);
+  for (let i = 0; i < size; i++) {
+    let at = offset;
+    for (let d = 0; d < shape.length; d++) at += (index[d] as number) * (stride[d] as number);
+    (out as unknown as unknown[])[i] = (data as unknown as unknown[])[at];
+    for (let d = shape.length - 1; d >= 0; d--) {
+      index[d] = (index[d] as number) + 1;
+      if ((index[d] as number) < (shape[d] as number)) break;
+      index[d] = 0;
+    }
+  }
+  return out;
+}
+
+/** The `ndarray` package, if the application has it installed. */
+function ndarrayPackage(): ((data: TypedArray, shape: number[]) => unknown) | undefined {
+  try {
+    return createRequire(import.meta.url)('ndarray') as (data: TypedArray, shape: number[]) => unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Byte-shuffles `src` (elements of `size` bytes): all first bytes, then all second bytes, ... */
@@ -94,11 +147,12 @@ export const ndarrayHandler: ValueHandler = {
   name: 'ndarray',
   version: 1,
   canHandle(value) {
-    return (isTypedArray(value) && !(value instanceof Uint8Array && (value.constructor === Uint8Array || Buffer.isBuffer(value)))) || isNdObject(value);
+    return (isTypedArray(value) && !(value instanceof Uint8Array && (value.constructor === Uint8Array || Buffer.isBuffer(value)))) || isNdObject(value) || isPkgNdarray(value);
   },
   serialize(value, ctx?: HandlerContext) {
-    const nd = isNdObject(value);
-    const data = nd ? (value as NdArray<TypedArray>).data : (value as TypedArray);
+    const pkg = isPkgNdarray(value);
+    const nd = pkg || isNdObject(value);
+    const data = pkg ? rowMajor(value) : nd ? (value as NdArray<TypedArray>).data : (value as TypedArray);
     const shape = nd ? checkShape((value as NdArray).shape, data.length) : [data.length];
     const cls = data.constructor as TypedArrayClass;
     const code = BY_NAME.get(cls.name) as number;
@@ -110,7 +164,7 @@ export const ndarrayHandler: ValueHandler = {
     out.writeUInt32LE(MAGIC, 0);
     out.writeUInt8(1, 4);
     out.writeUInt8(code, 5);
-    out.writeUInt8((shuffled ? FLAG_SHUFFLED : 0) | (nd ? FLAG_ND : 0), 6);
+    out.writeUInt8((shuffled ? FLAG_SHUFFLED : 0) | (nd ? FLAG_ND : 0) | (pkg ? FLAG_PKG : 0), 6);
     out.writeUInt8(shape.length, 7);
     out.writeUInt32LE(0, 8);
     for (const [i, d] of shape.entries()) out.writeDoubleLE(d, 12 + 8 * i);
@@ -120,7 +174,7 @@ export const ndarrayHandler: ValueHandler = {
     if (!LITTLE_ENDIAN) throw new ValueError('EVALUETYPE', 'Typed arrays are stored little-endian; this big-endian platform is not supported.');
     if (shuffled) shuffle(raw, size, body);
     else body.set(raw);
-    return { bytes: out, type: nd ? `ndarray<${cls.name}>` : cls.name };
+    return { bytes: out, type: pkg ? `ndarray-package<${cls.name}>` : nd ? `ndarray<${cls.name}>` : cls.name };
   },
   deserialize(bytes) {
     const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -140,6 +194,11 @@ export const ndarrayHandler: ValueHandler = {
     else if (body.byteOffset % size === 0) storage = body;
     else storage = new Uint8Array(body); // one bulk copy to align the elements
     const data = new cls(storage.buffer, storage.byteOffset, storage.byteLength / size);
+    if (flags & FLAG_PKG) {
+      // An ndarray again when the application has the package; otherwise the same data as { data, shape }.
+      const make = ndarrayPackage();
+      if (make) return make(data, shape);
+    }
     return flags & FLAG_ND ? { data, shape } : data;
   },
 };
