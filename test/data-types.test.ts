@@ -4,6 +4,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as arrow from 'apache-arrow';
 import { type Cache, createCache, listHandlers, registerHandler, unregisterHandler, type ValueHandler } from 'cacheness';
 import ndarray, { type NdArray as NdArrayPkg } from 'ndarray';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -123,6 +124,38 @@ describe('arrays of the ndarray package', () => {
   });
 });
 
+describe('Apache Arrow tables', () => {
+  it('round-trip with schema, types, nulls, dictionary columns and unicode column names, in the Arrow IPC file format', async () => {
+    const cache = createCache({ dir: await mkdtemp(join(dir, 'arrow-')) });
+    try {
+      const n = 10_000;
+      const table: arrow.Table = arrow.tableFromArrays({
+        id: Int32Array.from({ length: n }, (_, i) => i),
+        score: Float64Array.from({ length: n }, (_, i) => Math.sqrt(i)),
+        label: Array.from({ length: n }, (_, i) => (i % 3 === 0 ? null : ['train', 'test', 'val'][i % 3])), // dictionary, with nulls
+        'température °C': Float32Array.from({ length: n }, (_, i) => 20 + Math.sin(i)),
+        sparse: Array.from({ length: n }, (_, i) => (i % 100 === 0 ? `row ${i}` : null)), // null-heavy
+      });
+      await cache.put(table, 'runs');
+      const back = (await cache.get('runs')) as arrow.Table;
+      expect(back).toBeInstanceOf(arrow.Table);
+      expect(back.numRows).toBe(n);
+      expect(back.schema.fields.map((f) => `${f.name}:${f.type}:${f.nullable}`)).toEqual(table.schema.fields.map((f) => `${f.name}:${f.type}:${f.nullable}`));
+      for (const f of table.schema.fields) expect(back.getChild(f.name)?.toArray(), f.name).toEqual(table.getChild(f.name)?.toArray());
+      expect(back.getChild('label')?.nullCount).toBe(table.getChild('label')?.nullCount);
+      const entry = await cache.getEntry('runs');
+      expect(entry).toMatchObject({ handler: 'arrow@1', type: 'arrow.Table' });
+      // The stored payload is a standard Arrow IPC file that Arrow itself reads.
+      expect(arrow.tableFromIPC(arrow.tableToIPC(back, 'file')).numRows).toBe(n);
+      const empty = arrow.tableFromArrays({ x: new Float64Array(0) });
+      await cache.put(empty, 'empty');
+      expect(((await cache.get('empty')) as arrow.Table).numRows).toBe(0);
+    } finally {
+      await cache.close();
+    }
+  });
+});
+
 describe('byte shuffle', () => {
   it('is its own inverse for every element size, with or without a partial tail', () => {
     for (const size of [2, 4, 8]) {
@@ -180,7 +213,7 @@ describe('handler registry', () => {
     try {
       await expect(cache.put(new Point(1, 2), 'p')).rejects.toMatchObject({ code: 'EVALUETYPE' }); // no handler yet
       registerHandler(pointHandler);
-      expect(listHandlers().map((h) => h.name)).toEqual(['point', 'bytes', 'ndarray', 'structured']);
+      expect(listHandlers().map((h) => h.name)).toEqual(['point', 'bytes', 'ndarray', 'arrow', 'structured']);
       await cache.put(new Point(1, 2), 'p');
       const back = await cache.get('p');
       expect(back).toBeInstanceOf(Point);
@@ -203,7 +236,7 @@ describe('handler registry', () => {
       deserialize: (b) => new Float32Array(new Uint8Array(b).buffer),
     };
     registerHandler(tagged, { position: { after: 'ndarray' } });
-    expect(listHandlers().map((h) => h.name)).toEqual(['bytes', 'ndarray', 'tagged-floats', 'structured']);
+    expect(listHandlers().map((h) => h.name)).toEqual(['bytes', 'ndarray', 'tagged-floats', 'arrow', 'structured']);
     const own = createCache({ store: 'memory', handlers: [tagged] });
     const global = createCache({ store: 'memory' });
     try {
@@ -226,6 +259,6 @@ describe('handler registry', () => {
     expect(() => registerHandler({ ...pointHandler, name: 'structured' })).toThrow(expect.objectContaining({ code: 'EHANDLER' }));
     expect(() => registerHandler(pointHandler, { position: { before: 'nope' } })).toThrow(expect.objectContaining({ code: 'EHANDLER' }));
     expect(() => createCache({ store: 'memory', handlers: [{ ...pointHandler, serialize: undefined as never }] })).toThrow(expect.objectContaining({ code: 'EHANDLER' }));
-    expect(listHandlers().map((h) => h.name)).toEqual(['bytes', 'ndarray', 'structured']); // nothing changed
+    expect(listHandlers().map((h) => h.name)).toEqual(['bytes', 'ndarray', 'arrow', 'structured']); // nothing changed
   });
 });

@@ -201,7 +201,8 @@ export class Cache {
       }
       const tables = normalizeTables(opts.tables);
       const handler = handlerFor(value, this.s.handlers());
-      const { bytes, type } = handler.serialize(value, { compress: this.compression.codec !== 'none', minCompressBytes: this.compression.threshold });
+      const serialized = handler.serialize(value, { compress: this.compression.codec !== 'none', minCompressBytes: this.compression.threshold });
+      const { bytes, type } = serialized instanceof Promise ? await serialized : serialized;
       return await this.putBytes(k, bytes, { handler: handlerId(handler), type, params, metadata, description: opts.description ?? null, tables, ttlMs, times });
     } catch (err) {
       throw asCachenessError(err);
@@ -361,6 +362,7 @@ export class Cache {
       let value: unknown;
       try {
         value = handler.deserialize(bytes, e.type, version);
+        if (value instanceof Promise) value = await value; // asynchronous handlers (loading a library, say)
       } catch (err) {
         if (err instanceof CachenessError) throw err;
         return await this.corrupt(e, `its ${e.handler} payload could not be decoded (${(err as Error).message})`, now);

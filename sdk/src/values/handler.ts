@@ -21,8 +21,8 @@ export interface ValueHandler {
   readonly version: number;
   /** True when this handler stores `value`. */
   canHandle(value: unknown): boolean;
-  /** Encodes `value`; `type` names the concrete type so it reads back as the same class. */
-  serialize(value: unknown, context?: HandlerContext): { bytes: Uint8Array; type: string };
-  /** Decodes bytes written by `serialize` (any version up to `version`). */
+  /** Encodes `value`; `type` names the concrete type so it reads back as the same class. May be asynchronous. */
+  serialize(value: unknown, context?: HandlerContext): { bytes: Uint8Array; type: string } | Promise<{ bytes: Uint8Array; type: string }>;
+  /** Decodes bytes written by `serialize` (any version up to `version`). May return a promise. */
   deserialize(bytes: Uint8Array, type: string, version: number): unknown;
 }

@@ -1,12 +1,13 @@
 /**
  * The handler registry: which handler stores a value (the first, in priority order, whose
  * `canHandle` accepts it) and which one reads an entry (by the name recorded with it). Built-ins:
- * raw bytes, typed and n-d arrays, then structured values as the fallback. Handlers registered
+ * raw bytes, typed and n-d arrays, Arrow tables, then structured values as the fallback. Handlers registered
  * here apply to every cache of the process, ahead of the built-ins unless placed otherwise;
  * `createCache({ handlers })` puts a cache's own handlers ahead of these.
  * @module
  */
 import { HandlerError } from '../errors.js';
+import { arrowHandler } from './arrow.js';
 import { bytesHandler } from './bytes.js';
 import type { ValueHandler } from './handler.js';
 import { ndarrayHandler } from './ndarray.js';
@@ -15,7 +16,7 @@ import { structuredHandler } from './structured.js';
 /** Where a registered handler goes in the priority order. */
 export type HandlerPosition = 'first' | 'last' | { before: string } | { after: string };
 
-const BUILTIN: readonly ValueHandler[] = [bytesHandler, ndarrayHandler];
+const BUILTIN: readonly ValueHandler[] = [bytesHandler, ndarrayHandler, arrowHandler];
 /** The process-wide order, without the structured fallback (always last). */
 let order: ValueHandler[] = [...BUILTIN];
 /** Bumped on every change, so caches can keep their resolved order until the registry changes. */
