@@ -29,7 +29,7 @@ export interface LargeCase {
   fsRead: Throughput;
 }
 
-function throughput(rounds: number[]): Throughput {
+export function throughput(rounds: number[]): Throughput {
   return { rounds, best: Math.max(...rounds), median: median(rounds) };
 }
 
