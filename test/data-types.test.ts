@@ -1,6 +1,7 @@
 /**
  * Typed arrays, n-d arrays and the handler registry, through real caches (SQLite + files and memory).
  */
+import { randomFillSync } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -260,5 +261,19 @@ describe('handler registry', () => {
     expect(() => registerHandler(pointHandler, { position: { before: 'nope' } })).toThrow(expect.objectContaining({ code: 'EHANDLER' }));
     expect(() => createCache({ store: 'memory', handlers: [{ ...pointHandler, serialize: undefined as never }] })).toThrow(expect.objectContaining({ code: 'EHANDLER' }));
     expect(listHandlers().map((h) => h.name)).toEqual(['bytes', 'ndarray', 'arrow', 'structured']); // nothing changed
+  });
+});
+
+describe('the compression probe', () => {
+  it('judges a payload on slices from all of it: incompressible first five eighths, compressible rest', async () => {
+    const { maybeCompress, resolveCompression } = await import('../sdk/src/compression.js');
+    const data = Buffer.alloc(8 * 1024 * 1024);
+    randomFillSync(data, 0, (data.length / 8) * 5); // noise over the start and the middle, then zeros
+    // (a shuffled float array looks like this: noisy mantissa bytes first, exponent bytes last)
+    const out = maybeCompress(data, resolveCompression({ codec: 'lz4' }));
+    expect(out.codec).toBe('lz4');
+    expect(out.bytes.length).toBeLessThan(0.7 * data.length);
+    const noise = Buffer.from(data.subarray(0, data.length / 2));
+    expect(maybeCompress(noise, resolveCompression({ codec: 'lz4' })).codec).toBe('none'); // still skips real noise
   });
 });

@@ -62,6 +62,8 @@ export function resolveCompression(opts: CompressionOptions | undefined): Requir
 }
 
 const SAMPLE = 64 * 1024;
+/** Slices the probe takes, spread evenly over the payload. */
+const PROBE_SLICES = 8;
 
 /**
  * Compresses `data` when that pays: payloads under the threshold, and payloads whose sample does not
@@ -71,10 +73,13 @@ export function maybeCompress(data: Uint8Array, opts: ReturnType<typeof resolveC
   if (opts.codec === 'none' || data.length < opts.threshold) return { codec: 'none', bytes: data };
   const codec = codecs[opts.codec];
   if (data.length > 4 * SAMPLE) {
-    // Probe the start and the middle before compressing everything: incompressible data
-    // (already compressed files, random bytes) is stored raw at full disk speed.
-    const mid = Math.floor(data.length / 2);
-    const probe = Buffer.concat([data.subarray(0, SAMPLE), data.subarray(mid, mid + SAMPLE)]);
+    // Probe before compressing everything: incompressible data (already compressed files, random
+    // bytes) is stored raw at full disk speed. The probe takes 8 slices spread evenly over the payload
+    // (128 KiB in all), so that data whose halves differ, such as byte-shuffled arrays whose
+    // compressible exponent bytes all sit in the last quarter, is judged on all of its parts.
+    const slice = (2 * SAMPLE) / PROBE_SLICES;
+    const step = Math.floor((data.length - slice) / (PROBE_SLICES - 1));
+    const probe = Buffer.concat(Array.from({ length: PROBE_SLICES }, (_, i) => data.subarray(i * step, i * step + slice)));
     if (codec.compress(probe, opts.level).length > probe.length * opts.minRatio) return { codec: 'none', bytes: data };
   }
   const out = codec.compress(data, opts.level);

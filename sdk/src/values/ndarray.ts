@@ -111,9 +111,28 @@ function ndarrayPackage(): ((data: TypedArray, shape: number[]) => unknown) | un
 /** Byte-shuffles `src` (elements of `size` bytes): all first bytes, then all second bytes, ... */
 export function shuffle(src: Uint8Array, size: number, dst: Uint8Array = new Uint8Array(src.length)): Uint8Array {
   const n = Math.floor(src.length / size);
-  for (let b = 0; b < size; b++) {
-    const base = b * n;
-    for (let i = 0, j = b; i < n; i++, j += size) dst[base + i] = src[j] as number;
+  if ((size === 4 || size === 8) && src.byteOffset % 4 === 0) {
+    // Whole 32-bit words at a time: four byte planes per word read (about 3x the byte loop).
+    const words = new Uint32Array(src.buffer, src.byteOffset, (n * size) / 4);
+    const per = size / 4; // words per element
+    for (let half = 0; half < per; half++) {
+      const p0 = 4 * half * n;
+      const p1 = p0 + n;
+      const p2 = p1 + n;
+      const p3 = p2 + n;
+      for (let i = 0, w = half; i < n; i++, w += per) {
+        const v = words[w] as number;
+        dst[p0 + i] = v & 255;
+        dst[p1 + i] = (v >>> 8) & 255;
+        dst[p2 + i] = (v >>> 16) & 255;
+        dst[p3 + i] = v >>> 24;
+      }
+    }
+  } else {
+    for (let b = 0; b < size; b++) {
+      const base = b * n;
+      for (let i = 0, j = b; i < n; i++, j += size) dst[base + i] = src[j] as number;
+    }
   }
   dst.set(src.subarray(n * size), n * size); // a tail that is not a whole element (never for typed arrays)
   return dst;
@@ -122,9 +141,23 @@ export function shuffle(src: Uint8Array, size: number, dst: Uint8Array = new Uin
 /** Inverse of {@link shuffle}. */
 export function unshuffle(src: Uint8Array, size: number, dst: Uint8Array = new Uint8Array(src.length)): Uint8Array {
   const n = Math.floor(src.length / size);
-  for (let b = 0; b < size; b++) {
-    const base = b * n;
-    for (let i = 0, j = b; i < n; i++, j += size) dst[j] = src[base + i] as number;
+  if ((size === 4 || size === 8) && dst.byteOffset % 4 === 0) {
+    const words = new Uint32Array(dst.buffer, dst.byteOffset, (n * size) / 4);
+    const per = size / 4;
+    for (let half = 0; half < per; half++) {
+      const p0 = 4 * half * n;
+      const p1 = p0 + n;
+      const p2 = p1 + n;
+      const p3 = p2 + n;
+      for (let i = 0, w = half; i < n; i++, w += per) {
+        words[w] = ((src[p0 + i] as number) | ((src[p1 + i] as number) << 8) | ((src[p2 + i] as number) << 16) | ((src[p3 + i] as number) << 24)) >>> 0;
+      }
+    }
+  } else {
+    for (let b = 0; b < size; b++) {
+      const base = b * n;
+      for (let i = 0, j = b; i < n; i++, j += size) dst[j] = src[base + i] as number;
+    }
   }
   dst.set(src.subarray(n * size), n * size);
   return dst;
