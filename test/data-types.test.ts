@@ -58,7 +58,7 @@ describe.each([
     expect(back.length).toBe(500);
     expect(back).toEqual(view);
     const entry = await cache.getEntry('view');
-    expect(entry?.size).toBeLessThan(500 * 8 + 64); // the view, not the 8,000-byte buffer behind it
+    expect(entry?.size).toBe(500 * 8); // the view's elements, not the 8,000-byte buffer behind it
   });
 
   it('round-trips { data, shape } n-d arrays, including empty dimensions', async () => {
@@ -68,9 +68,21 @@ describe.each([
     expect(back.shape).toEqual([2, 3]);
     expect(back.data).toBeInstanceOf(Float32Array);
     expect(back.data).toEqual(m.data);
-    expect((await cache.getEntry('matrix'))?.type).toBe('ndarray<Float32Array>');
+    expect((await cache.getEntry('matrix'))?.type).toBe('ndarray<Float32Array>[2,3]');
     await cache.put({ data: new Int32Array(0), shape: [4, 0, 2] }, 'empty');
     expect(await cache.get('empty')).toEqual({ data: new Int32Array(0), shape: [4, 0, 2] });
+  });
+
+  it('records the layout in the type: shape, and whether large payloads were shuffled for compression', async () => {
+    const big = sample(Float64Array, 200_000); // 1.6 MB: above the compression threshold, written without a copy
+    await cache.put({ data: big, shape: [1000, 200] }, 'big');
+    const info = await cache.getEntry('big');
+    expect(info?.size).toBe(big.byteLength); // the payload is the elements and nothing else
+    expect(info?.type).toBe(
+      (options as { compression?: { codec: string } }).compression?.codec === 'none' ? 'ndarray<Float64Array>[1000,200]' : 'ndarray<Float64Array>[1000,200]/shuffled',
+    );
+    big[0] = -1; // the caller's array changing after put does not change what was stored
+    expect(((await cache.get('big')) as { data: Float64Array }).data[0]).not.toBe(-1);
   });
 
   it('refuses a shape that does not match the data, storing nothing', async () => {
@@ -117,7 +129,7 @@ describe('arrays of the ndarray package', () => {
         expect(back.data.constructor, key).toBe(a.data.constructor);
         expect(elements(back), key).toEqual(elements(a));
         expect(back.data.length, key).toBe(a.size); // a view stores only its own elements
-        expect((await cache.getEntry(key))?.type, key).toBe(`ndarray-package<${a.data.constructor.name}>`);
+        expect((await cache.getEntry(key))?.type, key).toBe(`ndarray-package<${a.data.constructor.name}>[${a.shape.join(',')}]`);
       }
     } finally {
       await cache.close();

@@ -5,9 +5,11 @@
  * bytes in little-endian order, optionally byte-shuffled (as blosc does) so that float data compresses.
  * Reads return the same class over one contiguous buffer: no per-element copying.
  *
- * Layout (version 1), all little-endian:
- * `"CNDA"` · u8 format version · u8 dtype code · u8 flags (bit 0: shuffled, bit 1: n-d object, bit 2: `ndarray` package) ·
- * u8 ndim · u32 reserved · f64 × ndim shape · padding to a multiple of 16 bytes · element bytes.
+ * Format (version 1): the payload is the elements' bytes, little-endian, byte-shuffled or not, and
+ * nothing else, so a large array is written from its own memory and read back as a view of what was
+ * read. Everything else is in the entry's `type`: the class, then for n-d arrays the kind and shape,
+ * then whether the bytes are shuffled: `Float32Array`, `Float64Array/shuffled`,
+ * `ndarray<Float32Array>[2,3]`, `ndarray-package<Int16Array>[4,0]/shuffled`.
  * @module
  */
 import { createRequire } from 'node:module';
@@ -39,13 +41,32 @@ const DTYPES: [code: number, cls: TypedArrayClass | undefined][] = [
   [11, BigInt64Array as unknown as TypedArrayClass],
   [12, BigUint64Array as unknown as TypedArrayClass],
 ];
-const BY_CODE = new Map(DTYPES.filter(([, c]) => c).map(([code, c]) => [code, c as TypedArrayClass]));
 const BY_NAME = new Map(DTYPES.filter(([, c]) => c).map(([code, c]) => [(c as TypedArrayClass).name, code]));
+const BY_NAME_CLASS = new Map(DTYPES.filter(([, c]) => c).map(([, c]) => [(c as TypedArrayClass).name, c as TypedArrayClass]));
 
-const MAGIC = 0x41444e43; // "CNDA" little-endian
-const FLAG_SHUFFLED = 1;
-const FLAG_ND = 2;
-const FLAG_PKG = 4;
+type Kind = 'ndarray' | 'ndarray-package' | undefined;
+
+function typeName(kind: Kind, className: string, shape: number[] | undefined, shuffled: boolean): string {
+  const base = kind ? `${kind}<${className}>[${(shape ?? []).join(',')}]` : className;
+  return shuffled ? `${base}/shuffled` : base;
+}
+
+const TYPE = /^(?:(ndarray|ndarray-package)<(\w+)>\[([\d,]*)\]|(\w+))(\/shuffled)?$/;
+
+function parseType(type: string): { kind: Kind; className: string; shape: number[] | undefined; shuffled: boolean } {
+  const m = TYPE.exec(type);
+  if (!m) throw new ValueError('EVALUETYPE', `Not an array type: ${JSON.stringify(type)}.`);
+  const kind = m[1] as Kind;
+  return {
+    kind,
+    className: (m[2] ?? m[4]) as string,
+    shape: kind ? (m[3] === '' ? [] : (m[3] as string).split(',').map(Number)) : undefined,
+    shuffled: m[5] !== undefined,
+  };
+}
+
+/** Arrays at least this large are handed to the store without a copy. */
+const ZERO_COPY_BYTES = 1024 * 1024;
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 function isTypedArray(v: unknown): v is TypedArray {
@@ -183,55 +204,39 @@ export const ndarrayHandler: ValueHandler = {
     return (isTypedArray(value) && !(value instanceof Uint8Array && (value.constructor === Uint8Array || Buffer.isBuffer(value)))) || isNdObject(value) || isPkgNdarray(value);
   },
   serialize(value, ctx?: HandlerContext) {
+    if (!LITTLE_ENDIAN) throw new ValueError('EVALUETYPE', 'Typed arrays are stored little-endian; this big-endian platform is not supported.');
     const pkg = isPkgNdarray(value);
     const nd = pkg || isNdObject(value);
     const data = pkg ? rowMajor(value) : nd ? (value as NdArray<TypedArray>).data : (value as TypedArray);
-    const shape = nd ? checkShape((value as NdArray).shape, data.length) : [data.length];
+    const shape = nd ? checkShape((value as NdArray).shape, data.length) : undefined;
     const cls = data.constructor as TypedArrayClass;
-    const code = BY_NAME.get(cls.name) as number;
     const size = cls.BYTES_PER_ELEMENT;
     // Shuffling pays only when the bytes will be compressed.
     const shuffled = size > 1 && ctx?.compress !== false && data.byteLength >= (ctx?.minCompressBytes ?? 0);
-    const headerLength = Math.ceil((12 + 8 * shape.length) / 16) * 16;
-    const out = Buffer.allocUnsafe(headerLength + data.byteLength);
-    out.writeUInt32LE(MAGIC, 0);
-    out.writeUInt8(1, 4);
-    out.writeUInt8(code, 5);
-    out.writeUInt8((shuffled ? FLAG_SHUFFLED : 0) | (nd ? FLAG_ND : 0) | (pkg ? FLAG_PKG : 0), 6);
-    out.writeUInt8(shape.length, 7);
-    out.writeUInt32LE(0, 8);
-    for (const [i, d] of shape.entries()) out.writeDoubleLE(d, 12 + 8 * i);
-    out.fill(0, 12 + 8 * shape.length, headerLength);
     const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength); // only the view's bytes
-    const body = out.subarray(headerLength);
-    if (!LITTLE_ENDIAN) throw new ValueError('EVALUETYPE', 'Typed arrays are stored little-endian; this big-endian platform is not supported.');
-    if (shuffled) shuffle(raw, size, body);
-    else body.set(raw);
-    return { bytes: out, type: pkg ? `ndarray-package<${cls.name}>` : nd ? `ndarray<${cls.name}>` : cls.name };
+    // Large arrays are written straight from their own memory (no copy: the payload is the elements);
+    // small ones are copied, since small payloads may be kept by reference in memory.
+    const bytes = shuffled ? shuffle(raw, size) : raw.byteLength >= ZERO_COPY_BYTES ? raw : raw.slice();
+    return { bytes, type: typeName(pkg ? 'ndarray-package' : nd ? 'ndarray' : undefined, cls.name, shape, shuffled) };
   },
-  deserialize(bytes) {
-    const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    if (buf.length < 12 || buf.readUInt32LE(0) !== MAGIC) throw new ValueError('EVALUETYPE', 'Not an n-d array payload (bad magic).');
-    const code = buf.readUInt8(5);
-    const flags = buf.readUInt8(6);
-    const ndim = buf.readUInt8(7);
-    const cls = BY_CODE.get(code);
-    if (!cls) throw new ValueError('EVALUETYPE', `This entry holds an array of dtype code ${code}, which this Node.js lacks (Float16Array needs Node.js 24 or newer).`);
-    const shape = Array.from({ length: ndim }, (_, i) => buf.readDoubleLE(12 + 8 * i));
-    const headerLength = Math.ceil((12 + 8 * ndim) / 16) * 16;
+  deserialize(bytes, type) {
+    const t = parseType(type);
+    const cls = BY_NAME_CLASS.get(t.className);
+    if (!cls) throw new ValueError('EVALUETYPE', `This entry holds a ${t.className}, which this Node.js lacks (Float16Array needs a newer Node.js).`);
     const size = cls.BYTES_PER_ELEMENT;
-    const body = buf.subarray(headerLength);
-    if (body.length % size !== 0) throw new ValueError('EVALUETYPE', 'Truncated n-d array payload.');
+    if (bytes.length % size !== 0) throw new ValueError('EVALUETYPE', `A ${t.className} payload of ${bytes.length} bytes is not a whole number of elements.`);
     let storage: Uint8Array;
-    if (flags & FLAG_SHUFFLED) storage = unshuffle(body, size);
-    else if (body.byteOffset % size === 0) storage = body;
-    else storage = new Uint8Array(body); // one bulk copy to align the elements
+    if (t.shuffled) storage = unshuffle(bytes, size);
+    else if (bytes.byteOffset % size === 0) storage = bytes;
+    else storage = new Uint8Array(bytes); // one bulk copy to align the elements
     const data = new cls(storage.buffer, storage.byteOffset, storage.byteLength / size);
-    if (flags & FLAG_PKG) {
+    if (t.shape && t.shape.reduce((x, y) => x * y, 1) !== data.length)
+      throw new ValueError('EVALUETYPE', `Shape ${JSON.stringify(t.shape)} does not match the ${data.length} stored elements.`);
+    if (t.kind === 'ndarray-package') {
       // An ndarray again when the application has the package; otherwise the same data as { data, shape }.
       const make = ndarrayPackage();
-      if (make) return make(data, shape);
+      if (make) return make(data, t.shape as number[]);
     }
-    return flags & FLAG_ND ? { data, shape } : data;
+    return t.kind ? { data, shape: t.shape } : data;
   },
 };
