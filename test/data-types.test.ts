@@ -276,6 +276,24 @@ describe('handler registry', () => {
   });
 });
 
+describe('arrays that do not compress', () => {
+  it('are stored in their natural order, not shuffled, so reads need no unshuffle', async () => {
+    const cache = createCache({ dir: await mkdtemp(join(dir, 'raw-')) });
+    try {
+      const noise = new Float32Array(randomFillSync(new Uint8Array(4 * 1024 * 1024)).buffer).map((x) => (Number.isFinite(x) ? x : 0));
+      const smooth = Float32Array.from({ length: 1024 * 1024 }, (_, i) => Math.sin(i / 500));
+      await cache.put(noise, 'noise');
+      await cache.put(smooth, 'smooth');
+      expect(await cache.getEntry('noise')).toMatchObject({ codec: 'none', type: 'Float32Array' });
+      expect(await cache.getEntry('smooth')).toMatchObject({ codec: 'lz4', type: 'Float32Array/shuffled' });
+      expect(await cache.get('noise')).toEqual(noise);
+      expect(await cache.get('smooth')).toEqual(smooth);
+    } finally {
+      await cache.close();
+    }
+  });
+});
+
 describe('the compression probe', () => {
   it('judges a payload on slices from all of it: incompressible first five eighths, compressible rest', async () => {
     const { maybeCompress, resolveCompression } = await import('../sdk/src/compression.js');

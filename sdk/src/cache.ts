@@ -202,8 +202,18 @@ export class Cache {
       const tables = normalizeTables(opts.tables);
       const handler = handlerFor(value, this.s.handlers());
       const serialized = handler.serialize(value, { compress: this.compression.codec !== 'none', minCompressBytes: this.compression.threshold });
-      const { bytes, type } = serialized instanceof Promise ? await serialized : serialized;
-      return await this.putBytes(k, bytes, { handler: handlerId(handler), type, params, metadata, description: opts.description ?? null, tables, ttlMs, times });
+      const out = serialized instanceof Promise ? await serialized : serialized;
+      let { bytes, type } = out;
+      let stored: { codec: EntryRecord['codec']; bytes: Uint8Array } | undefined;
+      if (out.ifStoredRaw) {
+        // The handler prepared its bytes for compression; if compression does not pay, store its plain form.
+        stored = maybeCompress(bytes, this.compression);
+        if (stored.codec === 'none') {
+          ({ bytes, type } = out.ifStoredRaw);
+          stored = { codec: 'none', bytes };
+        }
+      }
+      return await this.putBytes(k, bytes, { handler: handlerId(handler), type, params, metadata, description: opts.description ?? null, tables, ttlMs, times, stored });
     } catch (err) {
       throw asCachenessError(err);
     }

@@ -50,5 +50,5 @@ export type { Json } from './key/projection.js';
 export { projectParams } from './key/projection.js';
 export type { ColumnType, TableColumns, TableDefinition, TableOptions, TableRow } from './tables/schema.js';
 export type { Condition, Operators, OrderBy, Scalar, Where } from './tables/where.js';
-export type { HandlerContext, HandlerPosition, NdArray, ValueHandler } from './values/index.js';
+export type { HandlerContext, HandlerPosition, NdArray, Serialized, ValueHandler } from './values/index.js';
 export { listHandlers, registerHandler, unregisterHandler } from './values/index.js';

@@ -13,6 +13,18 @@ export interface HandlerContext {
   minCompressBytes: number;
 }
 
+/** What `serialize` returns. */
+export interface Serialized {
+  bytes: Uint8Array;
+  type: string;
+  /**
+   * Another encoding of the same value to store instead when compression does not pay (the bytes are
+   * stored raw): e.g. the elements in their natural order rather than shuffled for the compressor,
+   * so that reading them back needs no unshuffle.
+   */
+  ifStoredRaw?: { bytes: Uint8Array; type: string };
+}
+
 /** Serializes one family of values. */
 export interface ValueHandler {
   /** Recorded per entry; reading an entry needs a handler of this name. */
@@ -22,7 +34,7 @@ export interface ValueHandler {
   /** True when this handler stores `value`. */
   canHandle(value: unknown): boolean;
   /** Encodes `value`; `type` names the concrete type so it reads back as the same class. May be asynchronous. */
-  serialize(value: unknown, context?: HandlerContext): { bytes: Uint8Array; type: string } | Promise<{ bytes: Uint8Array; type: string }>;
+  serialize(value: unknown, context?: HandlerContext): Serialized | Promise<Serialized>;
   /** Decodes bytes written by `serialize` (any version up to `version`). May return a promise. */
   deserialize(bytes: Uint8Array, type: string, version: number): unknown;
 }

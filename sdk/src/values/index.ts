@@ -3,7 +3,7 @@ import type { ValueHandler } from './handler.js';
 import { listHandlers } from './registry.js';
 import { structuredHandler } from './structured.js';
 
-export type { HandlerContext, ValueHandler } from './handler.js';
+export type { HandlerContext, Serialized, ValueHandler } from './handler.js';
 export { type NdArray, shuffle, unshuffle } from './ndarray.js';
 export { type HandlerPosition, handlerResolver, listHandlers, registerHandler, resetHandlers, unregisterHandler, validateHandlers } from './registry.js';
 export { assertStructured } from './structured.js';

@@ -216,8 +216,11 @@ export const ndarrayHandler: ValueHandler = {
     const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength); // only the view's bytes
     // Large arrays are written straight from their own memory (no copy: the payload is the elements);
     // small ones are copied, since small payloads may be kept by reference in memory.
-    const bytes = shuffled ? shuffle(raw, size) : raw.byteLength >= ZERO_COPY_BYTES ? raw : raw.slice();
-    return { bytes, type: typeName(pkg ? 'ndarray-package' : nd ? 'ndarray' : undefined, cls.name, shape, shuffled) };
+    const plain = raw.byteLength >= ZERO_COPY_BYTES ? raw : raw.slice();
+    const kind = pkg ? 'ndarray-package' : nd ? 'ndarray' : undefined;
+    if (!shuffled) return { bytes: plain, type: typeName(kind, cls.name, shape, false) };
+    // If the shuffled bytes do not compress after all, the plain ones are stored: reads then need no unshuffle.
+    return { bytes: shuffle(raw, size), type: typeName(kind, cls.name, shape, true), ifStoredRaw: { bytes: plain, type: typeName(kind, cls.name, shape, false) } };
   },
   deserialize(bytes, type) {
     const t = parseType(type);
