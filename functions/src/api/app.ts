@@ -84,6 +84,13 @@ function wireKey(info: ApiKeyInfo): WireKeyInfo {
   return { ...info, createdAt: info.createdAt.toISOString(), revokedAt: info.revokedAt === null ? null : info.revokedAt.toISOString() };
 }
 
+/** With codec 'none' the stored bytes are the content, so their sizes and hashes must agree. */
+function checkPlainCodec(codec: string, d: { size?: number; storedSize?: number; contentHash?: string; blobId?: string }): void {
+  if (codec === 'none' && (d.size !== d.storedSize || d.contentHash !== d.blobId)) {
+    throw new ApiError(400, 'EVALIDATION', "With codec 'none' the stored bytes are the content: size must equal storedSize and contentHash equal blobId.");
+  }
+}
+
 async function objectSize(s3: S3Client, bucket: string, key: string): Promise<number | undefined> {
   try {
     return (await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ContentLength;
@@ -280,9 +287,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
       return c.json({ upload: await multipartPlan(upload.id, upload.expiresAt, objectKey, s3UploadId, plan, { size: null, maxSize }) } satisfies CreateEntryResponse, 202);
     }
     if (!body.blobId) throw new ApiError(400, 'EVALIDATION', 'An upload needs blobId (the XXH3-128 of the stored bytes).');
-    if (body.codec === 'none' && (body.size !== body.storedSize || body.contentHash !== body.blobId)) {
-      throw new ApiError(400, 'EVALIDATION', "With codec 'none' the stored bytes are the content: size must equal storedSize and contentHash equal blobId.");
-    }
+    checkPlainCodec(body.codec, body);
     if (record.storedSize > maxObject) throw tooLarge();
     record.blobId = body.blobId;
     const reservation = await store.acquireBlob(body.blobId, record.storedSize, now, `upload:${namespace}`);
@@ -348,9 +353,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     const done = parsed.data;
     const streamed = upload.maxSize !== null;
     const facts = [done.size, done.storedSize, done.contentHash, done.blobId];
-    if (streamed && upload.record.codec === 'none' && (done.size !== done.storedSize || done.contentHash !== done.blobId)) {
-      throw new ApiError(400, 'EVALIDATION', "With codec 'none' the stored bytes are the content: size must equal storedSize and contentHash equal blobId.");
-    }
+    if (streamed) checkPlainCodec(upload.record.codec, done);
     if (streamed && facts.some((v) => v === undefined)) {
       throw new ApiError(400, 'EVALIDATION', 'A streamed upload completes with its size, storedSize, contentHash and blobId (the XXH3-128 of the stored bytes).');
     }

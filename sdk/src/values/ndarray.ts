@@ -26,23 +26,12 @@ export interface NdArray<T extends ArrayBufferView = ArrayBufferView> {
 }
 
 const Float16 = (globalThis as { Float16Array?: TypedArrayClass }).Float16Array;
-/** dtype code → class; codes are part of the stored format and never change meaning. */
-const DTYPES: [code: number, cls: TypedArrayClass | undefined][] = [
-  [1, Int8Array as unknown as TypedArrayClass],
-  [2, Uint8Array as unknown as TypedArrayClass],
-  [3, Uint8ClampedArray as unknown as TypedArrayClass],
-  [4, Int16Array as unknown as TypedArrayClass],
-  [5, Uint16Array as unknown as TypedArrayClass],
-  [6, Int32Array as unknown as TypedArrayClass],
-  [7, Uint32Array as unknown as TypedArrayClass],
-  [8, Float16],
-  [9, Float32Array as unknown as TypedArrayClass],
-  [10, Float64Array as unknown as TypedArrayClass],
-  [11, BigInt64Array as unknown as TypedArrayClass],
-  [12, BigUint64Array as unknown as TypedArrayClass],
-];
-const BY_NAME = new Map(DTYPES.filter(([, c]) => c).map(([code, c]) => [(c as TypedArrayClass).name, code]));
-const BY_NAME_CLASS = new Map(DTYPES.filter(([, c]) => c).map(([, c]) => [(c as TypedArrayClass).name, c as TypedArrayClass]));
+/** The classes stored, by name (the name is recorded in each entry's type). */
+const CLASSES = new Map(
+  [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float16, Float32Array, Float64Array, BigInt64Array, BigUint64Array]
+    .filter((c): c is TypedArrayClass => c !== undefined)
+    .map((c) => [c.name, c as TypedArrayClass]),
+);
 
 type Kind = 'ndarray' | 'ndarray-package' | undefined;
 
@@ -70,7 +59,7 @@ const ZERO_COPY_BYTES = 1024 * 1024;
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 function isTypedArray(v: unknown): v is TypedArray {
-  return ArrayBuffer.isView(v) && !(v instanceof DataView) && BY_NAME.has(v.constructor.name);
+  return ArrayBuffer.isView(v) && !(v instanceof DataView) && CLASSES.has(v.constructor.name);
 }
 
 function isNdObject(v: unknown): v is NdArray<TypedArray> {
@@ -224,7 +213,7 @@ export const ndarrayHandler: ValueHandler = {
   },
   deserialize(bytes, type) {
     const t = parseType(type);
-    const cls = BY_NAME_CLASS.get(t.className);
+    const cls = CLASSES.get(t.className);
     if (!cls) throw new ValueError('EVALUETYPE', `This entry holds a ${t.className}, which this Node.js lacks (Float16Array needs a newer Node.js).`);
     const size = cls.BYTES_PER_ELEMENT;
     if (bytes.length % size !== 0) throw new ValueError('EVALUETYPE', `A ${t.className} payload of ${bytes.length} bytes is not a whole number of elements.`);
