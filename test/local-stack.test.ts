@@ -4,8 +4,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { xxh128Hex } from 'cacheness/stores';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { inlineEntry } from '../functions/test/entry-bodies.js';
 
 const MAIN = fileURLToPath(new URL('../local/src/main.ts', import.meta.url));
 let dir: string;
@@ -53,15 +53,7 @@ it('serves the API on embedded Postgres and S3, stops on Ctrl-C, and keeps its d
   const put = await fetch(`${first.api}/v1/entries/greeting`, {
     method: 'PUT',
     headers: { authorization: `Bearer ${first.key}`, 'content-type': 'application/json' },
-    body: JSON.stringify({
-      handler: 'bytes@1',
-      type: 'Buffer',
-      codec: 'none',
-      size: bytes.length,
-      storedSize: bytes.length,
-      contentHash: xxh128Hex(bytes),
-      body: bytes.toString('base64'),
-    }),
+    body: JSON.stringify(inlineEntry(bytes)),
   });
   expect(put.status, `${await put.clone().text()} ${lastStderr}`).toBe(201);
   expect(await stop(first.child)).toBe(0);

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blobObjectKey, createApp, sweep } from '../src/api/index.js';
 import { connectDatabase, createApiKey, PostgresMetadataStore } from '../src/postgres/index.js';
 import { S3BlobStore } from '../src/s3/index.js';
+import { describeBytes, inlineEntry, uploadEntry } from './entry-bodies.js';
 import { apiGatewayEvent } from './lambda-harness.js';
 import { type PostgresHarness, startPostgres } from './postgres-server.js';
 import { type S3Harness, startS3 } from './s3-server.js';
@@ -149,15 +150,6 @@ describe('cloud API over real HTTP', () => {
 
 describe('creating entries', () => {
   const json = (body: unknown) => ({ method: 'PUT', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
-  const describeBytes = (bytes: Buffer, over: Record<string, unknown> = {}) => ({
-    handler: 'bytes@1',
-    type: 'Buffer',
-    codec: 'none',
-    size: bytes.length,
-    storedSize: bytes.length,
-    contentHash: xxh128Hex(bytes),
-    ...over,
-  });
 
   it('stores small payloads inline at once', async () => {
     const bytes = Buffer.from('tiny payload');
@@ -191,7 +183,7 @@ describe('creating entries', () => {
 
   it('uploads larger payloads through a presigned PUT; the entry is invisible until completed', async () => {
     const bytes = randomBytes(300_000);
-    const res = await call('/v1/entries/uploaded', keys.a, json({ ...describeBytes(bytes), blobId: xxh128Hex(bytes), ttl: 60 }));
+    const res = await call('/v1/entries/uploaded', keys.a, json(uploadEntry(bytes, { ttl: 60 })));
     expect(res.status).toBe(202);
     const { upload } = (await res.json()) as { upload: { id: string; url: string; method: string } };
     expect(upload.method).toBe('PUT');
@@ -209,16 +201,16 @@ describe('creating entries', () => {
   });
 
   it('skips the upload when the namespace already has the bytes', async () => {
-    const res = await call('/v1/entries/same-as-big', keys.a, json({ ...describeBytes(blobBytes), blobId: xxh128Hex(blobBytes) }));
+    const res = await call('/v1/entries/same-as-big', keys.a, json(uploadEntry(blobBytes)));
     expect(res.status).toBe(201);
     expect(await res.json()).toMatchObject({ deduplicated: true, entry: { key: 'same-as-big' } });
-    const other = await call('/v1/entries/same-as-big', keys.b, json({ ...describeBytes(blobBytes), blobId: xxh128Hex(blobBytes) }));
+    const other = await call('/v1/entries/same-as-big', keys.b, json(uploadEntry(blobBytes)));
     expect(other.status).toBe(202); // no dedup across tenants
   });
 
   it('rejects an object of the wrong size at completion, and aborts uploads', async () => {
     const bytes = randomBytes(100_000);
-    const start = await call('/v1/entries/wrong-size', keys.a, json({ ...describeBytes(bytes), blobId: xxh128Hex(bytes) }));
+    const start = await call('/v1/entries/wrong-size', keys.a, json(uploadEntry(bytes)));
     const { upload } = (await start.json()) as { upload: { id: string; url: string } };
     const objectKey = decodeURIComponent(new URL(upload.url).pathname).split('/').slice(2).join('/');
     // Bytes arriving outside the signed URL (which would refuse another length).
@@ -236,12 +228,7 @@ describe('touch, list and custom tables', () => {
     call(path, key, { method, body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
   const create = (key: string, extra: Record<string, unknown> = {}) => {
     const bytes = Buffer.from(key);
-    return post(
-      `/v1/entries/${encodeURIComponent(key)}`,
-      { handler: 'bytes@1', type: 'Buffer', codec: 'none', size: bytes.length, storedSize: bytes.length, contentHash: xxh128Hex(bytes), body: bytes.toString('base64'), ...extra },
-      keys.a,
-      'PUT',
-    );
+    return post(`/v1/entries/${encodeURIComponent(key)}`, inlineEntry(bytes, extra), keys.a, 'PUT');
   };
 
   it('touches live entries with a new ttl', async () => {
@@ -289,18 +276,10 @@ describe('hostile input', () => {
     const evilKey = '../../team-b/secrets';
     const bytes = randomBytes(1000);
     const small = Buffer.from('x');
-    const inline = await call(
-      `/v1/entries/${encodeURIComponent(evilKey)}`,
-      keys.a,
-      json({ handler: 'bytes@1', type: 'Buffer', codec: 'none', size: 1, storedSize: 1, contentHash: xxh128Hex(small), body: small.toString('base64') }),
-    );
+    const inline = await call(`/v1/entries/${encodeURIComponent(evilKey)}`, keys.a, json(inlineEntry(small)));
     expect(inline.status).toBe(201);
     expect((await call(`/v1/entries/${encodeURIComponent(evilKey)}`, keys.b)).status).toBe(404);
-    const upload = await call(
-      `/v1/entries/${encodeURIComponent(`${evilKey}-big`)}`,
-      keys.a,
-      json({ handler: 'bytes@1', type: 'Buffer', codec: 'none', size: bytes.length, storedSize: bytes.length, contentHash: xxh128Hex(bytes), blobId: xxh128Hex(bytes) }),
-    );
+    const upload = await call(`/v1/entries/${encodeURIComponent(`${evilKey}-big`)}`, keys.a, json(uploadEntry(bytes)));
     const { upload: u } = (await upload.json()) as { upload: { url: string } };
     expect(new URL(u.url).pathname).toMatch(new RegExp(`^/${s3.bucket}/ns/team-a/blobs/[0-9a-f]{32}\\.[0-9a-f]+$`));
   });
@@ -320,7 +299,7 @@ describe('hostile input', () => {
 
   it('refuses the NUL character, which PostgreSQL cannot store, with a 400 that says so, and stores nothing', async () => {
     const body = Buffer.from('x');
-    const entry = { handler: 'bytes@1', type: 'Buffer', codec: 'none', size: 1, storedSize: 1, contentHash: xxh128Hex(body), body: body.toString('base64') };
+    const entry = inlineEntry(body);
     for (const extra of [{ metadata: { note: 'a\u0000b' } }, { params: { 'k\u0000': 1 } }, { description: 'nul \u0000 here' }]) {
       const res = await call('/v1/entries/nul', keys.a, json({ ...entry, ...extra }));
       expect(res.status).toBe(400);
@@ -370,11 +349,7 @@ describe('multipart uploads', () => {
 
   it('plans parts, signs more on request, and completes only with every part', async () => {
     const bytes = randomBytes(10 * 1024 * 1024 + 4321);
-    const start = await mp(
-      '/v1/entries/multi',
-      { handler: 'bytes@1', type: 'Buffer', codec: 'none', size: bytes.length, storedSize: bytes.length, contentHash: xxh128Hex(bytes), blobId: xxh128Hex(bytes) },
-      'PUT',
-    );
+    const start = await mp('/v1/entries/multi', uploadEntry(bytes), 'PUT');
     expect(start.status).toBe(202);
     const { upload } = (await start.json()) as { upload: { id: string; method: string; partSize: number; partCount: number; parts: { partNumber: number; url: string }[] } };
     expect(upload).toMatchObject({ method: 'MULTIPART', partSize: 5 * 1024 * 1024, partCount: 3 });
@@ -487,7 +462,7 @@ describe('multipart uploads', () => {
   it('completes a streamed upload again after its entry write failed (a conflicting table row), without re-sending bytes', async () => {
     expect((await mp('/v1/tables/uniq', { columns: { v: 'text' }, unique: ['v'] }, 'PUT')).status).toBe(200);
     const small = Buffer.from('holder');
-    const holder = { handler: 'bytes@1', type: 'Buffer', codec: 'none', size: 6, storedSize: 6, contentHash: xxh128Hex(small), body: small.toString('base64') };
+    const holder = inlineEntry(small);
     expect((await mp('/v1/entries/holder', { ...holder, tables: { uniq: { v: 'taken' } } }, 'PUT')).status).toBe(201);
     const bytes = randomBytes(6 * 1024 * 1024);
     const { upload } = (await (await mp('/v1/entries/stream-retry', { ...describeStream, tables: { uniq: { v: 'taken' } } }, 'PUT')).json()) as { upload: Plan };
@@ -534,11 +509,7 @@ describe('multipart uploads', () => {
 
   it('aborts a multipart upload', async () => {
     const bytes = randomBytes(7 * 1024 * 1024);
-    const start = await mp(
-      '/v1/entries/multi-abort',
-      { handler: 'bytes@1', type: 'Buffer', codec: 'none', size: bytes.length, storedSize: bytes.length, contentHash: xxh128Hex(bytes), blobId: xxh128Hex(bytes) },
-      'PUT',
-    );
+    const start = await mp('/v1/entries/multi-abort', uploadEntry(bytes), 'PUT');
     const { upload } = (await start.json()) as { upload: { id: string } };
     expect(await (await mp(`/v1/uploads/${upload.id}`, undefined, 'DELETE')).json()).toEqual({ aborted: true });
     expect((await mp(`/v1/uploads/${upload.id}/parts`, { partNumbers: [1] })).status).toBe(410);

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type BundleResult, bundleHandler, LAMBDA_ENTRIES } from '../build/bundle.js';
 import { createApiKey } from '../src/postgres/index.js';
+import { inlineEntry } from './entry-bodies.js';
 import { invokeInFreshProcess, lambdaEnv } from './lambda-harness.js';
 import { type PostgresHarness, startPostgres } from './postgres-server.js';
 import { type S3Harness, startS3 } from './s3-server.js';
@@ -39,9 +40,7 @@ it('is one self-contained file under 1 MB: only Node built-ins are imported', ()
 it('serves API Gateway v2 events from a fresh process: health, an inline put verified by content hash, a read', async () => {
   const key = (await createApiKey(pg.sql, { namespace: 'bundle', scopes: ['read', 'write'] })).key;
   const body = Buffer.from('bytes through the bundled handler');
-  const { contentHashHex } = await import('../src/content-hash.js');
-  const contentHash = await contentHashHex(body);
-  const put = { handler: 'bytes@1', type: 'Buffer', codec: 'none', size: body.length, storedSize: body.length, contentHash, body: body.toString('base64') };
+  const put = inlineEntry(body);
   // The child imports only the bundle, from a directory with no node_modules anywhere above it.
   const [health, created, rejected, read] = await invokeInFreshProcess(api.outfile, {
     key,
