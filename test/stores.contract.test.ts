@@ -59,6 +59,13 @@ blobStoreContract('S3 (S3-protocol server on 127.0.0.1)', async () => {
   return { store, dispose: () => s3.stop() };
 });
 
+// Small parts and a low copy limit: staged blobs of a few MiB take the multipart-copy path of multi-GB ones.
+blobStoreContract('S3 with 5 MiB parts and multipart copies', async () => {
+  const s3 = await startS3();
+  const store = new S3BlobStore({ client: s3.client, bucket: s3.bucket, prefix: 'ns/test/blobs/', partSize: 5 * 1024 * 1024, copyLimit: 6 * 1024 * 1024 });
+  return { store, dispose: () => s3.stop() };
+});
+
 describe('on PostgreSQL', () => {
   let pg: PostgresHarness;
   beforeAll(async () => {

@@ -67,6 +67,61 @@ export function blobStoreContract(label: string, make: () => Promise<BlobStoreHa
       expect(names.sort()).toEqual([10, 11, 12, 13, 14].map(name));
     });
 
+    it('stages bytes piece by piece and publishes them under a name only at the end', async () => {
+      const pieces = [randomBytes(3_000_000), randomBytes(6_000_000), randomBytes(1), randomBytes(4_000_000)];
+      const stage = await s.stage();
+      for (const p of pieces) {
+        await stage.write(p);
+        p.fill(0); // the store must have taken its own copy (or written it out) by now
+      }
+      expect(stage.size).toBe(13_000_001);
+      expect(await s.read(name(30))).toBeUndefined();
+      const listed: string[] = [];
+      for await (const n of s.names()) listed.push(n);
+      expect(listed).toEqual([]); // a stage is not a blob
+      await stage.publish(name(30));
+      const back = Buffer.from((await s.read(name(30)))!);
+      expect(back.length).toBe(13_000_001);
+      expect(back.subarray(3_000_000, 3_000_010).equals(Buffer.alloc(10))).toBe(false);
+      expect(await s.size(name(30))).toBe(13_000_001);
+      await stage.abort(); // after publish: a no-op
+      expect(await s.size(name(30))).toBe(13_000_001);
+      await expect(stage.write(Buffer.from('x'))).rejects.toThrow();
+    });
+
+    it('publishes a small or empty stage, and an aborted stage leaves nothing', async () => {
+      const small = await s.stage();
+      await small.write(Buffer.from('hello'));
+      await small.publish(name(31));
+      expect(Buffer.from((await s.read(name(31)))!).toString()).toBe('hello');
+      const empty = await s.stage();
+      await empty.publish(name(32));
+      expect(await s.size(name(32))).toBe(0);
+      const dropped = await s.stage();
+      await dropped.write(randomBytes(9_000_000));
+      await dropped.abort();
+      await dropped.abort();
+      const listed: string[] = [];
+      for await (const n of s.names()) listed.push(n);
+      expect(listed.sort()).toEqual([name(31), name(32)]);
+    });
+
+    it('reads ranges of an open blob', async () => {
+      const data = randomBytes(1_000_000);
+      await s.write(name(33), data);
+      expect(await s.open(name(34))).toBeUndefined();
+      const r = (await s.open(name(33)))!;
+      try {
+        expect(r.size).toBe(data.length);
+        expect(Buffer.from(await r.read(0, 10)).equals(data.subarray(0, 10))).toBe(true);
+        expect(Buffer.from(await r.read(123_456, 500_000)).equals(data.subarray(123_456, 623_456))).toBe(true);
+        expect(Buffer.from(await r.read(999_990, 100)).equals(data.subarray(999_990))).toBe(true); // short at the end
+        expect((await r.read(1_000_000, 10)).length).toBe(0);
+      } finally {
+        await r.close();
+      }
+    });
+
     it('sweeps no live data as partial', async () => {
       await s.write(name(20), Buffer.from('keep'));
       await s.sweepPartial(0);

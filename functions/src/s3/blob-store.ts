@@ -4,8 +4,12 @@
  * payloads through presigned URLs instead.
  * @module
  */
+import { randomBytes } from 'node:crypto';
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -14,8 +18,10 @@ import {
   PutObjectCommand,
   PutObjectTaggingCommand,
   type S3Client,
+  UploadPartCommand,
+  UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
-import type { BlobStore } from 'cacheness/model';
+import type { BlobReader, BlobStage, BlobStore } from 'cacheness/model';
 import { StoreError } from 'cacheness/model';
 import { GARBAGE_TAG_KEY, GARBAGE_TAG_VALUE } from './garbage-tag.js';
 
@@ -25,6 +31,10 @@ export interface S3BlobStoreOptions {
   bucket: string;
   /** Object key prefix of this store's blobs (e.g. `ns/<namespace>/blobs/`). */
   prefix: string;
+  /** Part size of staged (streamed) blobs. Default 8 MiB (S3's minimum is 5 MiB). */
+  partSize?: number;
+  /** Staged blobs larger than this are published by a multipart copy instead of one CopyObject. Default 5 GiB, S3's CopyObject limit. */
+  copyLimit?: number;
 }
 
 /** A blob S3 did not act on, with S3's error code and message. */
@@ -63,6 +73,8 @@ export interface PartialSweepOptions {
   keep?: (uploads: { key: string; uploadId: string }[]) => Promise<ReadonlySet<string>>;
 }
 
+const BLOB_NAME = /^[0-9a-f]{4,}\.[0-9a-f]+$/;
+
 /** PutObjectTagging requests in flight at once (S3 has no batch tagging call). */
 const TAG_CONCURRENCY = 16;
 
@@ -81,20 +93,140 @@ export class S3BlobStore implements BlobStore {
   private readonly bucket: string;
   private readonly prefix: string;
 
+  private readonly partSize: number;
+  private readonly copyLimit: number;
+
   constructor(opts: S3BlobStoreOptions) {
     this.client = opts.client;
     this.bucket = opts.bucket;
     this.prefix = opts.prefix;
+    this.partSize = opts.partSize ?? 8 * 1024 * 1024;
+    this.copyLimit = opts.copyLimit ?? 5 * 1024 ** 3;
   }
 
   private key(name: string): string {
-    if (!/^[0-9a-f]{4,}\.[0-9a-f]+$/.test(name)) throw new StoreError('ESTORE', `Invalid blob name ${JSON.stringify(name)}.`);
+    if (!BLOB_NAME.test(name)) throw new StoreError('ESTORE', `Invalid blob name ${JSON.stringify(name)}.`);
     return this.prefix + name;
   }
 
   async write(name: string, data: Uint8Array): Promise<void> {
     // A PUT is atomic in S3: readers see the old object or the whole new one, never a part.
     await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key(name), Body: data, ContentLength: data.length }));
+  }
+
+  /**
+   * A staged blob smaller than one part is PUT under its name at `publish`. A larger one is uploaded in
+   * parts to `<prefix>tmp/<random>` (tagged as garbage, so the bucket's lifecycle rule removes it if
+   * this process dies before cleaning up), then copied under its name, untagged, and the temporary
+   * object deleted. S3 has no rename; the copy stays inside S3.
+   */
+  async stage(): Promise<BlobStage> {
+    const store = this;
+    const tmpKey = `${this.prefix}tmp/${process.pid}-${randomBytes(8).toString('hex')}`;
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    let size = 0;
+    let uploadId: string | undefined;
+    const parts: { ETag: string; PartNumber: number }[] = [];
+    let state: 'open' | 'published' | 'aborted' = 'open';
+    const flushPart = async () => {
+      uploadId ??= (await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: tmpKey, Tagging: `${GARBAGE_TAG_KEY}=${GARBAGE_TAG_VALUE}` }))).UploadId;
+      const body = Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+      const PartNumber = parts.length + 1;
+      const out = await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: tmpKey, UploadId: uploadId, PartNumber, Body: body, ContentLength: body.length }));
+      parts.push({ ETag: out.ETag as string, PartNumber });
+    };
+    const abort = async () => {
+      if (state === 'aborted') return;
+      const wasOpen = state === 'open';
+      state = 'aborted';
+      pending = [];
+      if (uploadId && wasOpen) await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: tmpKey, UploadId: uploadId })).catch(() => {});
+    };
+    const check = () => {
+      if (state !== 'open') throw new StoreError('ESTORE', `This blob stage was already ${state}.`);
+    };
+    return {
+      get size() {
+        return size;
+      },
+      async write(data) {
+        check();
+        try {
+          pending.push(Buffer.from(data)); // own copy
+          pendingBytes += data.length;
+          size += data.length;
+          if (pendingBytes >= store.partSize) await flushPart();
+        } catch (err) {
+          await abort();
+          throw err;
+        }
+      },
+      async publish(name) {
+        check();
+        const key = store.key(name);
+        try {
+          if (!uploadId) {
+            await store.client.send(new PutObjectCommand({ Bucket: store.bucket, Key: key, Body: Buffer.concat(pending, pendingBytes), ContentLength: pendingBytes }));
+            state = 'published';
+            return;
+          }
+          if (pendingBytes > 0) await flushPart();
+          await store.client.send(new CompleteMultipartUploadCommand({ Bucket: store.bucket, Key: tmpKey, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
+          state = 'published';
+          try {
+            await store.copy(tmpKey, key, size);
+          } finally {
+            await store.client.send(new DeleteObjectsCommand({ Bucket: store.bucket, Delete: { Objects: [{ Key: tmpKey }], Quiet: true } })).catch(() => {});
+          }
+        } catch (err) {
+          await abort();
+          throw err;
+        }
+      },
+      abort,
+    };
+  }
+
+  /** Server-side copy without the source's tags: one CopyObject up to `copyLimit`, a multipart copy above. */
+  private async copy(from: string, to: string, size: number): Promise<void> {
+    const CopySource = `${this.bucket}/${encodeURI(from)}`;
+    if (size <= this.copyLimit) {
+      await this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: to, CopySource, TaggingDirective: 'REPLACE' }));
+      return;
+    }
+    const { UploadId } = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: to }));
+    try {
+      const parts: { ETag: string; PartNumber: number }[] = [];
+      const step = Math.max(this.partSize, Math.ceil(size / 10_000));
+      for (let start = 0, PartNumber = 1; start < size; start += step, PartNumber++) {
+        const end = Math.min(size, start + step) - 1;
+        const out = await this.client.send(new UploadPartCopyCommand({ Bucket: this.bucket, Key: to, UploadId, PartNumber, CopySource, CopySourceRange: `bytes=${start}-${end}` }));
+        parts.push({ ETag: out.CopyPartResult?.ETag as string, PartNumber });
+      }
+      await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: to, UploadId, MultipartUpload: { Parts: parts } }));
+    } catch (err) {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: to, UploadId })).catch(() => {});
+      throw err;
+    }
+  }
+
+  async open(name: string): Promise<BlobReader | undefined> {
+    const size = await this.size(name);
+    if (size === undefined) return undefined;
+    const Key = this.key(name);
+    return {
+      size,
+      read: async (offset, length) => {
+        const last = Math.min(size, offset + length) - 1;
+        if (last < offset) return new Uint8Array(0);
+        const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${offset}-${last}` }));
+        return out.Body ? Buffer.from(await out.Body.transformToByteArray()) : new Uint8Array(0);
+      },
+      close: async () => {},
+    };
   }
 
   async read(name: string): Promise<Uint8Array | undefined> {
@@ -177,7 +309,8 @@ export class S3BlobStore implements BlobStore {
     let token: string | undefined;
     do {
       const out = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, ContinuationToken: token }));
-      for (const o of out.Contents ?? []) if (o.Key) yield o.Key.slice(this.prefix.length);
+      // Names only: staged blobs (`tmp/...`) are not blobs yet.
+      for (const o of out.Contents ?? []) if (o.Key && BLOB_NAME.test(o.Key.slice(this.prefix.length))) yield o.Key.slice(this.prefix.length);
       token = out.IsTruncated ? out.NextContinuationToken : undefined;
     } while (token);
   }

@@ -6,11 +6,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { type FileHandle, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { StoreError } from '../errors.js';
 import { isPidAlive } from '../owner.js';
-import type { BlobStore } from './types.js';
+import type { BlobReader, BlobStage, BlobStore } from './types.js';
 
 /** Options of {@link FsBlobStore}. */
 export interface FsBlobStoreOptions {
@@ -44,29 +44,101 @@ export class FsBlobStore implements BlobStore {
   }
 
   async write(name: string, data: Uint8Array): Promise<void> {
+    this.pathOf(name);
+    for (let attempt = 1; ; attempt++) {
+      const tmp = this.tmpPath();
+      try {
+        await writeAll(tmp, data, this.fsync);
+        await this.place(tmp, name);
+        return;
+      } catch (err) {
+        await rm(tmp, { force: true });
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt === 1) {
+          // The temp directory was removed under us (clear, repair, a user): recreate it and retry once.
+          await mkdir(this.tmpDir, { recursive: true });
+          continue;
+        }
+        throw this.writeError(name, err);
+      }
+    }
+  }
+
+  async stage(): Promise<BlobStage> {
+    const tmp = this.tmpPath();
+    let fh: FileHandle;
+    try {
+      fh = await open(tmp, 'wx');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw this.writeError('(staged)', err);
+      await mkdir(this.tmpDir, { recursive: true });
+      fh = await open(tmp, 'wx');
+    }
+    let size = 0;
+    let state: 'open' | 'published' | 'aborted' = 'open';
+    const abort = async () => {
+      if (state !== 'open') return;
+      state = 'aborted';
+      await fh.close().catch(() => {});
+      await rm(tmp, { force: true });
+    };
+    return {
+      get size() {
+        return size;
+      },
+      write: async (data) => {
+        if (state !== 'open') throw new StoreError('ESTORE', `This blob stage was already ${state}.`);
+        try {
+          for (let off = 0; off < data.length; ) off += (await fh.write(data, off, Math.min(CHUNK, data.length - off))).bytesWritten;
+          size += data.length;
+        } catch (err) {
+          await abort();
+          throw this.writeError('(staged)', err);
+        }
+      },
+      publish: async (name) => {
+        if (state !== 'open') throw new StoreError('ESTORE', `This blob stage was already ${state}.`);
+        try {
+          this.pathOf(name);
+          if (this.fsync) await fh.sync();
+          await fh.close();
+          state = 'published';
+          await this.place(tmp, name);
+        } catch (err) {
+          state = 'open';
+          await abort();
+          throw this.writeError(name, err);
+        }
+      },
+      abort,
+    };
+  }
+
+  private tmpPath(): string {
+    return join(this.tmpDir, `${process.pid}-${randomBytes(6).toString('hex')}`);
+  }
+
+  /** Renames a finished temp file into place, creating its shard directory (again, if it was removed meanwhile). */
+  private async place(tmp: string, name: string): Promise<void> {
     const dest = this.pathOf(name);
-    const shard = join(this.blobDir, name.slice(0, 2), name.slice(2, 4));
+    const shard = dirname(dest);
     for (let attempt = 1; ; attempt++) {
       if (!this.shards.has(shard)) {
         await mkdir(shard, { recursive: true });
         this.shards.add(shard);
       }
-      const tmp = join(this.tmpDir, `${process.pid}-${randomBytes(6).toString('hex')}`);
       try {
-        await writeAll(tmp, data, this.fsync);
         await rename(tmp, dest);
         return;
       } catch (err) {
-        await rm(tmp, { force: true });
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt === 1) {
-          // A directory was removed under us (clear, repair, a user): recreate both and retry once.
-          this.shards.delete(shard);
-          await mkdir(this.tmpDir, { recursive: true });
-          continue;
-        }
-        throw new StoreError('ESTORE', `Could not write blob ${name} under ${this.blobDir}: ${(err as Error).message}. Check free disk space and permissions.`, { cause: err });
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt > 1) throw err;
+        this.shards.delete(shard);
       }
     }
+  }
+
+  private writeError(name: string, err: unknown): StoreError {
+    if (err instanceof StoreError) return err;
+    return new StoreError('ESTORE', `Could not write blob ${name} under ${this.blobDir}: ${(err as Error).message}. Check free disk space and permissions.`, { cause: err });
   }
 
   async read(name: string): Promise<Uint8Array | undefined> {
@@ -76,6 +148,32 @@ export class FsBlobStore implements BlobStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
+  }
+
+  async open(name: string): Promise<BlobReader | undefined> {
+    let fh: FileHandle;
+    try {
+      fh = await open(this.pathOf(name), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    // An open file keeps its bytes even if the blob is deleted (unlinked) meanwhile.
+    const size = (await fh.stat()).size;
+    return {
+      size,
+      read: async (offset, length) => {
+        const out = Buffer.allocUnsafe(Math.max(0, Math.min(length, size - offset)));
+        let off = 0;
+        while (off < out.length) {
+          const { bytesRead } = await fh.read(out, off, Math.min(CHUNK, out.length - off), offset + off);
+          if (bytesRead === 0) break;
+          off += bytesRead;
+        }
+        return off === out.length ? out : out.subarray(0, off);
+      },
+      close: () => fh.close(),
+    };
   }
 
   async size(name: string): Promise<number | undefined> {

@@ -170,12 +170,44 @@ export interface MetadataStore {
   close(): Promise<void>;
 }
 
+/**
+ * A blob written piece by piece before its name is known (a stream whose content hash, and so whose
+ * name, is known only at its end). Nothing is visible under any name until {@link BlobStage.publish}.
+ */
+export interface BlobStage {
+  /** Bytes written so far. */
+  readonly size: number;
+  /** Appends `data`; the caller may reuse its buffer once the promise resolves. */
+  write(data: Uint8Array): Promise<void>;
+  /** Publishes the bytes under `name` atomically (replacing any blob of that name); the stage is then spent. */
+  publish(name: string): Promise<void>;
+  /** Discards the bytes; safe after `publish` and when called twice. */
+  abort(): Promise<void>;
+}
+
+/**
+ * An open blob for reads at any offset. It keeps reading the bytes it was opened on even if the blob
+ * is deleted meanwhile, where the store can (the filesystem keeps an open file); where it cannot, a
+ * read of a deleted blob fails.
+ */
+export interface BlobReader {
+  /** The blob's size in bytes. */
+  readonly size: number;
+  /** Reads `length` bytes at `offset` (fewer only past the end). The result is the caller's. */
+  read(offset: number, length: number): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
 /** Payload bytes by name. Names come from {@link MetadataStore.acquireBlob}. */
 export interface BlobStore {
   /** Writes `data` under `name` atomically (readers never see a partial blob). */
   write(name: string, data: Uint8Array): Promise<void>;
+  /** Starts a blob whose name will be known once its bytes are written (see {@link BlobStage}). */
+  stage(): Promise<BlobStage>;
   /** Reads a whole blob; undefined when missing. */
   read(name: string): Promise<Uint8Array | undefined>;
+  /** Opens a blob for ranged reads; undefined when missing. */
+  open(name: string): Promise<BlobReader | undefined>;
   /** Size in bytes, or undefined when missing. */
   size(name: string): Promise<number | undefined>;
   /** Deletes blobs; missing ones are ignored. */
