@@ -3,7 +3,15 @@
  * {@link MetadataStore} and a {@link BlobStore}.
  * @module
  */
-import { type CompressionOptions, decompress, maybeCompress, resolveCompression } from './compression.js';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { open as openFile, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { decodeChunked, readChunkedRange, readIndex } from './chunked/read.js';
+import { rechunk, slices, writeChunked } from './chunked/write.js';
+import { type CompressionOptions, decompress, looksCompressible, maybeCompress, type ResolvedCompression, resolveCompression } from './compression.js';
 import { type DumpResult, exportCache, importCache } from './dump.js';
 import { type Ttl, ttlToMs } from './duration.js';
 import { type EntryInfo, type EntryRecord, isExpired, type JsonObject, type StoredEntry, toEntryInfo } from './entry.js';
@@ -12,7 +20,7 @@ import { xxh128Hex } from './hash.js';
 import { type Key, type KeyParams, keyOf, resolveKey } from './key/index.js';
 import { projectParams } from './key/projection.js';
 import { isOwnerAlive, processOwner } from './owner.js';
-import type { BlobStore, EntryWhere, EvictionPolicy, MetadataStore, ReadRecord } from './stores/types.js';
+import type { BlobReader, BlobStore, EntryWhere, EvictionPolicy, MetadataStore, ReadRecord } from './stores/types.js';
 import type { TableColumns, TableDefinition, TableOptions, TableRow } from './tables/schema.js';
 import type { OrderBy, Where } from './tables/where.js';
 import { handlerByName, handlerFor, handlerId, type ValueHandler } from './values/index.js';
@@ -27,6 +35,14 @@ export interface PutOptions {
   description?: string;
   /** Rows for custom tables, by table name (one row or an array). Replaces this entry's rows in those tables. */
   tables?: Record<string, TableRow | TableRow[]>;
+}
+
+/** Options of {@link Cache.getStream}. */
+export interface StreamOptions {
+  /** First byte to read (inclusive, from 0). Default 0. */
+  start?: number;
+  /** Last byte to read (inclusive, as in `fs.createReadStream`). Default: the last byte of the value. */
+  end?: number;
 }
 
 /** Options of {@link Cache.list}. */
@@ -106,6 +122,10 @@ export interface EngineSettings {
   verifyIntegrity: boolean;
   storeKeyParams: boolean;
   inlineThreshold: number;
+  /** Payloads larger than this are stored in chunks of this many bytes. */
+  chunkSize: number;
+  /** Compression worker threads (0: compress in the calling thread). */
+  workers: number;
   /** The value handlers in priority order (recomputed when the process-wide registry changes). */
   handlers: () => readonly ValueHandler[];
   clock: () => number;
@@ -114,7 +134,20 @@ export interface EngineSettings {
   location: string;
 }
 
+/** What describes a payload being written, besides its bytes. */
+interface PayloadMeta {
+  handler: string;
+  type: string;
+  params: EntryRecord['params'];
+  metadata: JsonObject | null;
+  description: string | null;
+  tables: Record<string, TableRow[]> | undefined;
+  ttlMs: number | null;
+  times?: { createdAt: number; expiresAt: number | null } | undefined;
+}
+
 const MISS: Lookup = { hit: false };
+const NO_COMPRESSION = resolveCompression({ codec: 'none' });
 const FLUSH_EVERY_OPS = 1000;
 const FLUSH_EVERY_MS = 1000;
 /** A pinned blob whose writer has not committed within this time is treated as abandoned. */
@@ -203,57 +236,91 @@ export class Cache {
       const handler = handlerFor(value, this.s.handlers());
       const serialized = handler.serialize(value, { compress: this.compression.codec !== 'none', minCompressBytes: this.compression.threshold });
       const out = serialized instanceof Promise ? await serialized : serialized;
-      let { bytes, type } = out;
+      const o = { handler: handlerId(handler), type: out.type, params, metadata, description: opts.description ?? null, tables, ttlMs, times };
+      if ('stream' in out) return await this.putStream(k, out.stream, o);
+      let { bytes } = out;
       let stored: { codec: EntryRecord['codec']; bytes: Uint8Array } | undefined;
+      let compression: ResolvedCompression | undefined;
       if (out.ifStoredRaw) {
         // The handler prepared its bytes for compression; if compression does not pay, store its plain form.
-        stored = maybeCompress(bytes, this.compression);
-        if (stored.codec === 'none') {
-          ({ bytes, type } = out.ifStoredRaw);
-          stored = { codec: 'none', bytes };
+        if (bytes.length > this.s.chunkSize) {
+          if (!looksCompressible(bytes, this.compression)) {
+            ({ bytes, type: o.type } = out.ifStoredRaw);
+            compression = NO_COMPRESSION;
+          }
+        } else {
+          stored = maybeCompress(bytes, this.compression);
+          if (stored.codec === 'none') {
+            ({ bytes, type: o.type } = out.ifStoredRaw);
+            stored = { codec: 'none', bytes };
+          }
         }
       }
-      return await this.putBytes(k, bytes, { handler: handlerId(handler), type, params, metadata, description: opts.description ?? null, tables, ttlMs, times, stored });
+      return await this.putBytes(k, bytes, { ...o, stored, compression });
     } catch (err) {
       throw asCachenessError(err);
     }
   }
 
-  private async putBytes(
-    k: string,
-    bytes: Uint8Array,
-    o: {
-      handler: string;
-      type: string;
-      params: EntryRecord['params'];
-      metadata: JsonObject | null;
-      description: string | null;
-      tables: Record<string, TableRow[]> | undefined;
-      ttlMs: number | null;
-      times?: { createdAt: number; expiresAt: number | null } | undefined;
-      stored?: { codec: EntryRecord['codec']; bytes: Uint8Array };
-    },
-  ): Promise<EntryInfo> {
-    const { codec, bytes: stored } = o.stored ?? maybeCompress(bytes, this.compression);
-    if (this.s.maxSize !== null && stored.length > this.s.maxSize) {
-      throw new ValueError(
-        'EVALUETOOLARGE',
-        `The value needs ${stored.length} bytes but maxSize is ${this.s.maxSize}; raise maxSize, or pass maxSize: null for an unbounded store.`,
-        { details: { key: k, size: stored.length } },
-      );
+  /** Stores a stream: as one payload when it ends within a chunk, else chunk by chunk as it comes. */
+  private async putStream(k: string, source: AsyncIterable<unknown>, o: PayloadMeta): Promise<EntryInfo> {
+    const chunks = rechunk(source, this.s.chunkSize);
+    try {
+      const first = await chunks.next();
+      if (first.done) return await this.putBytes(k, new Uint8Array(0), o);
+      const second = await chunks.next();
+      if (second.done) return await this.putBytes(k, first.value, o);
+      const all = (async function* () {
+        yield first.value;
+        yield second.value;
+        yield* chunks;
+      })();
+      return await this.putChunked(k, all, true, this.compression, o);
+    } finally {
+      await chunks.return(undefined);
     }
-    const contentHash = xxh128Hex(bytes);
+  }
+
+  /**
+   * Writes a payload larger than one chunk as a chunked container (see chunked/format.ts): chunks are
+   * compressed in parallel and staged as they come, then published under the container's id.
+   */
+  private async putChunked(
+    k: string,
+    chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    owned: boolean,
+    compression: ResolvedCompression,
+    o: PayloadMeta,
+  ): Promise<EntryInfo> {
+    const stage = await this.blobs.stage();
+    try {
+      const source =
+        Symbol.asyncIterator in chunks
+          ? chunks
+          : (async function* () {
+              yield* chunks;
+            })();
+      const r = await writeChunked(source, stage, { chunkSize: this.s.chunkSize, compression, workers: this.s.workers, owned, maxStoredSize: this.s.maxSize, key: k });
+      const record = this.newRecord(k, o, { codec: 'chunked', size: r.size, storedSize: r.storedSize, contentHash: r.contentHash });
+      record.blobId = r.blobId;
+      await this.putBlob(record, r.storedSize, (name) => stage.publish(name), o.tables);
+      this.accesses.delete(k);
+      await this.afterWrite(k, true);
+      return toEntryInfo(record);
+    } finally {
+      await stage.abort(); // a no-op once published
+    }
+  }
+
+  private newRecord(k: string, o: PayloadMeta, p: Pick<EntryRecord, 'codec' | 'size' | 'storedSize' | 'contentHash'>): EntryRecord {
     const now = this.s.clock();
     const createdAt = o.times?.createdAt ?? now;
-    const record: EntryRecord = {
+    return {
       key: k,
       params: o.params,
       handler: o.handler,
       type: o.type,
-      codec,
-      size: bytes.length,
-      storedSize: stored.length,
-      contentHash,
+      ...p,
       blobId: null,
       inline: null,
       createdAt,
@@ -263,12 +330,29 @@ export class Cache {
       description: o.description,
       metadata: o.metadata,
     };
+  }
+
+  private async putBytes(
+    k: string,
+    bytes: Uint8Array,
+    o: PayloadMeta & { stored?: { codec: EntryRecord['codec']; bytes: Uint8Array }; compression?: ResolvedCompression },
+  ): Promise<EntryInfo> {
+    if (!o.stored && bytes.length > this.s.chunkSize) return this.putChunked(k, slices(bytes, this.s.chunkSize), false, o.compression ?? this.compression, o);
+    const { codec, bytes: stored } = o.stored ?? maybeCompress(bytes, o.compression ?? this.compression);
+    if (this.s.maxSize !== null && stored.length > this.s.maxSize) {
+      throw new ValueError(
+        'EVALUETOOLARGE',
+        `The value needs ${stored.length} bytes but maxSize is ${this.s.maxSize}; raise maxSize, or pass maxSize: null for an unbounded store.`,
+        { details: { key: k, size: stored.length } },
+      );
+    }
+    const record = this.newRecord(k, o, { codec, size: bytes.length, storedSize: stored.length, contentHash: xxh128Hex(bytes) });
     if (stored.length < this.s.inlineThreshold) {
       record.inline = stored;
       await this.meta.put(record, { tables: o.tables });
     } else {
-      record.blobId = codec === 'none' ? contentHash : xxh128Hex(stored);
-      await this.putBlob(record, stored, o.tables);
+      record.blobId = codec === 'none' ? record.contentHash : xxh128Hex(stored);
+      await this.putBlob(record, stored.length, (name) => this.blobs.write(name, stored), o.tables, true);
     }
     this.accesses.delete(k); // a re-put resets hits
     await this.afterWrite(k, record.blobId !== null);
@@ -278,20 +362,27 @@ export class Cache {
   /**
    * Reserves (pins) the blob, writes its bytes unless they are already in place, and commits the
    * entry. If the reservation expired meanwhile (a write slower than the pin staleness bound, with a
-   * cleanup in between), it is taken again and the bytes rewritten once.
+   * cleanup in between), it is taken again and the bytes rewritten once, when `rewritable`.
    */
-  private async putBlob(record: EntryRecord, stored: Uint8Array, tables: Record<string, TableRow[]> | undefined, attempt = 1): Promise<void> {
+  private async putBlob(
+    record: EntryRecord,
+    size: number,
+    write: (name: string) => Promise<void>,
+    tables: Record<string, TableRow[]> | undefined,
+    rewritable = false,
+    attempt = 1,
+  ): Promise<void> {
     const blobId = record.blobId as string;
-    const res = await this.meta.acquireBlob(blobId, stored.length, this.s.clock(), this.owner);
+    const res = await this.meta.acquireBlob(blobId, size, this.s.clock(), this.owner);
     try {
-      if (!res.ready || (await this.blobs.size(res.name)) !== stored.length) await this.blobs.write(res.name, stored);
+      if (!res.ready || (await this.blobs.size(res.name)) !== size) await write(res.name);
       await this.meta.put(record, { tables, pin: res.pin, blobName: res.name });
     } catch (err) {
       await this.meta.releasePin(res.pin);
       await this.collectGarbage();
       // Names are never reused: bytes written under a name whose record is gone are ours to remove.
       if (!(await this.meta.isLiveBlob(res.name))) await this.blobs.delete([res.name]);
-      if (attempt === 1 && err instanceof CachenessError && err.details?.retry === true) return this.putBlob(record, stored, tables, 2);
+      if (rewritable && attempt === 1 && err instanceof CachenessError && err.details?.retry === true) return this.putBlob(record, size, write, tables, rewritable, 2);
       throw err;
     }
   }
@@ -330,52 +421,27 @@ export class Cache {
   }
 
   /** @internal Reads a resolved key, telling a stored `undefined` from a miss. */
-  async lookup(k: string, attempt = 1): Promise<Lookup> {
+  async lookup(k: string): Promise<Lookup> {
     this.assertOpen();
     try {
-      const e = await this.meta.read(k);
-      const now = this.s.clock();
-      if (!e || isExpired(e, now)) {
-        this.countRead(undefined, now);
-        return MISS;
-      }
-      let stored: Uint8Array | null | undefined = e.inline;
-      if (!stored && e.blobName) stored = await this.blobs.read(e.blobName);
-      if (!stored) {
-        // The entry may have been replaced or deleted since we read it: look again before calling it dangling.
-        const again = await this.meta.head(k);
-        if (again && (again.blobName !== e.blobName || again.createdAt !== e.createdAt)) {
-          if (attempt < 3) return await this.lookup(k, attempt + 1);
-          this.countRead(undefined, now); // rewritten faster than we can read it: a miss, not a corruption
-          return MISS;
-        }
-        if (!again) {
-          this.countRead(undefined, now);
-          return MISS;
-        }
-        return await this.corrupt(e, 'its blob is missing', now);
-      }
-      let bytes: Uint8Array;
-      try {
-        if (stored.length !== e.storedSize) return await this.corrupt(e, `it has ${stored.length} bytes, ${e.storedSize} were stored`, now);
-        if (this.s.verifyIntegrity && e.blobId && xxh128Hex(stored) !== e.blobId) return await this.corrupt(e, 'its stored bytes do not match their hash', now);
-        bytes = e.codec === 'none' ? stored : decompress(e.codec, stored, e.size);
-        if (bytes.length !== e.size) return await this.corrupt(e, 'it decompressed to the wrong size', now);
-        if (this.s.verifyIntegrity && !e.verified && !(e.blobId && e.codec === 'none') && xxh128Hex(bytes) !== e.contentHash) {
-          return await this.corrupt(e, 'its content hash does not match', now);
-        }
-      } catch (err) {
-        if (err instanceof CachenessError) throw err;
-        return await this.corrupt(e, `it could not be decoded (${(err as Error).message})`, now);
-      }
+      const p = await this.payload(k);
+      if (!p) return MISS;
+      const { e, now } = p;
       const { handler, version } = handlerByName(e.handler, this.s.handlers()); // ENOHANDLER is the caller's to see
       let value: unknown;
       try {
-        value = handler.deserialize(bytes, e.type, version);
+        if (p.bytes) value = handler.deserialize(p.bytes, e.type, version);
+        else {
+          const pieces = this.readRange(p.reader as BlobReader, e, 0, e.size);
+          value = (handler.deserializeStream as NonNullable<ValueHandler['deserializeStream']>)(pieces, e.type, version);
+        }
         if (value instanceof Promise) value = await value; // asynchronous handlers (loading a library, say)
       } catch (err) {
+        if (err instanceof IntegrityError) return await this.corrupt(e, err.message, now);
         if (err instanceof CachenessError) throw err;
         return await this.corrupt(e, `its ${e.handler} payload could not be decoded (${(err as Error).message})`, now);
+      } finally {
+        await p.reader?.close();
       }
       this.countRead(k, now);
       return { hit: true, value, entry: e };
@@ -384,7 +450,72 @@ export class Cache {
     }
   }
 
+  /**
+   * Reads and verifies an entry's payload: its bytes, or for a chunked entry whose handler can read a
+   * stream, an open reader (with `stream`). A miss (absent, expired, damaged) is counted and returns
+   * undefined; a hit is the caller's to count.
+   */
+  private async payload(k: string, stream?: 'stream', attempt = 1): Promise<{ e: ReadRecord; now: number; bytes?: Uint8Array; reader?: BlobReader } | undefined> {
+    const e = await this.meta.read(k);
+    const now = this.s.clock();
+    if (!e || isExpired(e, now)) {
+      this.countRead(undefined, now);
+      return undefined;
+    }
+    let stored: Uint8Array | null | undefined = e.inline;
+    if (!stored && e.blobName) {
+      if (e.codec === 'chunked' && (stream || handlerByName(e.handler, this.s.handlers()).handler.deserializeStream)) {
+        const reader = await this.blobs.open(e.blobName);
+        if (reader) return { e, now, reader };
+      } else stored = await this.blobs.read(e.blobName);
+    }
+    if (!stored) {
+      // The entry may have been replaced or deleted since we read it: look again before calling it dangling.
+      const again = await this.meta.head(k);
+      if (again && (again.blobName !== e.blobName || again.createdAt !== e.createdAt)) {
+        if (attempt < 3) return await this.payload(k, stream, attempt + 1);
+        this.countRead(undefined, now); // rewritten faster than we can read it: a miss, not a corruption
+        return undefined;
+      }
+      if (!again) {
+        this.countRead(undefined, now);
+        return undefined;
+      }
+      await this.corrupt(e, 'its blob is missing', now);
+      return undefined;
+    }
+    try {
+      if (stored.length !== e.storedSize) return void (await this.corrupt(e, `it has ${stored.length} bytes, ${e.storedSize} were stored`, now));
+      const verify = this.s.verifyIntegrity;
+      let bytes: Uint8Array;
+      if (e.codec === 'chunked') {
+        bytes = decodeChunked(stored, e, verify); // checks the index against blobId and every chunk against its hash
+      } else {
+        if (verify && e.blobId && xxh128Hex(stored) !== e.blobId) return void (await this.corrupt(e, 'its stored bytes do not match their hash', now));
+        bytes = e.codec === 'none' ? stored : decompress(e.codec, stored, e.size);
+        if (verify && !e.verified && !(e.blobId && e.codec === 'none') && bytes.length === e.size && xxh128Hex(bytes) !== e.contentHash) {
+          return void (await this.corrupt(e, 'its content hash does not match', now));
+        }
+      }
+      if (bytes.length !== e.size) return void (await this.corrupt(e, 'it decoded to the wrong size', now));
+      return { e, now, bytes };
+    } catch (err) {
+      if (err instanceof IntegrityError) return void (await this.corrupt(e, err.message, now));
+      if (err instanceof CachenessError) throw err;
+      return void (await this.corrupt(e, `it could not be decoded (${(err as Error).message})`, now));
+    }
+  }
+
+  /** The payload bytes `[start, end)` of a chunked entry, chunk by chunk, each verified. */
+  private async *readRange(reader: BlobReader, e: ReadRecord, start: number, end: number): AsyncGenerator<Uint8Array> {
+    const verify = this.s.verifyIntegrity;
+    const index = await readIndex(reader, e, verify);
+    if (index.rawTotal !== e.size) throw new IntegrityError('EINTEGRITY', `The stored chunked payload is damaged: it holds ${index.rawTotal} bytes, ${e.size} were stored.`);
+    yield* readChunkedRange(reader, index, { start, end, verify, workers: this.s.workers });
+  }
+
   private async corrupt(e: ReadRecord, why: string, now: number): Promise<Lookup> {
+    why = why.replace(/^The stored chunked payload is damaged: (.*)\.$/, 'its chunked payload is damaged: $1');
     // Only this version: a writer may have replaced the entry since we read it.
     await this.meta.delete(e.key, 'corrupt', e);
     await this.collectGarbage();
@@ -435,6 +566,95 @@ export class Cache {
         this.flushTimer = undefined;
       }
       await this.meta.recordAccess(accesses, counters);
+    } catch (err) {
+      throw asCachenessError(err);
+    }
+  }
+
+  /**
+   * Reads the value under `key` as a stream of its bytes (for entries stored from streams, files and
+   * buffers: the original bytes), or `undefined` on a miss. `start` and `end` select a byte range
+   * (both inclusive, as in `fs.createReadStream`); only the chunks holding it are read, each verified
+   * against its hash. A chunk that fails verification ends the stream with an `EINTEGRITY` error and
+   * drops the entry. Memory stays bounded (a few chunks) whatever the value's size.
+   */
+  async getStream(key: Key, opts: StreamOptions = {}): Promise<Readable | undefined> {
+    try {
+      this.assertOpen();
+      checkRange(opts);
+      const k = resolveKey(key);
+      const p = await this.payload(k, 'stream');
+      if (!p) return undefined;
+      const { e, now, bytes, reader } = p;
+      const start = Math.min(opts.start ?? 0, e.size);
+      const end = Math.max(start, Math.min(e.size, opts.end === undefined ? e.size : opts.end + 1));
+      this.countRead(k, now);
+      if (bytes) return Readable.from(end > start ? [bytes.subarray(start, end)] : [], { objectMode: false });
+      const self = this;
+      const pieces = async function* () {
+        try {
+          yield* self.readRange(reader as BlobReader, e, start, end);
+        } catch (err) {
+          if (err instanceof IntegrityError) await self.corrupt(e, err.message, self.s.clock()).catch(() => {});
+          throw err;
+        } finally {
+          await reader?.close();
+        }
+      };
+      return Readable.from(pieces(), { objectMode: false });
+    } catch (err) {
+      throw asCachenessError(err);
+    }
+  }
+
+  /**
+   * Writes the value under `key` to the file `dest` (its bytes, as {@link Cache.getStream} gives
+   * them). The file appears whole or not at all: bytes go to a temporary file beside `dest`, renamed
+   * over it at the end. Returns false on a miss (and leaves `dest` alone).
+   * @throws {CachenessError} `EFILE` when `dest` cannot be written; `EINTEGRITY` when stored bytes are damaged.
+   */
+  async getFile(key: Key, dest: string): Promise<boolean> {
+    try {
+      this.assertOpen();
+      if (typeof dest !== 'string' || dest === '') throw new OptionError('EOPTION', `getFile needs a destination path; got ${describeType(dest)}.`);
+      const stream = await this.getStream(key);
+      if (!stream) return false;
+      const tmp = join(dirname(dest), `.${basename(dest)}.${process.pid}-${randomBytes(6).toString('hex')}.cacheness-tmp`);
+      try {
+        await pipeline(stream, createWriteStream(tmp, { flags: 'wx' }));
+        await rename(tmp, dest);
+      } catch (err) {
+        stream.destroy();
+        await rm(tmp, { force: true });
+        if (err instanceof CachenessError) throw err;
+        throw new ValueError('EFILE', `Cannot write ${dest}: ${(err as Error).message}. Check that its folder exists and is writable.`, { cause: err, details: { path: dest } });
+      }
+      return true;
+    } catch (err) {
+      throw asCachenessError(err);
+    }
+  }
+
+  /**
+   * Stores the file at `path` under `key`, streamed in chunks (memory stays bounded whatever its size).
+   * Reads back as a `Buffer` with `get`, or as a stream or file with `getStream` / `getFile`.
+   * @throws {CachenessError} `EFILE` when the file is missing or not a regular file; `ESTREAM` when reading it fails midway.
+   */
+  async putFile(path: string, key: Key, opts: PutOptions = {}): Promise<EntryInfo> {
+    try {
+      this.assertOpen();
+      let fh: Awaited<ReturnType<typeof openFile>>;
+      try {
+        fh = await openFile(path, 'r');
+      } catch (cause) {
+        throw new ValueError('EFILE', `Cannot store ${path}: ${(cause as Error).message}.`, { cause, details: { path } });
+      }
+      try {
+        if (!(await fh.stat()).isFile()) throw new ValueError('EFILE', `Cannot store ${path}: it is not a regular file.`, { details: { path } });
+        return await this.put(fh.createReadStream({ highWaterMark: 1024 * 1024, autoClose: false }), key, opts);
+      } finally {
+        await fh.close();
+      }
     } catch (err) {
       throw asCachenessError(err);
     }
@@ -722,8 +942,10 @@ export class Cache {
   /** @internal True when stored bytes match the entry's recorded sizes and hashes. */
   storedBytesMatch(e: EntryRecord, stored: Uint8Array): boolean {
     try {
+      if (stored.length !== e.storedSize) return false;
+      if (e.codec === 'chunked') return xxh128Hex(decodeChunked(stored, e, true)) === e.contentHash;
       const bytes = e.codec === 'none' ? stored : decompress(e.codec, stored, e.size);
-      return stored.length === e.storedSize && (!e.blobId || xxh128Hex(stored) === e.blobId) && bytes.length === e.size && xxh128Hex(bytes) === e.contentHash;
+      return (!e.blobId || xxh128Hex(stored) === e.blobId) && bytes.length === e.size && xxh128Hex(bytes) === e.contentHash;
     } catch {
       return false;
     }
@@ -731,7 +953,7 @@ export class Cache {
 
   /** @internal Writes an entry from its stored form (import). */
   async writeStored(e: EntryRecord, stored: Uint8Array, tables: Record<string, TableRow[]>): Promise<void> {
-    const bytes = e.codec === 'none' ? stored : decompress(e.codec, stored, e.size);
+    const bytes = e.codec === 'chunked' ? decodeChunked(stored, e, true) : e.codec === 'none' ? stored : decompress(e.codec, stored, e.size);
     if (xxh128Hex(bytes) !== e.contentHash) {
       throw new IntegrityError('EINTEGRITY', `Imported entry '${e.key}' does not match its content hash; the dump is damaged.`, { details: { key: e.key } });
     }
@@ -744,7 +966,8 @@ export class Cache {
       tables: Object.keys(tables).length ? tables : undefined,
       ttlMs: null,
       times: { createdAt: e.createdAt, expiresAt: e.expiresAt },
-      stored: { codec: e.codec, bytes: stored },
+      // A chunked payload is cut and compressed again by this cache's settings; others keep their stored form.
+      stored: e.codec === 'chunked' ? undefined : { codec: e.codec, bytes: stored },
     });
   }
 
@@ -803,6 +1026,18 @@ function normalizeTables(t: PutOptions['tables']): Record<string, TableRow[]> | 
     throw new TableError('ETABLE', `tables must be an object of table name → row (or rows); got ${describeType(t)}.`);
   }
   return Object.fromEntries(Object.entries(t).map(([name, rows]) => [name, Array.isArray(rows) ? rows : [rows]]));
+}
+
+function checkRange(o: StreamOptions): void {
+  if (typeof o !== 'object' || o === null) throw new OptionError('EOPTION', `getStream options must be an object like { start, end }; got ${describeType(o)}.`);
+  for (const f of ['start', 'end'] as const) {
+    const v = o[f];
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0))
+      throw new OptionError('EOPTION', `getStream ${f} must be a byte offset (a whole number from 0); got ${JSON.stringify(v)}.`);
+  }
+  if (o.start !== undefined && o.end !== undefined && o.end < o.start) {
+    throw new OptionError('EOPTION', `getStream end (${o.end}) is before start (${o.start}); both are inclusive offsets, as in fs.createReadStream.`);
+  }
 }
 
 function encodeCursor(key: string): string {

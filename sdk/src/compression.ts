@@ -8,8 +8,14 @@ import { createRequire } from 'node:module';
 import * as lz4 from 'lz4-wasm-nodejs';
 import { CodecError } from './errors.js';
 
-/** Codec names as recorded in entries. */
+/** Codec names of compression: what chunks and whole payloads are compressed with. */
 export type CodecName = 'none' | 'lz4' | 'zstd';
+/**
+ * What an entry records as its codec: a compression codec, or `'chunked'` for payloads stored as a
+ * chunked container (independently compressed chunks, each with its codec and hash, plus an index;
+ * see docs/storage.md).
+ */
+export type StoredCodec = CodecName | 'chunked';
 
 /** Compression settings (`createCache({ compression })`). */
 export interface CompressionOptions {
@@ -61,30 +67,58 @@ export function resolveCompression(opts: CompressionOptions | undefined): Requir
   return { codec, level: opts?.level, threshold: opts?.threshold ?? 4096, minRatio: opts?.minRatio ?? 0.9 };
 }
 
-const SAMPLE = 64 * 1024;
-/** Slices the probe takes, spread evenly over the payload. */
-const PROBE_SLICES = 8;
+/**
+ * Compresses `data` with `compress` when that pays, else returns null (store it raw). Payloads under
+ * `threshold` are not tried. Larger ones are probed first: 8 slices of 16 KiB spread evenly over the
+ * payload are compressed together, and if they do not shrink below `minRatio` the payload is judged
+ * incompressible (already compressed files, random bytes) and kept at full disk speed. Spreading the
+ * slices matters for data whose parts differ, such as byte-shuffled arrays whose compressible exponent
+ * bytes all sit in the last quarter. With `probeOnly`, returns the probe's verdict (`data` itself, or
+ * null) without compressing everything.
+ *
+ * Self-contained on purpose: compression workers run it from its source text (see
+ * chunked/compress-pool.ts), so it must not refer to anything outside its own body.
+ */
+export function compressIfWorthIt(data: Uint8Array, compress: (d: Uint8Array) => Uint8Array, threshold: number, minRatio: number, probeOnly = false): Uint8Array | null {
+  if (data.length < threshold) return null;
+  const sample = 64 * 1024;
+  if (data.length > 4 * sample) {
+    const slices = 8;
+    const slice = (2 * sample) / slices;
+    const step = Math.floor((data.length - slice) / (slices - 1));
+    const probe = new Uint8Array(slice * slices);
+    for (let i = 0; i < slices; i++) probe.set(data.subarray(i * step, i * step + slice), i * slice);
+    if (compress(probe).length > probe.length * minRatio) return null;
+    if (probeOnly) return data;
+  }
+  const out = compress(data);
+  if (out.length > data.length * minRatio) return null;
+  return probeOnly ? data : out;
+}
+
+/** Resolved compression settings. */
+export type ResolvedCompression = ReturnType<typeof resolveCompression>;
+
+/** The compress function of a codec at a level. */
+export function compressorOf(codec: CodecName, level: number | undefined): (d: Uint8Array) => Uint8Array {
+  const c = codecs[codec];
+  return (d) => c.compress(d, level);
+}
 
 /**
- * Compresses `data` when that pays: payloads under the threshold, and payloads whose sample does not
- * shrink below `minRatio`, are returned raw with codec `'none'`.
+ * Compresses `data` when that pays (see {@link compressIfWorthIt}); otherwise returns it raw with
+ * codec `'none'`.
  */
-export function maybeCompress(data: Uint8Array, opts: ReturnType<typeof resolveCompression>): { codec: CodecName; bytes: Uint8Array } {
-  if (opts.codec === 'none' || data.length < opts.threshold) return { codec: 'none', bytes: data };
-  const codec = codecs[opts.codec];
-  if (data.length > 4 * SAMPLE) {
-    // Probe before compressing everything: incompressible data (already compressed files, random
-    // bytes) is stored raw at full disk speed. The probe takes 8 slices spread evenly over the payload
-    // (128 KiB in all), so that data whose halves differ, such as byte-shuffled arrays whose
-    // compressible exponent bytes all sit in the last quarter, is judged on all of its parts.
-    const slice = (2 * SAMPLE) / PROBE_SLICES;
-    const step = Math.floor((data.length - slice) / (PROBE_SLICES - 1));
-    const probe = Buffer.concat(Array.from({ length: PROBE_SLICES }, (_, i) => data.subarray(i * step, i * step + slice)));
-    if (codec.compress(probe, opts.level).length > probe.length * opts.minRatio) return { codec: 'none', bytes: data };
-  }
-  const out = codec.compress(data, opts.level);
-  if (out.length > data.length * opts.minRatio) return { codec: 'none', bytes: data };
-  return { codec: opts.codec, bytes: out };
+export function maybeCompress(data: Uint8Array, opts: ResolvedCompression): { codec: CodecName; bytes: Uint8Array } {
+  if (opts.codec === 'none') return { codec: 'none', bytes: data };
+  const out = compressIfWorthIt(data, compressorOf(opts.codec, opts.level), opts.threshold, opts.minRatio);
+  return out ? { codec: opts.codec, bytes: out } : { codec: 'none', bytes: data };
+}
+
+/** True when {@link maybeCompress} would find `data` worth compressing, judged by its probe alone. */
+export function looksCompressible(data: Uint8Array, opts: ResolvedCompression): boolean {
+  if (opts.codec === 'none') return false;
+  return compressIfWorthIt(data, compressorOf(opts.codec, opts.level), opts.threshold, opts.minRatio, true) !== null;
 }
 
 /** Reverses {@link maybeCompress}. */

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Cache } from './cache.js';
+import { defaultWorkers } from './chunked/compress-pool.js';
 import type { CompressionOptions } from './compression.js';
 import { resolveCompression } from './compression.js';
 import type { Ttl } from './duration.js';
@@ -32,6 +33,14 @@ export interface CacheOptions {
   storeKeyParams?: boolean;
   /** Stored values smaller than this many bytes live inside SQLite instead of as files. Default 32 KiB. */
   inlineThreshold?: number;
+  /**
+   * Payloads larger than this are stored as a chunked container: chunks of this many bytes, each
+   * compressed and verified on its own, so memory stays bounded and byte ranges can be read without the
+   * rest. From 64 KiB to 256 MiB. Default 4 MiB.
+   */
+  chunkSize?: number;
+  /** Worker threads that compress and decompress chunks. Default: one per core, at most 8; 0 does it in the calling thread. */
+  workers?: number;
   /**
    * Bytes of small (inline) entries this process keeps in memory for repeated reads; every hit is
    * checked against other processes' writes first, so reads are never stale. 0 disables. Default 32 MiB.
@@ -72,6 +81,12 @@ export function createCache(options: CacheOptions = {}): Cache {
   if (!Number.isSafeInteger(inlineThreshold) || inlineThreshold < 0 || inlineThreshold > 64 * 1024 * 1024) {
     throw new OptionError('EOPTION', `inlineThreshold must be a byte count from 0 to 64 MiB; got ${inlineThreshold}.`);
   }
+  const chunkSize = options.chunkSize ?? 4 * 1024 * 1024;
+  if (!Number.isSafeInteger(chunkSize) || chunkSize < 64 * 1024 || chunkSize > 256 * 1024 * 1024) {
+    throw new OptionError('EOPTION', `chunkSize must be a byte count from 64 KiB to 256 MiB; got ${chunkSize}.`);
+  }
+  const workers = options.workers ?? defaultWorkers();
+  if (!Number.isSafeInteger(workers) || workers < 0 || workers > 64) throw new OptionError('EOPTION', `workers must be a whole number from 0 to 64; got ${workers}.`);
   ttlToMs(options.defaultTtl ?? null, 'defaultTtl');
   resolveCompression(options.compression);
   const readCacheBytes = options.readCacheBytes ?? 32 * 1024 * 1024;
@@ -116,6 +131,8 @@ export function createCache(options: CacheOptions = {}): Cache {
     verifyIntegrity: options.verifyIntegrity ?? true,
     storeKeyParams: options.storeKeyParams ?? true,
     inlineThreshold,
+    chunkSize,
+    workers,
     handlers: handlerResolver(options.handlers ?? []),
     clock: options.clock ?? Date.now,
     onError: options.onError ?? ((err) => process.emitWarning(err.message, { code: `CACHENESS_${err.code}` })),

@@ -2,7 +2,7 @@
  * The entry model: one definition, used by every store, the cache, and (later) the cloud API.
  * @module
  */
-import type { CodecName } from './compression.js';
+import type { StoredCodec } from './compression.js';
 import type { Json } from './key/projection.js';
 
 /** JSON object (user metadata). */
@@ -19,7 +19,7 @@ export interface EntryRecord {
   /** Concrete type the value reads back as (e.g. `object`, `Buffer`, `Map`). */
   type: string;
   /** Codec of the stored bytes. */
-  codec: CodecName;
+  codec: StoredCodec;
   /** Logical (serialized, uncompressed) size in bytes. */
   size: number;
   /** Bytes actually stored (after compression). */
@@ -57,7 +57,7 @@ export interface EntryInfo {
   type: string;
   /** Value handler that wrote it, `name@version`. */
   handler: string;
-  codec: CodecName;
+  codec: StoredCodec;
   contentHash: string;
   createdAt: Date;
   accessedAt: Date;

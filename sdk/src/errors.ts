@@ -10,6 +10,8 @@ export type ErrorCode =
   | 'EKEYTYPE' // a key param has a type that cannot be encoded stably
   | 'EVALUETYPE' // a value cannot be stored (function, class instance without handler, ...)
   | 'EVALUETOOLARGE' // the value alone exceeds maxSize
+  | 'ESTREAM' // a stream given to put() failed while it was read
+  | 'EFILE' // a file to store (putFile) is missing or unreadable
   | 'ETTL' // a ttl / duration is malformed
   | 'EOPTION' // a createCache / method option is invalid
   | 'ETABLE' // unknown custom table or bad table definition
@@ -42,7 +44,7 @@ export class CachenessError extends Error {
 
 /** A key (string or params object) is invalid. Codes: `EKEY`, `EKEYTYPE`. */
 export class KeyError extends CachenessError {}
-/** A value cannot be stored. Codes: `EVALUETYPE`, `EVALUETOOLARGE`. */
+/** A value cannot be stored. Codes: `EVALUETYPE`, `EVALUETOOLARGE`, `ESTREAM`, `EFILE`. */
 export class ValueError extends CachenessError {}
 /** An option, ttl or duration is invalid. Codes: `EOPTION`, `ETTL`. */
 export class OptionError extends CachenessError {}

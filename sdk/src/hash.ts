@@ -34,6 +34,25 @@ export function xxh128Bytes(data: Uint8Array): Buffer {
   return out;
 }
 
+/** An incremental XXH3-128: feed `update` in order, then `digestHex` gives what {@link xxh128Hex} of the whole would. */
+export interface Hasher128 {
+  update(data: Uint8Array): void;
+  digestHex(): string;
+}
+
+const ZERO_SEED = Buffer.alloc(8);
+
+/** Starts an incremental XXH3-128 (seed 0, the same digest as {@link xxh128Hex}). */
+export function xxh128Stream(): Hasher128 {
+  const h = new XXHash128(ZERO_SEED);
+  return {
+    update: (data) => {
+      if (data.length) h.update(asBuffer(data));
+    },
+    digestHex: () => h.digest().toString('hex'),
+  };
+}
+
 function asBuffer(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }

@@ -12,7 +12,7 @@ export type { CacheStats, CleanupResult, ListOptions, Lookup, PutOptions, QueryO
 export { Cache } from './cache.js';
 export type { CachedFunction, CachedOptions, CacheInfo } from './cached.js';
 export { cached, getDefaultCache } from './cached.js';
-export type { CodecName, CompressionOptions } from './compression.js';
+export type { CodecName, CompressionOptions, StoredCodec } from './compression.js';
 export type { CacheOptions } from './create.js';
 export { createCache } from './create.js';
 export type { DumpResult } from './dump.js';
@@ -50,5 +50,5 @@ export type { Json } from './key/projection.js';
 export { projectParams } from './key/projection.js';
 export type { ColumnType, TableColumns, TableDefinition, TableOptions, TableRow } from './tables/schema.js';
 export type { Condition, Operators, OrderBy, Scalar, Where } from './tables/where.js';
-export type { HandlerContext, HandlerPosition, NdArray, Serialized, ValueHandler } from './values/index.js';
+export type { HandlerContext, HandlerPosition, NdArray, Serialized, SerializedBytes, SerializedStream, ValueHandler } from './values/index.js';
 export { listHandlers, registerHandler, unregisterHandler } from './values/index.js';

@@ -5,7 +5,7 @@
  * strings; byte payloads as base64.
  * @module
  */
-import type { CodecName } from './compression.js';
+import type { StoredCodec } from './compression.js';
 import type { Ttl } from './duration.js';
 import type { EntryInfo } from './entry.js';
 import type { StoreCounters } from './stores/types.js';
@@ -39,7 +39,7 @@ export interface CreateEntryRequest {
   params?: unknown;
   handler: string;
   type: string;
-  codec: CodecName;
+  codec: StoredCodec;
   size?: number;
   storedSize?: number;
   contentHash?: string;

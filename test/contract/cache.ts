@@ -3,10 +3,12 @@
  * must behave the same. The harness builds caches with a controllable clock.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { type Cache, CachenessError, type CacheOptions, file, keyOf, type Where } from 'cacheness';
+import { xxh128Hex } from 'cacheness/stores';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 export interface CacheHarness {
@@ -541,6 +543,185 @@ export function cacheContract(label: string, makeHarness: () => Promise<CacheHar
         await expect(cache.sql('DELETE FROM experiments')).rejects.toMatchObject({ code: 'EREADONLY' });
         await expect(cache.sql("UPDATE entries SET description = 'x'")).rejects.toMatchObject({ code: 'EREADONLY' });
         expect((await cache.query('experiments', {})).length).toBe(4);
+      });
+    });
+
+    describe('streams and chunked payloads', () => {
+      const CHUNK = 64 * 1024;
+      /** Compressible and random stretches, so chunks differ in codec. */
+      const payload = (n: number) => {
+        const out = Buffer.alloc(n);
+        for (let off = 0; off < n; off += 50_000) {
+          const len = Math.min(50_000, n - off);
+          if ((off / 50_000) % 2) randomBytes(len).copy(out, off);
+          else out.fill(off % 251, off, off + len);
+        }
+        return out;
+      };
+      /** The bytes in pieces of uneven sizes, empty ones included. */
+      const pieces = (b: Buffer) => {
+        const out: Buffer[] = [];
+        for (let off = 0, i = 0; off < b.length; i++) {
+          const n = [1, 7777, 0, 65_536, 100_003][i % 5] as number;
+          out.push(b.subarray(off, off + n));
+          off += n;
+        }
+        return out;
+      };
+      const drain = async (s: NodeJS.ReadableStream | undefined) => {
+        const parts: Buffer[] = [];
+        for await (const p of s as AsyncIterable<Buffer>) parts.push(p);
+        return Buffer.concat(parts);
+      };
+
+      it('stores a Node stream in chunks and reads it back whole, as a stream and by byte ranges', async () => {
+        cache = await open({ chunkSize: CHUNK });
+        const data = payload(1_000_003);
+        const info = await cache.put(Readable.from(pieces(data)), 'stream');
+        expect(info).toMatchObject({ codec: 'chunked', size: data.length, type: 'Buffer', handler: 'bytes@1', contentHash: xxh128Hex(data) });
+        expect(info.storedSize).toBeLessThan(data.length * 0.7); // the filled stretches compressed
+        expect(Buffer.compare((await cache.get('stream')) as Buffer, data)).toBe(0);
+        expect((await drain(await cache.getStream('stream'))).equals(data)).toBe(true);
+        const ranges: [number | undefined, number | undefined][] = [
+          [0, 0],
+          [CHUNK - 1, CHUNK],
+          [CHUNK, 3 * CHUNK + 5],
+          [123_456, 876_543],
+          [data.length - 1, undefined],
+          [undefined, 10],
+          [500_000, data.length + 1000],
+        ];
+        for (const [start, end] of ranges) {
+          const want = data.subarray(start ?? 0, end === undefined ? data.length : end + 1);
+          expect((await drain(await cache.getStream('stream', { start, end }))).equals(want), `range ${start}-${end}`).toBe(true);
+        }
+        expect((await drain(await cache.getStream('stream', { start: data.length + 5 }))).length).toBe(0);
+        expect(await cache.verify()).toMatchObject({ checked: 1, dangling: [], mismatched: [], orphans: [] });
+      });
+
+      it('takes web ReadableStreams and async iterables, and stores short or empty streams like buffers', async () => {
+        cache = await open({ chunkSize: CHUNK });
+        const data = payload(300_000);
+        const web = new ReadableStream<Uint8Array>({
+          start(c) {
+            for (const p of pieces(data)) c.enqueue(new Uint8Array(p));
+            c.close();
+          },
+        });
+        expect((await cache.put(web, 'web')).codec).toBe('chunked');
+        expect(Buffer.compare((await cache.get('web')) as Buffer, data)).toBe(0);
+        const gen = async function* () {
+          yield* pieces(data.subarray(0, 1000));
+        };
+        const small = await cache.put(gen(), 'small');
+        expect(small.codec).not.toBe('chunked');
+        expect(Buffer.compare((await cache.get('small')) as Buffer, data.subarray(0, 1000))).toBe(0);
+        expect((await drain(await cache.getStream('small', { start: 10, end: 19 }))).equals(data.subarray(10, 20))).toBe(true);
+        const empty = await cache.put(Readable.from([]), 'empty');
+        expect(empty).toMatchObject({ size: 0, type: 'Buffer' });
+        expect(((await cache.get('empty')) as Buffer).length).toBe(0);
+        expect((await drain(await cache.getStream('empty'))).length).toBe(0);
+        expect(await cache.getStream('absent')).toBeUndefined();
+      });
+
+      it('stores buffers and typed arrays larger than a chunk in chunks, the same as streams of the same bytes', async () => {
+        cache = await open({ chunkSize: CHUNK });
+        const data = payload(400_000);
+        const a = await cache.put(data, 'a');
+        const b = await cache.put(Readable.from(pieces(data)), 'b');
+        expect(a).toMatchObject({ codec: 'chunked', contentHash: b.contentHash, storedSize: b.storedSize });
+        await cache.delete('a');
+        expect(Buffer.compare((await cache.get('b')) as Buffer, data)).toBe(0);
+        const floats = new Float32Array(100_000).map((_, i) => Math.sin(i / 50));
+        const f = await cache.put(floats, 'floats');
+        expect(f.codec).toBe('chunked');
+        expect(await cache.get('floats')).toEqual(floats);
+        expect(await cache.verify()).toMatchObject({ dangling: [], mismatched: [], orphans: [] });
+      });
+
+      it('stores the same bytes with and without compression workers', async () => {
+        const data = payload(500_000);
+        cache = await open({ chunkSize: CHUNK, workers: 0 });
+        const here = await cache.put(data, 'here');
+        const other = await open({ chunkSize: CHUNK, workers: 2 });
+        try {
+          const there = await other.put(Readable.from(pieces(data)), 'there');
+          expect(there).toMatchObject({ storedSize: here.storedSize, contentHash: here.contentHash });
+          expect(Buffer.compare((await other.get('there')) as Buffer, data)).toBe(0);
+        } finally {
+          await other.close();
+        }
+      });
+
+      it('stores nothing when a stream fails or yields something other than bytes', async () => {
+        cache = await open({ chunkSize: CHUNK });
+        const failing = async function* () {
+          yield randomBytes(200_000);
+          throw new Error('disk unplugged');
+        };
+        await expect(cache.put(failing(), 'f')).rejects.toMatchObject({ code: 'ESTREAM', message: expect.stringContaining('disk unplugged') });
+        await expect(cache.put(Readable.from(['text', 'more']), 's')).rejects.toMatchObject({ code: 'EVALUETYPE' });
+        const strings = async function* () {
+          yield randomBytes(200_000);
+          yield 'late string';
+        };
+        await expect(cache.put(strings(), 's2')).rejects.toMatchObject({ code: 'EVALUETYPE' });
+        expect(await cache.has('f')).toBe(false);
+        expect(await cache.count()).toBe(0);
+        expect(await cache.verify()).toMatchObject({ orphans: [], partial: 0 });
+      });
+
+      it('refuses a stream larger than maxSize and keeps the previous value', async () => {
+        cache = await open({ chunkSize: CHUNK, maxSize: 300_000, compression: { codec: 'none' } });
+        await cache.put(Buffer.from('old'), 'k');
+        await expect(cache.put(Readable.from([randomBytes(400_000)]), 'k')).rejects.toMatchObject({ code: 'EVALUETOOLARGE' });
+        expect(((await cache.get('k')) as Buffer).toString()).toBe('old');
+        expect(await cache.verify()).toMatchObject({ orphans: [], partial: 0 });
+      });
+
+      it('checks getStream ranges', async () => {
+        await cache.put(Buffer.from('abc'), 'k');
+        await expect(cache.getStream('k', { start: 5, end: 2 })).rejects.toMatchObject({ code: 'EOPTION' });
+        await expect(cache.getStream('k', { start: -1 })).rejects.toMatchObject({ code: 'EOPTION' });
+        await expect(cache.getStream('k', { end: 1.5 })).rejects.toMatchObject({ code: 'EOPTION' });
+      });
+
+      it('puts and gets files, atomically and with clear errors', async () => {
+        cache = await open({ chunkSize: CHUNK });
+        const dir = await mkdtemp(join(tmpdir(), 'cacheness-files-'));
+        try {
+          const data = payload(700_000);
+          await writeFile(join(dir, 'in.bin'), data);
+          expect((await cache.putFile(join(dir, 'in.bin'), 'file')).size).toBe(data.length);
+          await writeFile(join(dir, 'out.bin'), 'previous contents');
+          expect(await cache.getFile('file', join(dir, 'out.bin'))).toBe(true);
+          expect((await readFile(join(dir, 'out.bin'))).equals(data)).toBe(true);
+          expect(await cache.getFile('absent', join(dir, 'untouched.bin'))).toBe(false);
+          await expect(cache.getFile('file', join(dir, 'no-such-dir', 'x.bin'))).rejects.toMatchObject({ code: 'EFILE' });
+          await expect(cache.putFile(join(dir, 'missing.bin'), 'm')).rejects.toMatchObject({ code: 'EFILE' });
+          await expect(cache.putFile(dir, 'd')).rejects.toMatchObject({ code: 'EFILE' });
+          expect((await readdir(dir)).sort()).toEqual(['in.bin', 'out.bin']); // no temp files left
+          expect(await cache.has('m')).toBe(false);
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+      });
+
+      it('exports and imports chunked entries', async () => {
+        cache = await open({ chunkSize: CHUNK });
+        const data = payload(300_000);
+        await cache.put(Readable.from(pieces(data)), 'big');
+        const dir = await mkdtemp(join(tmpdir(), 'cacheness-dump-'));
+        try {
+          await cache.export(join(dir, 'dump.tar'));
+          const other = await h.open({ store: 'memory', clock: clock.fn, chunkSize: CHUNK });
+          expect((await other.import(join(dir, 'dump.tar'))).entries).toBe(1);
+          expect(Buffer.compare((await other.get('big')) as Buffer, data)).toBe(0);
+          expect((await other.getEntry('big'))?.codec).toBe('chunked');
+          await other.close();
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
       });
     });
 

@@ -20,7 +20,7 @@ export const CreateEntry = z.strictObject({
   params: z.unknown().optional(),
   handler: z.string().min(1).max(200),
   type: z.string().min(1).max(200),
-  codec: z.enum(['none', 'lz4', 'zstd']),
+  codec: z.enum(['none', 'lz4', 'zstd', 'chunked']),
   size: ByteCount.optional(),
   storedSize: ByteCount.optional(),
   contentHash: Hash.optional(),

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
-import type { CodecName } from '../compression.js';
+import type { StoredCodec } from '../compression.js';
 import type { EntryRecord, JsonObject, StoredEntry } from '../entry.js';
 import { StoreError, TableError } from '../errors.js';
 import type { Json } from '../key/projection.js';
@@ -141,7 +141,7 @@ function rowToEntry(r: EntryRow): StoredEntry {
     params: r.params === null ? null : (JSON.parse(r.params) as Json),
     handler: r.handler,
     type: r.type,
-    codec: r.codec as CodecName,
+    codec: r.codec as StoredCodec,
     size: r.size,
     storedSize: r.stored_size,
     contentHash: r.content_hash,
@@ -348,7 +348,7 @@ export class SqliteMetadataStore implements MetadataStore {
       key,
       handler: r[0],
       type: r[1],
-      codec: r[2] as CodecName,
+      codec: r[2] as StoredCodec,
       size: r[3],
       storedSize: r[4],
       contentHash: r[5],

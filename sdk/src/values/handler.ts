@@ -1,6 +1,6 @@
 /**
- * Value handlers turn values into bytes and back. Built in: raw bytes, typed and n-d arrays, and
- * structured values (the fallback); users add their own with `registerHandler` (see
+ * Value handlers turn values into bytes and back. Built in: raw bytes and byte streams, typed and n-d
+ * arrays, Arrow tables, and structured values (the fallback); users add their own with `registerHandler` (see
  * docs/data-types.md).
  * @module
  */
@@ -13,8 +13,11 @@ export interface HandlerContext {
   minCompressBytes: number;
 }
 
-/** What `serialize` returns. */
-export interface Serialized {
+/** What `serialize` returns: the bytes, or a stream of them ({@link SerializedStream}). */
+export type Serialized = SerializedBytes | SerializedStream;
+
+/** A value serialized to one buffer. */
+export interface SerializedBytes {
   bytes: Uint8Array;
   type: string;
   /**
@@ -23,6 +26,15 @@ export interface Serialized {
    * so that reading them back needs no unshuffle.
    */
   ifStoredRaw?: { bytes: Uint8Array; type: string };
+}
+
+/**
+ * A value serialized as a stream of byte pieces of any sizes, for values too large to hold in memory
+ * twice: the cache cuts it into chunks, compresses them in parallel and writes them as they come.
+ */
+export interface SerializedStream {
+  stream: AsyncIterable<Uint8Array>;
+  type: string;
 }
 
 /** Serializes one family of values. */
@@ -37,4 +49,10 @@ export interface ValueHandler {
   serialize(value: unknown, context?: HandlerContext): Serialized | Promise<Serialized>;
   /** Decodes bytes written by `serialize` (any version up to `version`). May return a promise. */
   deserialize(bytes: Uint8Array, type: string, version: number): unknown;
+  /**
+   * Optional: decodes a value from its bytes as a stream of pieces, so a large value never sits in
+   * memory as one buffer. Used for entries stored in chunks (payloads larger than one chunk); the
+   * pieces are verified before they are passed on. May return a promise.
+   */
+  deserializeStream?(pieces: AsyncIterable<Uint8Array>, type: string, version: number): unknown;
 }

@@ -3,7 +3,8 @@ import type { ValueHandler } from './handler.js';
 import { listHandlers } from './registry.js';
 import { structuredHandler } from './structured.js';
 
-export type { HandlerContext, Serialized, ValueHandler } from './handler.js';
+export { isByteStream } from './bytes.js';
+export type { HandlerContext, Serialized, SerializedBytes, SerializedStream, ValueHandler } from './handler.js';
 export { type NdArray, shuffle, unshuffle } from './ndarray.js';
 export { type HandlerPosition, handlerResolver, listHandlers, registerHandler, resetHandlers, unregisterHandler, validateHandlers } from './registry.js';
 export { assertStructured } from './structured.js';
