@@ -116,3 +116,60 @@ describe('tamper detection', () => {
     await c.close();
   });
 });
+
+describe('tamper detection in chunked payloads', () => {
+  const CHUNK = 64 * 1024;
+  const drain = async (s: AsyncIterable<Buffer>) => {
+    const parts: Buffer[] = [];
+    for await (const p of s) parts.push(p);
+    return Buffer.concat(parts);
+  };
+  beforeEach(async () => {
+    await cache.close();
+    cache = createCache({ dir, onError: (e) => reported.push(e), chunkSize: CHUNK, compression: { codec: 'none' } });
+  });
+
+  it('reads ranges around a damaged chunk, fails the ranges that touch it, then drops the entry', async () => {
+    const data = randomBytes(10 * CHUNK);
+    await cache.put(data, 'big');
+    const f = await onlyBlob();
+    const bytes = await readFile(f);
+    bytes[4 * CHUNK + 100] = (bytes[4 * CHUNK + 100] as number) ^ 0xff; // chunk 4 (stored raw, so offsets match)
+    await writeFile(f, bytes);
+    // Chunks are verified one by one: a range that avoids chunk 4 is served.
+    const before = await drain((await cache.getStream('big', { start: 0, end: 4 * CHUNK - 1 })) as AsyncIterable<Buffer>);
+    expect(before.equals(data.subarray(0, 4 * CHUNK))).toBe(true);
+    const after = await drain((await cache.getStream('big', { start: 5 * CHUNK })) as AsyncIterable<Buffer>);
+    expect(after.equals(data.subarray(5 * CHUNK))).toBe(true);
+    expect(reported).toEqual([]);
+    // A range through chunk 4 ends with EINTEGRITY after the good bytes before it, and the entry is dropped.
+    const s = (await cache.getStream('big', { start: 3 * CHUNK })) as AsyncIterable<Buffer>;
+    await expect(drain(s)).rejects.toMatchObject({ code: 'EINTEGRITY', message: expect.stringContaining('chunk 4') });
+    expect(reported.map((e) => e.code)).toEqual(['EINTEGRITY']);
+    expect(await cache.has('big')).toBe(false);
+  });
+
+  it('detects a damaged index and a truncated container on get', async () => {
+    await cache.put(randomBytes(3 * CHUNK + 5), 'idx');
+    const f = await onlyBlob();
+    const bytes = await readFile(f);
+    bytes[bytes.length - 30] = (bytes[bytes.length - 30] as number) ^ 0x01; // inside the index
+    await writeFile(f, bytes);
+    await expectDropped('idx');
+    reported.length = 0;
+    await cache.put(randomBytes(3 * CHUNK + 5), 'cut');
+    const g = (await blobFiles(dir)).at(-1) as string;
+    await truncate(g, (await readFile(g)).length - 1);
+    expect(await cache.get('cut')).toBeUndefined();
+    expect(reported.map((e) => e.code)).toEqual(['EINTEGRITY']);
+  });
+
+  it('verify reports a damaged chunk', async () => {
+    await cache.put(randomBytes(3 * CHUNK), 'v');
+    const f = await onlyBlob();
+    const bytes = await readFile(f);
+    bytes[10] = (bytes[10] as number) ^ 0x01;
+    await writeFile(f, bytes);
+    expect((await cache.verify()).mismatched).toEqual(['v']);
+  });
+});

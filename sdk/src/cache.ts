@@ -10,7 +10,7 @@ import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { decodeChunked, readChunkedRange, readIndex } from './chunked/read.js';
-import { rechunk, slices, writeChunked } from './chunked/write.js';
+import { ChunkBuffers, rechunk, slices, writeChunked } from './chunked/write.js';
 import { type CompressionOptions, decompress, looksCompressible, maybeCompress, type ResolvedCompression, resolveCompression } from './compression.js';
 import { type DumpResult, exportCache, importCache } from './dump.js';
 import { type Ttl, ttlToMs } from './duration.js';
@@ -264,7 +264,8 @@ export class Cache {
 
   /** Stores a stream: as one payload when it ends within a chunk, else chunk by chunk as it comes. */
   private async putStream(k: string, source: AsyncIterable<unknown>, o: PayloadMeta): Promise<EntryInfo> {
-    const chunks = rechunk(source, this.s.chunkSize);
+    const buffers = new ChunkBuffers(this.s.chunkSize);
+    const chunks = rechunk(source, buffers);
     try {
       const first = await chunks.next();
       if (first.done) return await this.putBytes(k, new Uint8Array(0), o);
@@ -275,7 +276,7 @@ export class Cache {
         yield second.value;
         yield* chunks;
       })();
-      return await this.putChunked(k, all, true, this.compression, o);
+      return await this.putChunked(k, all, buffers, this.compression, o);
     } finally {
       await chunks.return(undefined);
     }
@@ -288,7 +289,8 @@ export class Cache {
   private async putChunked(
     k: string,
     chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-    owned: boolean,
+    /** The chunks' memory when it is ours (a stream's), to reuse; undefined for views of the caller's value. */
+    buffers: ChunkBuffers | undefined,
     compression: ResolvedCompression,
     o: PayloadMeta,
   ): Promise<EntryInfo> {
@@ -300,7 +302,15 @@ export class Cache {
           : (async function* () {
               yield* chunks;
             })();
-      const r = await writeChunked(source, stage, { chunkSize: this.s.chunkSize, compression, workers: this.s.workers, owned, maxStoredSize: this.s.maxSize, key: k });
+      const r = await writeChunked(source, stage, {
+        chunkSize: this.s.chunkSize,
+        compression,
+        workers: this.s.workers,
+        owned: buffers !== undefined,
+        release: buffers?.release,
+        maxStoredSize: this.s.maxSize,
+        key: k,
+      });
       const record = this.newRecord(k, o, { codec: 'chunked', size: r.size, storedSize: r.storedSize, contentHash: r.contentHash });
       record.blobId = r.blobId;
       await this.putBlob(record, r.storedSize, (name) => stage.publish(name), o.tables);
@@ -337,7 +347,7 @@ export class Cache {
     bytes: Uint8Array,
     o: PayloadMeta & { stored?: { codec: EntryRecord['codec']; bytes: Uint8Array }; compression?: ResolvedCompression },
   ): Promise<EntryInfo> {
-    if (!o.stored && bytes.length > this.s.chunkSize) return this.putChunked(k, slices(bytes, this.s.chunkSize), false, o.compression ?? this.compression, o);
+    if (!o.stored && bytes.length > this.s.chunkSize) return this.putChunked(k, slices(bytes, this.s.chunkSize), undefined, o.compression ?? this.compression, o);
     const { codec, bytes: stored } = o.stored ?? maybeCompress(bytes, o.compression ?? this.compression);
     if (this.s.maxSize !== null && stored.length > this.s.maxSize) {
       throw new ValueError(
@@ -511,7 +521,7 @@ export class Cache {
     const verify = this.s.verifyIntegrity;
     const index = await readIndex(reader, e, verify);
     if (index.rawTotal !== e.size) throw new IntegrityError('EINTEGRITY', `The stored chunked payload is damaged: it holds ${index.rawTotal} bytes, ${e.size} were stored.`);
-    yield* readChunkedRange(reader, index, { start, end, verify, workers: this.s.workers });
+    yield* readChunkedRange(reader, index, { start, end, verify });
   }
 
   private async corrupt(e: ReadRecord, why: string, now: number): Promise<Lookup> {

@@ -1,7 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Cache } from './cache.js';
-import { defaultWorkers } from './chunked/compress-pool.js';
 import type { CompressionOptions } from './compression.js';
 import { resolveCompression } from './compression.js';
 import type { Ttl } from './duration.js';
@@ -39,7 +38,12 @@ export interface CacheOptions {
    * rest. From 64 KiB to 256 MiB. Default 4 MiB.
    */
   chunkSize?: number;
-  /** Worker threads that compress and decompress chunks. Default: one per core, at most 8; 0 does it in the calling thread. */
+  /**
+   * Worker threads that compress the chunks of large payloads, for puts up to about 1.6× faster with
+   * two (docs/benchmarks.md). Each costs memory (about 30-60 MiB while busy: its own heap, the codec's
+   * memory, and buffers in flight), so the default is 0: chunks are compressed in the calling thread
+   * and a stream of any size stays within about 64 MiB.
+   */
   workers?: number;
   /**
    * Bytes of small (inline) entries this process keeps in memory for repeated reads; every hit is
@@ -85,7 +89,7 @@ export function createCache(options: CacheOptions = {}): Cache {
   if (!Number.isSafeInteger(chunkSize) || chunkSize < 64 * 1024 || chunkSize > 256 * 1024 * 1024) {
     throw new OptionError('EOPTION', `chunkSize must be a byte count from 64 KiB to 256 MiB; got ${chunkSize}.`);
   }
-  const workers = options.workers ?? defaultWorkers();
+  const workers = options.workers ?? 0;
   if (!Number.isSafeInteger(workers) || workers < 0 || workers > 64) throw new OptionError('EOPTION', `workers must be a whole number from 0 to 64; got ${workers}.`);
   ttlToMs(options.defaultTtl ?? null, 'defaultTtl');
   resolveCompression(options.compression);

@@ -6,7 +6,7 @@
 
 export type { EntryRecord, StoredEntry } from './entry.js';
 export { isExpired, toEntryInfo } from './entry.js';
-export { xxh64Hex, xxh128Hex } from './hash.js';
+export { type Hasher128, xxh64Hex, xxh128Hex, xxh128Stream } from './hash.js';
 export type { FsBlobStoreOptions } from './stores/fs-blobs.js';
 export { FsBlobStore } from './stores/fs-blobs.js';
 export { MemoryBlobStore } from './stores/memory-blobs.js';

@@ -647,6 +647,9 @@ export function cacheContract(label: string, makeHarness: () => Promise<CacheHar
         try {
           const there = await other.put(Readable.from(pieces(data)), 'there');
           expect(there).toMatchObject({ storedSize: here.storedSize, contentHash: here.contentHash });
+          const copy = Buffer.from(data);
+          expect(await other.put(data, 'value')).toMatchObject({ storedSize: here.storedSize });
+          expect(data.equals(copy)).toBe(true); // the caller's memory was copied to the workers, never handed over
           expect(Buffer.compare((await other.get('there')) as Buffer, data)).toBe(0);
         } finally {
           await other.close();

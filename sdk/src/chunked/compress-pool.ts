@@ -1,37 +1,31 @@
 /**
- * Worker threads that compress and decompress chunks, so a large payload uses every core. The workers
+ * Worker threads that compress chunks, so a large payload uses every core. The workers
  * run {@link compressIfWorthIt} from its source text with the same codec libraries as the main thread,
  * so a chunk compresses to the same bytes wherever it is done.
  * @module
  */
 import { createRequire } from 'node:module';
-import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { type CodecName, compressIfWorthIt } from '../compression.js';
 
 const require = createRequire(import.meta.url);
 
-/** A chunk to compress: returns its stored form, or `data` itself (codec 'none') when compression does not pay. */
+/** A chunk to compress. */
 export interface CompressTask {
-  op: 'compress';
   codec: Exclude<CodecName, 'none'>;
   level: number | undefined;
   threshold: number;
   minRatio: number;
   data: Uint8Array;
 }
-/** A stored chunk to decompress to `size` bytes. */
-export interface DecompressTask {
-  op: 'decompress';
-  codec: Exclude<CodecName, 'none'>;
-  size: number;
-  data: Uint8Array;
-}
-export type ChunkTask = CompressTask | DecompressTask;
-/** What a task returns: the bytes, and for compression whether they are compressed. */
+/**
+ * What a compression returns: the stored form (`codec` 'none' when compression did not pay, with
+ * `data` the input itself), and the input's memory handed back (`input`) for the caller to reuse.
+ */
 export interface ChunkResult {
   codec: CodecName;
   data: Uint8Array;
+  input: Uint8Array;
 }
 
 function workerSource(): string {
@@ -45,20 +39,24 @@ let zstd;
 const compressIfWorthIt = (${compressIfWorthIt.toString()});
 const codec = (name, level) =>
   name === 'lz4'
-    ? { compress: (d) => lz4.compress(d), decompress: (d) => lz4.decompress(d) }
-    : { compress: (d) => (zstd ??= require(workerData.zstd)).compress(d, { compressionLevel: level ?? 3 }), decompress: (d) => (zstd ??= require(workerData.zstd)).decompress(d) };
+    ? { compress: (d) => lz4.compress(d) }
+    : { compress: (d) => (zstd ??= require(workerData.zstd)).compress(d, { compressionLevel: level ?? 3 }) };
 parentPort.on('message', ({ id, task }) => {
+  // Every buffer goes back to the main thread (the input for reuse, the output to be written), so
+  // nothing large is left here as garbage: a worker's collector runs rarely, and transferred buffers
+  // would pile up between its runs.
   try {
     const c = codec(task.codec, task.level);
-    if (task.op === 'compress') {
-      const out = compressIfWorthIt(task.data, c.compress, task.threshold, task.minRatio);
-      if (out) parentPort.postMessage({ id, codec: task.codec, data: out });
-      else parentPort.postMessage({ id, codec: 'none', data: task.data }, [task.data.buffer]);
-    } else {
-      parentPort.postMessage({ id, codec: 'none', data: c.decompress(task.data, task.size) });
+    const out = compressIfWorthIt(task.data, c.compress, task.threshold, task.minRatio);
+    const transfer = [task.data.buffer];
+    if (out && out.byteOffset === 0 && out.byteLength === out.buffer.byteLength) transfer.push(out.buffer);
+    try {
+      parentPort.postMessage({ id, codec: out ? task.codec : 'none', data: out || task.data, input: task.data }, transfer);
+    } catch {
+      parentPort.postMessage({ id, codec: out ? task.codec : 'none', data: out || task.data, input: task.data }, [task.data.buffer]);
     }
   } catch (err) {
-    parentPort.postMessage({ id, error: String(err && err.message || err) });
+    parentPort.postMessage({ id, error: String(err && err.message || err), input: task.data }, [task.data.buffer]);
   }
 });`;
 }
@@ -70,7 +68,8 @@ interface Slot {
 
 /** A fixed set of worker threads; idle workers do not keep the process alive. */
 export class CompressPool {
-  readonly size: number;
+  /** Most workers this pool starts (grows when a cache asks for more). */
+  size: number;
   private readonly slots: Slot[] = [];
   private readonly pending = new Map<number, { resolve: (r: ChunkResult) => void; reject: (e: Error) => void; slot: Slot }>();
   private nextId = 0;
@@ -88,13 +87,13 @@ export class CompressPool {
     const worker = new Worker(workerSource(), { eval: true, workerData: { lz4: require.resolve('lz4-wasm-nodejs'), zstd } });
     const slot: Slot = { worker, busy: 0 };
     worker.unref();
-    worker.on('message', (m: { id: number; codec: CodecName; data: Uint8Array; error?: string }) => {
+    worker.on('message', (m: { id: number; codec: CodecName; data: Uint8Array; input: Uint8Array; error?: string }) => {
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
       if (--slot.busy === 0) worker.unref();
       if (m.error !== undefined) p.reject(new Error(m.error));
-      else p.resolve({ codec: m.codec, data: m.data });
+      else p.resolve({ codec: m.codec, data: m.data, input: m.input });
     });
     worker.on('error', (err) => this.fail(slot, err));
     worker.on('exit', (code) => this.fail(slot, new Error(`a compression worker exited (code ${code})`)));
@@ -116,7 +115,7 @@ export class CompressPool {
    * Runs `task` on the least busy worker. `transfer` hands `task.data`'s memory to the worker (the
    * caller must not use it again); otherwise it is copied.
    */
-  run(task: ChunkTask, transfer: boolean): Promise<ChunkResult> {
+  run(task: CompressTask, transfer: boolean): Promise<ChunkResult> {
     let slot = this.slots.find((s) => s.busy === 0);
     if (!slot && this.slots.length < this.size) {
       slot = this.spawn();
@@ -149,13 +148,9 @@ export class CompressPool {
 
 let shared: CompressPool | undefined;
 
-/** Default number of compression workers: one per core, at most 8. */
-export function defaultWorkers(): number {
-  return Math.min(8, availableParallelism());
-}
-
-/** The process-wide pool (created on first use, sized by {@link defaultWorkers}). */
-export function compressPool(): CompressPool {
-  shared ??= new CompressPool(defaultWorkers());
+/** The process-wide pool, created on first use; it grows to the most `workers` any cache asked for. */
+export function compressPool(workers: number): CompressPool {
+  shared ??= new CompressPool(workers);
+  shared.size = Math.max(shared.size, workers);
   return shared;
 }

@@ -5,7 +5,6 @@
  */
 import { decompress } from '../compression.js';
 import type { BlobReader } from '../stores/types.js';
-import { compressPool } from './compress-pool.js';
 import { type ChunkIndex, checkChunk, chunkAt, chunkCount, damaged, parseTail, TRAILER_SIZE, tailSizeOf } from './format.js';
 import { orderedMap } from './ordered-map.js';
 
@@ -54,31 +53,31 @@ export interface RangeReadOptions {
   /** End of the range (exclusive). */
   end: number;
   verify: boolean;
-  /** Decompression workers; 0 decompresses in this thread. */
-  workers: number;
-  /** Chunks read ahead of the consumer. */
+  /** Chunks read ahead of the consumer. Default 2. */
   readAhead?: number;
 }
 
-/** Yields the payload bytes `[start, end)` of a container, reading only the chunks that hold them. */
+/**
+ * Yields the payload bytes `[start, end)` of a container, reading only the chunks that hold them.
+ * Chunks are decompressed in this thread: lz4 decodes at several GB/s, and handing chunks to workers
+ * measured slower here (docs/benchmarks.md).
+ */
 export async function* readChunkedRange(reader: BlobReader, index: ChunkIndex, o: RangeReadOptions): AsyncGenerator<Uint8Array> {
   if (o.end <= o.start) return;
   const first = chunkAt(index, o.start);
   const last = chunkAt(index, o.end - 1);
   const ids = Array.from({ length: Math.max(0, last - first + 1) }, (_, i) => first + i);
-  const pool = o.workers > 0 ? compressPool() : undefined;
   const load = async (i: number): Promise<Uint8Array> => {
     const c = index.chunks[i] as ChunkIndex['chunks'][number];
     const stored = await reader.read(c.storedOffset, c.storedSize);
     if (o.verify) checkChunk(c, stored, i);
     let raw: Uint8Array;
     if (c.codec === 'none') raw = stored;
-    else if (pool) raw = (await pool.run({ op: 'decompress', codec: c.codec, size: c.rawSize, data: stored }, true)).data;
     else raw = decompress(c.codec, stored, c.rawSize);
     if (raw.length !== c.rawSize) throw damaged(`chunk ${i} decompressed to ${raw.length} bytes, not ${c.rawSize}`);
     const from = Math.max(0, o.start - c.rawOffset);
     const to = Math.min(c.rawSize, o.end - c.rawOffset);
     return from === 0 && to === c.rawSize ? raw : raw.subarray(from, to);
   };
-  yield* orderedMap(ids, load, o.readAhead ?? (pool ? pool.size + 1 : 2));
+  yield* orderedMap(ids, load, o.readAhead ?? 2);
 }

@@ -18,8 +18,10 @@ export interface ChunkedWriteOptions {
   compression: ResolvedCompression;
   /** Compression workers; 0 compresses in this thread. */
   workers: number;
-  /** True when the chunks' memory is ours to hand to a worker (not the caller's value). */
+  /** True when the chunks' memory is ours to hand to a worker and reuse (not the caller's value). */
   owned: boolean;
+  /** Takes back an owned chunk's memory once it is written (see {@link ChunkBuffers}). */
+  release?: (chunk: Uint8Array) => void;
   /** Fail with `EVALUETOOLARGE` as soon as the container would exceed this many bytes. */
   maxStoredSize: number | null;
   /** For error messages. */
@@ -48,18 +50,18 @@ export async function writeChunked(chunks: AsyncIterable<Uint8Array>, stage: Blo
   const records: ChunkRecord[] = [];
   let size = 0;
   const codec = o.compression.codec;
-  const pool: CompressPool | undefined = codec !== 'none' && o.workers > 0 ? compressPool() : undefined;
+  const pool: CompressPool | undefined = codec !== 'none' && o.workers > 0 ? compressPool(o.workers) : undefined;
   const local = codec === 'none' ? undefined : compressorOf(codec, o.compression.level);
-  const encode = async (raw: Uint8Array): Promise<{ codec: CodecName; data: Uint8Array; rawSize: number }> => {
+  type Encoded = { codec: CodecName; data: Uint8Array; rawSize: number; input: Uint8Array };
+  const encode = async (raw: Uint8Array): Promise<Encoded> => {
     const rawSize = raw.length;
-    if (codec === 'none' || !local) return { codec: 'none', data: raw, rawSize };
-    if (pool)
-      return {
-        ...(await pool.run({ op: 'compress', codec, level: o.compression.level, threshold: o.compression.threshold, minRatio: o.compression.minRatio, data: raw }, o.owned)),
-        rawSize,
-      };
+    if (codec === 'none' || !local) return { codec: 'none', data: raw, rawSize, input: raw };
+    if (pool) {
+      const task = { codec, level: o.compression.level, threshold: o.compression.threshold, minRatio: o.compression.minRatio, data: raw };
+      return { ...(await pool.run(task, o.owned)), rawSize };
+    }
     const out = compressIfWorthIt(raw, local, o.compression.threshold, o.compression.minRatio);
-    return out ? { codec, data: out, rawSize } : { codec: 'none', data: raw, rawSize };
+    return { codec: out ? codec : 'none', data: out ?? raw, rawSize, input: raw };
   };
   // The content hash is taken in order, before a chunk is handed to a worker.
   const hashed = async function* () {
@@ -69,11 +71,11 @@ export async function writeChunked(chunks: AsyncIterable<Uint8Array>, stage: Blo
       yield raw;
     }
   };
-  const inFlight = pool ? pool.size + 1 : 1;
-  for await (const c of orderedMap(hashed(), encode, inFlight)) {
+  for await (const c of orderedMap(hashed(), encode, pool ? o.workers + 1 : 1)) {
     if (o.maxStoredSize !== null && stage.size + c.data.length > o.maxStoredSize) throw tooLarge(o.key, stage.size + c.data.length, o.maxStoredSize);
     records.push({ rawSize: c.rawSize, storedSize: c.data.length, codec: c.codec, hash: xxh128Bytes(c.data) });
     await stage.write(c.data);
+    if (o.owned) o.release?.(c.input);
   }
   const tail = encodeTail(records, o.chunkSize);
   if (o.maxStoredSize !== null && stage.size + tail.length > o.maxStoredSize) throw tooLarge(o.key, stage.size + tail.length, o.maxStoredSize);
@@ -88,11 +90,30 @@ function tooLarge(key: string, size: number, max: number): ValueError {
 }
 
 /**
- * Cuts a stream of byte pieces of any sizes into chunks of exactly `chunkSize` bytes (the last may be
- * shorter), each in its own memory. Rejects pieces that are not bytes.
+ * Chunk memory for {@link rechunk}, reused once a chunk is written: a stream of any length cycles
+ * through a few buffers instead of leaving one to the garbage collector per chunk.
  */
-export async function* rechunk(source: AsyncIterable<unknown>, chunkSize: number): AsyncGenerator<Buffer> {
-  let cur = Buffer.allocUnsafeSlow(chunkSize);
+export class ChunkBuffers {
+  private readonly free: Buffer[] = [];
+  constructor(readonly chunkSize: number) {}
+  take(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.chunkSize);
+  }
+  release = (chunk: Uint8Array): void => {
+    // Only whole buffers of ours come back (a short last chunk is a view, and not worth keeping).
+    if (chunk.byteOffset === 0 && chunk.byteLength === this.chunkSize && chunk.buffer.byteLength === this.chunkSize && this.free.length < 8) {
+      this.free.push(Buffer.from(chunk.buffer, 0, this.chunkSize));
+    }
+  };
+}
+
+/**
+ * Cuts a stream of byte pieces of any sizes into chunks of exactly `buffers.chunkSize` bytes (the last
+ * may be shorter), each in memory of its own. Rejects pieces that are not bytes.
+ */
+export async function* rechunk(source: AsyncIterable<unknown>, buffers: ChunkBuffers): AsyncGenerator<Buffer> {
+  const chunkSize = buffers.chunkSize;
+  let cur = buffers.take();
   let fill = 0;
   for await (const piece of guarded(source)) {
     if (!(piece instanceof Uint8Array)) {
@@ -108,7 +129,7 @@ export async function* rechunk(source: AsyncIterable<unknown>, chunkSize: number
       off += n;
       if (fill === chunkSize) {
         yield cur;
-        cur = Buffer.allocUnsafeSlow(chunkSize);
+        cur = buffers.take();
         fill = 0;
       }
     }
