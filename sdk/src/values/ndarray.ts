@@ -13,6 +13,7 @@
  * @module
  */
 import { createRequire } from 'node:module';
+import type { JsonObject } from '../entry.js';
 import { ValueError } from '../errors.js';
 import type { HandlerContext, ValueHandler } from './handler.js';
 
@@ -230,5 +231,14 @@ export const ndarrayHandler: ValueHandler = {
       if (make) return make(data, t.shape as number[]);
     }
     return t.kind ? { data, shape: t.shape } : data;
+  },
+  /** `{ dtype, shape }`: the class (`Float32Array`) and the shape (`[length]` for a plain typed array). */
+  describe(type, _version, size) {
+    const t = parseType(type);
+    const bytesPerElement = CLASSES.get(t.className)?.BYTES_PER_ELEMENT;
+    const shape = t.shape ?? (bytesPerElement ? [size / bytesPerElement] : undefined);
+    const info: JsonObject = { dtype: t.className };
+    if (shape) info.shape = shape;
+    return info;
   },
 };
