@@ -231,7 +231,7 @@ describe('handler registry', () => {
     try {
       await expect(cache.put(new Point(1, 2), 'p')).rejects.toMatchObject({ code: 'EVALUETYPE' }); // no handler yet
       registerHandler(pointHandler);
-      expect(listHandlers().map((h) => h.name)).toEqual(['point', 'bytes', 'ndarray', 'arrow', 'structured']);
+      expect(listHandlers().map((h) => h.name)).toEqual(['point', 'bytes', 'ndarray', 'arrow', 'polars', 'structured']);
       await cache.put(new Point(1, 2), 'p');
       const back = await cache.get('p');
       expect(back).toBeInstanceOf(Point);
@@ -254,7 +254,7 @@ describe('handler registry', () => {
       deserialize: (b) => new Float32Array(new Uint8Array(b).buffer),
     };
     registerHandler(tagged, { position: { after: 'ndarray' } });
-    expect(listHandlers().map((h) => h.name)).toEqual(['bytes', 'ndarray', 'tagged-floats', 'arrow', 'structured']);
+    expect(listHandlers().map((h) => h.name)).toEqual(['bytes', 'ndarray', 'tagged-floats', 'arrow', 'polars', 'structured']);
     const own = createCache({ store: 'memory', handlers: [tagged] });
     const global = createCache({ store: 'memory' });
     try {
@@ -277,7 +277,7 @@ describe('handler registry', () => {
     expect(() => registerHandler({ ...pointHandler, name: 'structured' })).toThrow(expect.objectContaining({ code: 'EHANDLER' }));
     expect(() => registerHandler(pointHandler, { position: { before: 'nope' } })).toThrow(expect.objectContaining({ code: 'EHANDLER' }));
     expect(() => createCache({ store: 'memory', handlers: [{ ...pointHandler, serialize: undefined as never }] })).toThrow(expect.objectContaining({ code: 'EHANDLER' }));
-    expect(listHandlers().map((h) => h.name)).toEqual(['bytes', 'ndarray', 'arrow', 'structured']); // nothing changed
+    expect(listHandlers().map((h) => h.name)).toEqual(['bytes', 'ndarray', 'arrow', 'polars', 'structured']); // nothing changed
   });
 });
 

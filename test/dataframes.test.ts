@@ -1,17 +1,20 @@
 /**
- * Tables: Apache Arrow `Table`s through real caches (SQLite + files, and memory), edge cases
- * included (unicode column names, null-heavy and dictionary columns, zero rows, wide tables), and the
- * rows, columns and schema that `put`, `getEntry` and `list` report for them without reading the value.
+ * Tables: Apache Arrow `Table`s and nodejs-polars `DataFrame`s through real caches (SQLite + files,
+ * and memory), edge cases included (unicode column names, null-heavy and dictionary columns, zero
+ * rows, wide tables), and the rows, columns and schema that `put`, `getEntry` and `list` report for
+ * them without reading the value.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as arrow from 'apache-arrow';
-import { type Cache, createCache, type EntryInfo, MAX_TYPE_LENGTH, registerHandler, type ValueHandler } from 'cacheness';
+import { type Cache, createCache, type EntryInfo, listHandlers, MAX_TYPE_LENGTH, registerHandler, type ValueHandler } from 'cacheness';
 import { fromWireEntry, toWireEntry } from 'cacheness/model';
+import pl from 'nodejs-polars';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { arrowHandler } from '../sdk/src/values/arrow.js';
 import { describeValue, resetHandlers } from '../sdk/src/values/index.js';
+import { polarsHandler } from '../sdk/src/values/polars.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -198,6 +201,154 @@ describe('entry descriptions', () => {
       registerHandler({ ...arrowHandler, describe: () => JSON.parse('{') });
       expect((await cache.getEntry('t'))?.valueInfo).toBeUndefined();
       expect((await cache.list()).entries).toHaveLength(1);
+    } finally {
+      await cache.close();
+    }
+  });
+});
+
+/** A frame with one column of each dtype the handler is tested with, nulls in every nullable one. */
+function everyDtype(): pl.DataFrame {
+  return pl.DataFrame([
+    pl.Series('i8', [1, -2, null], pl.Int8),
+    pl.Series('i16', [300, null, -300], pl.Int16),
+    pl.Series('i32', [null, 70_000, -70_000], pl.Int32),
+    pl.Series('i64', [2 ** 40, -(2 ** 40), null], pl.Int64),
+    pl.Series('u8', [0, 255, null], pl.UInt8),
+    pl.Series('u32', [4_000_000_000, null, 1], pl.UInt32),
+    pl.Series('f32', [1.5, null, -0.25], pl.Float32),
+    pl.Series('f64', [Math.PI, Number.NaN, null], pl.Float64),
+    pl.Series('str', ['a', 'ünïcode 🧪', null], pl.String),
+    pl.Series('bool', [true, false, null], pl.Bool),
+    pl.Series('date', [new Date('2024-01-02'), null, new Date('1969-12-31')], pl.Date),
+    pl.Series('datetime', [new Date('2024-01-02T03:04:05.678Z'), null, new Date(0)], pl.Datetime('ms')),
+    pl.Series('datetime_us_utc', [new Date('2024-06-01T00:00:00Z'), new Date(1), null], pl.Datetime('us', 'UTC')),
+    pl.Series('cat', ['x', 'y', null], pl.Categorical),
+    pl.Series('list', [[1, 2], [], null], pl.List(pl.Int32)),
+    pl.Series('struct', [
+      { a: 1, b: 'p' },
+      { a: 2, b: null },
+      { a: null, b: 'r' },
+    ]),
+  ]);
+}
+
+describe.each(STORES)('polars DataFrames (%s)', (_label, options) => {
+  let cache: Cache;
+  beforeAll(async () => {
+    cache = createCache({ ...options, dir: await mkdtemp(join(dir, 'polars-')) });
+  });
+  afterAll(() => cache.close());
+
+  /** Stores `df` under `key`, reads it back, and checks shape, dtypes and values (nulls equal) survived. */
+  async function roundTrip(df: pl.DataFrame, key: string): Promise<{ back: pl.DataFrame; put: EntryInfo }> {
+    const put = await cache.put(df, key);
+    expect(put.handler).toBe('polars@1');
+    const back = (await cache.get(key)) as pl.DataFrame;
+    expect(back.shape).toEqual(df.shape);
+    expect(back.columns).toEqual(df.columns);
+    expect(back.dtypes.map(String)).toEqual(df.dtypes.map(String));
+    expect(back.frameEqual(df, true)).toBe(true);
+    return { back, put };
+  }
+
+  it('round-trips every dtype with nulls, and reports rows, columns and dtypes', async () => {
+    const df = everyDtype();
+    const { back, put } = await roundTrip(df, 'dtypes');
+    expect(back.getColumn('f64').toArray()).toEqual([Math.PI, Number.NaN, null]); // NaN stays NaN, null stays null
+    expect(back.getColumn('i64').toArray()).toEqual(df.getColumn('i64').toArray());
+    const expected = {
+      rows: 3,
+      columns: 16,
+      schema: [
+        { name: 'i8', type: 'Int8' },
+        { name: 'i16', type: 'Int16' },
+        { name: 'i32', type: 'Int32' },
+        { name: 'i64', type: 'Int64' },
+        { name: 'u8', type: 'UInt8' },
+        { name: 'u32', type: 'UInt32' },
+        { name: 'f32', type: 'Float32' },
+        { name: 'f64', type: 'Float64' },
+        { name: 'str', type: 'String' },
+        { name: 'bool', type: 'Bool' },
+        { name: 'date', type: 'Date' },
+        { name: 'datetime', type: 'Datetime(ms)' },
+        { name: 'datetime_us_utc', type: 'Datetime(us, UTC)' },
+        { name: 'cat', type: 'Categorical' },
+        { name: 'list', type: 'List(Int32)' },
+        { name: 'struct', type: 'Struct(a: Float64, b: String)' },
+      ],
+    };
+    expect(put.valueInfo).toEqual(expected);
+    expect((await cache.getEntry('dtypes'))?.valueInfo).toEqual(expected);
+    expect((await cache.list({ prefix: 'dtypes' })).entries[0]?.valueInfo).toEqual(expected);
+    expect(put.type.startsWith('polars.DataFrame{')).toBe(true);
+  });
+
+  it('round-trips unicode column names and null-heavy columns', async () => {
+    const n = 20_000;
+    const df = pl.DataFrame([...UNICODE_NAMES.map((name, i) => pl.Series(name, [i, null, i * 2])), pl.Series('pad', [0, 0, 0])]);
+    const { put } = await roundTrip(df, 'unicode');
+    expect(columnNames(put)).toEqual([...UNICODE_NAMES, 'pad']);
+    const sparse = pl.DataFrame([
+      pl.Series(
+        'sparse',
+        Array.from({ length: n }, (_, i) => (i % 1000 === 0 ? i : null)),
+        pl.Float64,
+      ),
+      pl.Series(
+        'text',
+        Array.from({ length: n }, (_, i) => (i % 997 === 0 ? `row ${i}` : null)),
+        pl.String,
+      ),
+      pl.Series('all_null', new Array<null>(n).fill(null), pl.Int32),
+    ]);
+    const { back } = await roundTrip(sparse, 'sparse');
+    expect(back.nullCount().row(0)).toEqual(sparse.nullCount().row(0));
+    expect(back.getColumn('all_null').nullCount()).toBe(n);
+  });
+
+  it('round-trips empty frames: zero rows with a schema, and no columns at all', async () => {
+    const zero = everyDtype().head(0);
+    expect(zero.height).toBe(0);
+    await roundTrip(zero, 'zero-rows');
+    expect((await cache.getEntry('zero-rows'))?.valueInfo).toMatchObject({ rows: 0, columns: 16, schema: expect.arrayContaining([{ name: 'cat', type: 'Categorical' }]) });
+    await roundTrip(pl.DataFrame({}), 'no-columns');
+    expect((await cache.getEntry('no-columns'))?.valueInfo).toEqual({ rows: 0, columns: 0, schema: [] });
+  });
+
+  it('round-trips wide frames, recording as much of the schema as fits', async () => {
+    const width = 1000;
+    const df = pl.DataFrame(Object.fromEntries(Array.from({ length: width }, (_, i) => [`c${i}`, [i, i + 1]])));
+    await roundTrip(df, 'wide');
+    const entry = await cache.getEntry('wide');
+    expect(entry?.type.length).toBeLessThanOrEqual(MAX_TYPE_LENGTH);
+    expect(entry?.valueInfo).toMatchObject({ rows: 2, columns: width, schemaTruncated: true, schema: expect.arrayContaining([{ name: 'c0', type: 'Float64' }]) });
+  });
+});
+
+describe('polars and Arrow together', () => {
+  it('store the same standard bytes: an Arrow IPC file that each library reads', async () => {
+    const df = everyDtype();
+    const { bytes } = await polarsHandler.serialize(df);
+    expect(Buffer.from(bytes.subarray(0, 6)).toString()).toBe('ARROW1'); // the IPC file magic
+    const table = (await arrowHandler.deserialize(bytes, 'arrow.Table', 1)) as arrow.Table; // what apache-arrow reads of a polars entry
+    expect(table.numRows).toBe(3);
+    expect(table.schema.fields.map((f) => f.name)).toEqual(df.columns);
+    expect(table.getChild('str')?.toArray()).toEqual(['a', 'ünïcode 🧪', null]);
+    const fromArrow = (await arrowHandler.serialize(arrow.tableFromArrays({ id: Int32Array.from([1, 2]), label: ['a', null] }))).bytes;
+    const back = (await polarsHandler.deserialize(fromArrow, 'polars.DataFrame', 1)) as pl.DataFrame; // and the other way
+    expect(back.getColumn('label').toArray()).toEqual(['a', null]);
+  });
+
+  it('each go to their own handler, after arrow in the built-in order', async () => {
+    expect(listHandlers().map((h) => h.name)).toEqual(['bytes', 'ndarray', 'arrow', 'polars', 'structured']);
+    const cache = createCache({ store: 'memory' });
+    try {
+      expect((await cache.put(pl.DataFrame({ a: [1] }), 'df')).handler).toBe('polars@1');
+      expect((await cache.put(arrow.tableFromArrays({ a: Int32Array.from([1]) }), 'table')).handler).toBe('arrow@1');
+      expect(await cache.get('df')).toBeInstanceOf(Object);
+      expect(Object.prototype.toString.call(await cache.get('df'))).toBe('[object DataFrame]');
     } finally {
       await cache.close();
     }

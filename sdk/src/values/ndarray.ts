@@ -65,8 +65,10 @@ function isTypedArray(v: unknown): v is TypedArray {
 
 function isNdObject(v: unknown): v is NdArray<TypedArray> {
   if (typeof v !== 'object' || v === null || Object.getPrototypeOf(v) !== Object.prototype) return false;
+  // The two properties first: listing the keys of a proxy can be slow (a polars DataFrame lists its columns).
+  if (!isTypedArray((v as NdArray).data) || !Array.isArray((v as NdArray).shape)) return false;
   const keys = Object.keys(v);
-  return keys.length === 2 && keys.includes('data') && keys.includes('shape') && isTypedArray((v as NdArray).data) && Array.isArray((v as NdArray).shape);
+  return keys.length === 2 && keys.includes('data') && keys.includes('shape');
 }
 
 /** An array of the `ndarray` package: a strided view of `data`. */
