@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { serve } from '@hono/node-server';
 import type { EntryRecord } from 'cacheness';
+import { MAX_TYPE_LENGTH } from 'cacheness/model';
 import { xxh128Hex } from 'cacheness/stores';
 import { handle } from 'hono/aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -179,6 +180,16 @@ describe('creating entries', () => {
     expect((await call(`/v1/entries/${encodeURIComponent('badkey')}`, keys.a, json({ ...describeBytes(bytes), body: 'eA==' }))).status).toBe(400);
     expect((await call('/v1/entries/bad-input', keys.aRead, json({ ...describeBytes(bytes), body: 'eA==' }))).status).toBe(403);
     expect((await call('/v1/entries/bad-input', keys.a)).status).toBe(404);
+  });
+
+  it('takes entry types up to MAX_TYPE_LENGTH characters (a wide table records its schema there), and no longer', async () => {
+    const bytes = Buffer.from('table');
+    const type = `arrow.Table{"rows":1,"columns":1,"schema":[["${'é'.repeat(MAX_TYPE_LENGTH)}`.slice(0, MAX_TYPE_LENGTH);
+    const res = await call('/v1/entries/wide-type', keys.a, json(inlineEntry(bytes, { type })));
+    expect(res.status).toBe(201);
+    expect(((await (await call('/v1/entries/wide-type', keys.a)).json()) as { entry: { type: string } }).entry.type).toBe(type);
+    const longer = await call('/v1/entries/wider-type', keys.a, json(inlineEntry(bytes, { type: `${type}x` })));
+    expect([longer.status, ((await longer.json()) as { error: { code: string } }).error.code]).toEqual([400, 'EVALIDATION']);
   });
 
   it('uploads larger payloads through a presigned PUT; the entry is invisible until completed', async () => {

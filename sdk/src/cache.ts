@@ -14,7 +14,7 @@ import { ChunkBuffers, rechunk, slices, writeChunked } from './chunked/write.js'
 import { type CompressionOptions, decompress, looksCompressible, maybeCompress, type ResolvedCompression, resolveCompression } from './compression.js';
 import { type DumpResult, exportCache, importCache } from './dump.js';
 import { type Ttl, ttlToMs } from './duration.js';
-import { type EntryInfo, type EntryRecord, isExpired, type JsonObject, type StoredEntry, toEntryInfo } from './entry.js';
+import { type EntryInfo, type EntryRecord, isExpired, type JsonObject, type StoredEntry } from './entry.js';
 import { CachenessError, describeType, IntegrityError, OptionError, StoreError, TableError, ValueError } from './errors.js';
 import { xxh128Hex } from './hash.js';
 import { type Key, type KeyParams, keyOf, resolveKey } from './key/index.js';
@@ -23,7 +23,7 @@ import { isOwnerAlive, processOwner } from './owner.js';
 import type { BlobReader, BlobStore, EntryWhere, EvictionPolicy, MetadataStore, ReadRecord } from './stores/types.js';
 import type { TableColumns, TableDefinition, TableOptions, TableRow } from './tables/schema.js';
 import type { OrderBy, Where } from './tables/where.js';
-import { handlerByName, handlerFor, handlerId, type ValueHandler } from './values/index.js';
+import { entryInfo, handlerByName, handlerFor, handlerId, type ValueHandler } from './values/index.js';
 
 /** Options of {@link Cache.put}. */
 export interface PutOptions {
@@ -316,7 +316,7 @@ export class Cache {
       await this.putBlob(record, r.storedSize, (name) => stage.publish(name), o.tables);
       this.accesses.delete(k);
       await this.afterWrite(k, true);
-      return toEntryInfo(record);
+      return entryInfo(record, this.s.handlers());
     } finally {
       await stage.abort(); // a no-op once published
     }
@@ -366,7 +366,7 @@ export class Cache {
     }
     this.accesses.delete(k); // a re-put resets hits
     await this.afterWrite(k, record.blobId !== null);
-    return toEntryInfo(record);
+    return entryInfo(record, this.s.handlers());
   }
 
   /**
@@ -681,7 +681,7 @@ export class Cache {
         e.hits += pending.hits;
         e.accessedAt = Math.max(e.accessedAt, pending.accessedAt);
       }
-      return toEntryInfo(e);
+      return entryInfo(e, this.s.handlers());
     } catch (err) {
       throw asCachenessError(err);
     }
@@ -749,7 +749,8 @@ export class Cache {
       const rows = await this.meta.list({ prefix: opts.prefix, where: opts.where, limit: limit + 1, after, includeExpired: opts.includeExpired, now: this.s.clock() });
       const page = rows.slice(0, limit);
       const last = page.at(-1);
-      return rows.length > limit && last ? { entries: page.map(toEntryInfo), cursor: encodeCursor(last.key) } : { entries: page.map(toEntryInfo) };
+      const entries = page.map((r) => entryInfo(r, this.s.handlers()));
+      return rows.length > limit && last ? { entries, cursor: encodeCursor(last.key) } : { entries };
     } catch (err) {
       throw asCachenessError(err);
     }

@@ -5,6 +5,12 @@
 import type { StoredCodec } from './compression.js';
 import type { Json } from './key/projection.js';
 
+/**
+ * Longest entry `type` the built-in handlers record and the cloud API accepts, in characters. Types
+ * that describe their value (a table's schema, an n-d array's shape) stay within it.
+ */
+export const MAX_TYPE_LENGTH = 4096;
+
 /** JSON object (user metadata). */
 export type JsonObject = { [k: string]: Json };
 
@@ -65,6 +71,13 @@ export interface EntryInfo {
   hits: number;
   description: string | null;
   metadata: JsonObject | null;
+  /**
+   * What the value is, as its handler tells from the entry alone (the value is not read): an array's
+   * `dtype` and `shape`, an Arrow table's or polars DataFrame's `rows`, `columns` and `schema` (see
+   * docs/data-types.md). Absent for values with nothing to tell (structured values, bytes) and for
+   * entries written before their handler recorded it.
+   */
+  valueInfo?: JsonObject;
 }
 
 /** Converts a stored record to its public form. */

@@ -9,7 +9,7 @@
 export type { Ttl } from './duration.js';
 export { ttlToMs } from './duration.js';
 export type { EntryInfo, EntryRecord, JsonObject, StoredEntry } from './entry.js';
-export { isExpired, toEntryInfo } from './entry.js';
+export { isExpired, MAX_TYPE_LENGTH, toEntryInfo } from './entry.js';
 export type { ErrorCode } from './errors.js';
 export {
   CachenessError,

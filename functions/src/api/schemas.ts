@@ -4,7 +4,17 @@
  * SDK declares (`cacheness/model`), so the client cannot disagree either.
  * @module
  */
-import type { CompleteUploadRequest, CreateEntryRequest, DefineTableRequest, ListRequest, NewKeyRequest, PartUrlsRequest, QueryRequest, TouchRequest } from 'cacheness/model';
+import {
+  type CompleteUploadRequest,
+  type CreateEntryRequest,
+  type DefineTableRequest,
+  type ListRequest,
+  MAX_TYPE_LENGTH,
+  type NewKeyRequest,
+  type PartUrlsRequest,
+  type QueryRequest,
+  type TouchRequest,
+} from 'cacheness/model';
 import * as z from 'zod';
 
 const Hash = z.string().regex(/^[0-9a-f]{32}$/);
@@ -19,7 +29,7 @@ const ByteCount = z.number().int().nonnegative();
 export const CreateEntry = z.strictObject({
   params: z.unknown().optional(),
   handler: z.string().min(1).max(200),
-  type: z.string().min(1).max(200),
+  type: z.string().min(1).max(MAX_TYPE_LENGTH), // a table's schema or an array's shape is recorded there
   codec: z.enum(['none', 'lz4', 'zstd', 'chunked']),
   size: ByteCount.optional(),
   storedSize: ByteCount.optional(),

@@ -5,6 +5,8 @@
  * @module
  */
 
+import type { JsonObject } from '../entry.js';
+
 /** What a handler may know about how its bytes will be stored. */
 export interface HandlerContext {
   /** True when the cache will try to compress the bytes (a handler may then reorder them to help). */
@@ -55,4 +57,12 @@ export interface ValueHandler {
    * pieces are verified before they are passed on. May return a promise.
    */
   deserializeStream?(pieces: AsyncIterable<Uint8Array>, type: string, version: number): unknown;
+  /**
+   * Describes a stored value from its entry alone, without reading the payload: reported as
+   * `EntryInfo.valueInfo` by `put`, `getEntry` and `list` (e.g. an array's dtype and shape, a table's
+   * rows and schema). Whatever it reports must be recorded in `type` by `serialize`, since that is
+   * all it gets besides the payload's logical `size` in bytes. Returns undefined when the type holds
+   * nothing to report (entries written before the handler recorded it, say).
+   */
+  describe?(type: string, version: number, size: number): JsonObject | undefined;
 }

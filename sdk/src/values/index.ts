@@ -1,3 +1,4 @@
+import { type EntryInfo, type EntryRecord, type JsonObject, toEntryInfo } from '../entry.js';
 import { HandlerError } from '../errors.js';
 import type { ValueHandler } from './handler.js';
 import { listHandlers } from './registry.js';
@@ -20,9 +21,7 @@ export function handlerFor(value: unknown, handlers: readonly ValueHandler[] = b
 
 /** Finds the handler that wrote an entry (`name@version`). */
 export function handlerByName(id: string, handlers: readonly ValueHandler[] = builtinHandlers): { handler: ValueHandler; version: number } {
-  const at = id.lastIndexOf('@');
-  const name = at < 0 ? id : id.slice(0, at);
-  const version = at < 0 ? 1 : Number(id.slice(at + 1));
+  const { name, version } = parseHandlerId(id);
   const handler = handlers.find((h) => h.name === name);
   if (!handler) {
     throw new HandlerError(
@@ -41,7 +40,38 @@ export function handlerByName(id: string, handlers: readonly ValueHandler[] = bu
   return { handler, version };
 }
 
+/** The parts of a recorded `name@version` (version 1 when absent). */
+function parseHandlerId(id: string): { name: string; version: number } {
+  const at = id.lastIndexOf('@');
+  return at < 0 ? { name: id, version: 1 } : { name: id.slice(0, at), version: Number(id.slice(at + 1)) };
+}
+
 /** `name@version` recorded per entry. */
 export function handlerId(h: ValueHandler): string {
   return `${h.name}@${h.version}`;
+}
+
+/**
+ * What the handler that wrote an entry tells about its value from the entry alone (`handler`, `type`
+ * and `size`, so a remote entry serves as well as a local record): undefined when the handler is
+ * not registered, is older than the entry, has no `describe`, or has nothing to tell. Never throws:
+ * a description is a convenience, and an entry must stay listable whatever its type string holds.
+ */
+export function describeValue(e: Pick<EntryRecord, 'handler' | 'type' | 'size'>, handlers: readonly ValueHandler[] = builtinHandlers): JsonObject | undefined {
+  const { name, version } = parseHandlerId(e.handler);
+  const handler = handlers.find((h) => h.name === name);
+  if (!handler?.describe || !(version <= handler.version)) return undefined;
+  try {
+    return handler.describe(e.type, version, e.size) ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The public form of a stored record, with its value's description (`valueInfo`) when its handler gives one. */
+export function entryInfo(r: EntryRecord, handlers: readonly ValueHandler[] = builtinHandlers): EntryInfo {
+  const info = toEntryInfo(r);
+  const valueInfo = describeValue(r, handlers);
+  if (valueInfo) info.valueInfo = valueInfo;
+  return info;
 }

@@ -13,6 +13,7 @@
  * @module
  */
 import { createRequire } from 'node:module';
+import type { JsonObject } from '../entry.js';
 import { ValueError } from '../errors.js';
 import type { HandlerContext, ValueHandler } from './handler.js';
 
@@ -64,8 +65,10 @@ function isTypedArray(v: unknown): v is TypedArray {
 
 function isNdObject(v: unknown): v is NdArray<TypedArray> {
   if (typeof v !== 'object' || v === null || Object.getPrototypeOf(v) !== Object.prototype) return false;
+  // The two properties first: listing the keys of a proxy can be slow (a polars DataFrame lists its columns).
+  if (!isTypedArray((v as NdArray).data) || !Array.isArray((v as NdArray).shape)) return false;
   const keys = Object.keys(v);
-  return keys.length === 2 && keys.includes('data') && keys.includes('shape') && isTypedArray((v as NdArray).data) && Array.isArray((v as NdArray).shape);
+  return keys.length === 2 && keys.includes('data') && keys.includes('shape');
 }
 
 /** An array of the `ndarray` package: a strided view of `data`. */
@@ -230,5 +233,14 @@ export const ndarrayHandler: ValueHandler = {
       if (make) return make(data, t.shape as number[]);
     }
     return t.kind ? { data, shape: t.shape } : data;
+  },
+  /** `{ dtype, shape }`: the class (`Float32Array`) and the shape (`[length]` for a plain typed array). */
+  describe(type, _version, size) {
+    const t = parseType(type);
+    const bytesPerElement = CLASSES.get(t.className)?.BYTES_PER_ELEMENT;
+    const shape = t.shape ?? (bytesPerElement ? [size / bytesPerElement] : undefined);
+    const info: JsonObject = { dtype: t.className };
+    if (shape) info.shape = shape;
+    return info;
   },
 };

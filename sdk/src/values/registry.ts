@@ -1,9 +1,9 @@
 /**
  * The handler registry: which handler stores a value (the first, in priority order, whose
  * `canHandle` accepts it) and which one reads an entry (by the name recorded with it). Built-ins:
- * raw bytes, typed and n-d arrays, Arrow tables, then structured values as the fallback. Handlers registered
- * here apply to every cache of the process, ahead of the built-ins unless placed otherwise;
- * `createCache({ handlers })` puts a cache's own handlers ahead of these.
+ * raw bytes, typed and n-d arrays, Arrow tables, polars DataFrames, then structured values as the
+ * fallback. Handlers registered here apply to every cache of the process, ahead of the built-ins
+ * unless placed otherwise; `createCache({ handlers })` puts a cache's own handlers ahead of these.
  * @module
  */
 import { HandlerError } from '../errors.js';
@@ -11,12 +11,14 @@ import { arrowHandler } from './arrow.js';
 import { bytesHandler } from './bytes.js';
 import type { ValueHandler } from './handler.js';
 import { ndarrayHandler } from './ndarray.js';
+import { polarsHandler } from './polars.js';
 import { structuredHandler } from './structured.js';
 
 /** Where a registered handler goes in the priority order. */
 export type HandlerPosition = 'first' | 'last' | { before: string } | { after: string };
 
-const BUILTIN: readonly ValueHandler[] = [bytesHandler, ndarrayHandler, arrowHandler];
+/** The built-ins accept disjoint values (a DataFrame is no Arrow Table), so their order only sets which tests run first. */
+const BUILTIN: readonly ValueHandler[] = [bytesHandler, ndarrayHandler, arrowHandler, polarsHandler];
 /** The process-wide order, without the structured fallback (always last). */
 let order: ValueHandler[] = [...BUILTIN];
 /** Bumped on every change, so caches can keep their resolved order until the registry changes. */
