@@ -224,7 +224,7 @@ function printArrays(a: ArrayResults): void {
   for (const d of a.datasets) {
     for (const c of d.cache) {
       cacheRows.push([
-        `${d.label}, ${c.codec}, ${c.handler === 'ndarray' ? `${d.valueKind} (shuffled)` : 'Buffer (not shuffled)'}`,
+        `${d.label}, ${c.codec}${c.workers ? ` (${c.workers} workers)` : ''}, ${c.handler === 'ndarray' ? `${d.valueKind} (shuffled)` : 'Buffer (not shuffled)'}`,
         `${pct(c.storedBytes, d.bytes)} (${c.storedCodec})`,
         fmtMBs(c.put),
         fmtMBs(c.get),

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { runScript } from './fixtures/spawn.js';
 
-const SCRIPT = fileURLToPath(new URL('./fixtures/stream-memory.ts', import.meta.url));
+const SCRIPT = fileURLToPath(new URL('../bench/stream-memory.ts', import.meta.url));
 let dir: string;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'cacheness-memory-'));
