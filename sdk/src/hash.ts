@@ -34,6 +34,14 @@ export function xxh128Bytes(data: Uint8Array): Buffer {
   return out;
 }
 
+/** Seed 0 as the 8 bytes xxhash-addon expects. Its streaming constructor crashes the process (2.1.0) when given no seed. */
+const SEED_0 = Buffer.alloc(8);
+
+/** An incremental XXH3-128 (seed 0): `update` with chunks, then `digest` (16 bytes, big-endian, as {@link xxh128Bytes}). */
+export function xxh128Stream(): { update(data: Buffer): void; digest(): Buffer } {
+  return new XXHash128(SEED_0);
+}
+
 function asBuffer(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
