@@ -5,8 +5,8 @@
  *
  * Reading is asynchronous, in 8 MiB chunks (the next chunk is read while the current one is
  * hashed), so multi-GB inputs never block the event loop for long. A directory's files are hashed
- * on worker threads when there are enough of them (80 files or 1 GiB to read), one after another
- * on the main thread below that.
+ * on worker threads when there are enough of them (80 files or 1 GiB to read), on the main thread
+ * below that (two files in flight: one is read while the other is hashed).
  *
  * A per-process memo maps (path, size, mtime in ns, inode, device) to the digest, so an unchanged
  * file is not read again; any change of those re-reads it. Files modified in the last 2 seconds are
@@ -54,6 +54,8 @@ const RACY_NS = 2_000_000_000n;
 /** One worker task hashes files until about this many bytes or files. */
 const BATCH_BYTES = 32 * 1024 * 1024;
 const BATCH_FILES = 64;
+/** Below the parallel threshold, files hashed at once on the main thread (one is read while another is hashed). */
+const MAIN_THREAD_FILES = 2;
 /** Concurrent stat() calls while walking a directory. */
 const STAT_CONCURRENCY = 64;
 
@@ -170,28 +172,51 @@ async function statOf(kind: 'file' | 'dir', abs: Buffer): Promise<BigIntStats> {
 // ---------------------------------------------------------------------------------------------
 
 /**
+ * Spare 8 MiB read buffers: a fresh one costs a page fault per 4 KiB on first use, about as long as
+ * hashing it. At most two are kept, and only for 10 s after a hash.
+ */
+const spareChunks: Buffer[] = [];
+const MAX_SPARE_CHUNKS = 2;
+let dropSpares: NodeJS.Timeout | undefined;
+function giveBack(b: Buffer): void {
+  if (spareChunks.length < MAX_SPARE_CHUNKS) spareChunks.push(b);
+  if (dropSpares) return;
+  dropSpares = setTimeout(() => {
+    spareChunks.length = 0;
+    dropSpares = undefined;
+  }, 10_000).unref();
+}
+
+/**
  * Reads `expected` bytes into `h`, in chunks, the next chunk read while the current one is hashed.
  * Returns the bytes read (fewer when the file shrank meanwhile).
  */
 async function streamInto(fh: FileHandle, h: { update(b: Buffer): void }, expected: number): Promise<number> {
   if (expected === 0) return 0;
   const len = Math.min(HASH_CHUNK_BYTES, expected);
-  const bufs: [Buffer, Buffer | undefined] = [Buffer.allocUnsafe(len), undefined];
+  const chunk = () => spareChunks.pop() ?? Buffer.allocUnsafeSlow(HASH_CHUNK_BYTES);
+  const bufs: [Buffer, Buffer | undefined] = [chunk(), undefined];
   let i = 0;
   let pos = 0;
-  let pending = fh.read(bufs[0], 0, len, 0);
-  for (;;) {
-    const { bytesRead, buffer } = await pending;
-    if (bytesRead === 0) return pos;
-    pos += bytesRead;
-    const more = pos < expected;
-    if (more) {
-      i ^= 1;
-      const next = (bufs[i] ??= Buffer.allocUnsafe(len));
-      pending = fh.read(next, 0, Math.min(len, expected - pos), pos);
+  let pending: Promise<{ bytesRead: number; buffer: Buffer }> | undefined = fh.read(bufs[0], 0, len, 0);
+  try {
+    for (;;) {
+      const { bytesRead, buffer } = await (pending as Promise<{ bytesRead: number; buffer: Buffer }>);
+      pending = undefined;
+      if (bytesRead === 0) return pos;
+      pos += bytesRead;
+      const more = pos < expected;
+      if (more) {
+        i ^= 1;
+        const next = (bufs[i] ??= chunk());
+        pending = fh.read(next, 0, Math.min(len, expected - pos), pos);
+      }
+      h.update(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead));
+      if (!more) return pos;
     }
-    h.update(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead));
-    if (!more) return pos;
+  } finally {
+    if (pending) await pending.catch(() => {}); // no read may still be filling a buffer given back below
+    for (const b of bufs) if (b) giveBack(b);
   }
 }
 
@@ -440,7 +465,7 @@ export async function hashDir(path: string, options: HashDirOptions = {}): Promi
   const parallel = options.parallel ?? 'auto';
   if (todo.length > 0) {
     if (parallel === true || (parallel === 'auto' && (todo.length >= PARALLEL_MIN_FILES || todoBytes >= PARALLEL_MIN_BYTES))) await hashInWorkers(found, todo, results);
-    else for (const i of todo) results[i] = await readAndHash('dir', (found[i] as Found).abs);
+    else await mapLimit(todo, MAIN_THREAD_FILES, async (i) => (results[i] = await readAndHash('dir', (found[i] as Found).abs)));
   }
   return { kind: 'dir', ...manifestDigest(found, results as { xxh128: string; size: number }[]) };
 }
