@@ -308,6 +308,18 @@ describe('key format 2 bytes (docs/key-format.md, section 6)', () => {
     expect((await hashDir(empty)).xxh128).toBe(h128(u32(0)).toString('hex'));
   });
 
+  it('golden vectors of docs/key-format.md (section 6.6): the same keys wherever the files are', async () => {
+    put('g/in.csv', 'a,b\n1,2\n');
+    put('g/tree/b.txt', 'B');
+    put('g/tree/a/z.txt', 'Z');
+    put('g/tree/a.txt', 'A');
+    expect(await hashFile(join(root, 'g/in.csv'))).toEqual({ kind: 'file', xxh128: '16d51c327d7d2547a793f8d7bbc4457a', size: 8, files: 1 });
+    expect(await keyOfAsync({ data: file(join(root, 'g/in.csv')) })).toBe('44385bfa46b4f88f');
+    expect(await hashDir(join(root, 'g/tree'))).toEqual({ kind: 'dir', xxh128: '2c94662c9f65ce10e114f3e0c7a0c984', size: 3, files: 3 });
+    expect(await keyOfAsync({ code: dir(join(root, 'g/tree')) })).toBe('f113bfd523d7d738');
+    expect(await keyOfAsync({ data: file(join(root, 'g/in.csv')), code: dir(join(root, 'g/tree')), model: 'xgb' })).toBe('7369d7a8e16907f8');
+  });
+
   it('a content marker inside a Map, Set or custom position still makes the key format 2', async () => {
     const p = put('x', 'x');
     const viaMap = await keyOfAsync({ m: new Map([['f', file(p)]]) });
