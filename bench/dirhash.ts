@@ -23,16 +23,16 @@ import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import xxhashAddon from 'xxhash-addon';
 import { clearFileHashMemo, fileHashStats, hashDir, hashFile } from '../sdk/src/index.js';
-import { fmtMBs, fmtMiB, fmtRatio, median, table } from './stats.js';
+import { fmtMBs, fmtMiB, fmtRatio, median, parseIntFlags, table } from './stats.js';
 
 const { XXHash128 } = xxhashAddon;
 
-interface Args {
+type Args = {
   files: number;
   fileKib: number;
   bigMib: number;
   rounds: number;
-}
+};
 const DEFAULTS: Args = { files: 1000, fileKib: 1024, bigMib: 1024, rounds: 5 };
 
 const USAGE = `Usage: npm run bench:dirhash -- [flags]     (or: npx tsx bench/dirhash.ts [flags])
@@ -42,23 +42,8 @@ const USAGE = `Usage: npm run bench:dirhash -- [flags]     (or: npx tsx bench/di
   --rounds N    timed rounds, after one untimed warm-up round (default ${DEFAULTS.rounds})`;
 
 function parseArgs(argv: string[]): Args {
-  const args = { ...DEFAULTS };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i] as string;
-    if (flag === '--help' || flag === '-h') {
-      console.log(USAGE);
-      process.exit(0);
-    }
-    const [name, inline] = flag.split('=', 2) as [string, string | undefined];
-    const raw = inline ?? argv[++i];
-    const n = Number(raw);
-    const field = ({ '--files': 'files', '--file-kib': 'fileKib', '--big-mib': 'bigMib', '--rounds': 'rounds' } as Record<string, keyof Args>)[name];
-    if (!field) throw new Error(`Unknown argument ${JSON.stringify(flag)}.\n${USAGE}`);
-    const positive = field === 'rounds' || field === 'fileKib';
-    if (!Number.isInteger(n) || n < (positive ? 1 : 0)) throw new Error(`${name} needs a ${positive ? 'positive' : 'non-negative'} integer; got ${JSON.stringify(raw)}.\n${USAGE}`);
-    args[field] = n;
-  }
-  return args;
+  const flags = { '--files': 'files', '--file-kib': 'fileKib', '--big-mib': 'bigMib', '--rounds': 'rounds' } as const;
+  return parseIntFlags(argv, DEFAULTS, flags, ['rounds', 'fileKib'], USAGE);
 }
 
 /** One measured run: seconds, and the longest event-loop stall seen meanwhile (ms). */
@@ -140,24 +125,56 @@ function randomFile(path: string, bytes: number, mtime: Date): void {
   utimesSync(path, mtime, mtime); // older than the memo's 2-second "racily clean" window
 }
 
-interface Series {
+/** One figure: `run` returns the digest it computed; `before` and `after` run untimed around it. */
+interface Step {
   label: string;
-  samples: Sample[];
+  run: () => Promise<string> | string;
+  before?: () => void;
+  after?: () => void;
 }
 
-function summarize(s: Series, bytes: number, base: Series | undefined): string[] {
-  const mbs = s.samples.map((x) => bytes / 1e6 / x.seconds);
-  const med = median(mbs);
-  const ms = s.samples.map((x) => x.seconds * 1000);
-  const ratio = base ? fmtRatio(med / median(base.samples.map((x) => bytes / 1e6 / x.seconds))) : '-';
-  return [
-    s.label,
-    `${median(ms).toFixed(median(ms) < 10 ? 2 : 0)} ms`,
-    fmtMBs(med),
-    fmtMBs(Math.max(...mbs)),
-    ratio,
-    `${Math.max(...s.samples.map((x) => x.stallMs)).toFixed(1)} ms`,
-  ];
+/**
+ * Runs the steps in turn, one untimed warm-up round and then `rounds` timed ones. Every step's digest
+ * must equal the first step's (the baseline). Returns the table rows: time, throughput over `bytes`,
+ * ratio to the baseline's median, and the longest event-loop stall.
+ */
+async function compare(rounds: number, bytes: number, steps: Step[]): Promise<string[][]> {
+  const samples = steps.map(() => [] as Sample[]);
+  for (let round = 0; round <= rounds; round++) {
+    let expected: string | undefined;
+    for (const [i, step] of steps.entries()) {
+      step.before?.();
+      const { value, sample } = await measure(step.run);
+      step.after?.();
+      expected ??= value;
+      if (value !== expected) throw new Error(`${step.label}: digest ${value} differs from the baseline's ${expected}`);
+      if (round > 0) samples[i]?.push(sample);
+    }
+  }
+  const mbs = (s: Sample[]) => s.map((x) => bytes / 1e6 / x.seconds);
+  const baseline = median(mbs(samples[0] as Sample[]));
+  return steps.map((step, i) => {
+    const s = samples[i] as Sample[];
+    const ms = median(s.map((x) => x.seconds * 1000));
+    const med = median(mbs(s));
+    return [
+      step.label,
+      `${ms.toFixed(ms < 10 ? 2 : 0)} ms`,
+      fmtMBs(med),
+      fmtMBs(Math.max(...mbs(s))),
+      fmtRatio(med / baseline),
+      `${Math.max(...s.map((x) => x.stallMs)).toFixed(1)} ms`,
+    ];
+  });
+}
+
+/** Throws unless file hashing read `bytes` in total since the memo was last cleared, on workers or not. */
+function expectRead(bytes: number, onWorkers?: boolean): () => void {
+  return () => {
+    const st = fileHashStats();
+    if (st.bytesHashed !== bytes) throw new Error(`expected ${bytes} bytes read in total, got ${st.bytesHashed}`);
+    if (onWorkers !== undefined && st.workerTasks > 0 !== onWorkers) throw new Error(`expected the files to be hashed ${onWorkers ? 'on' : 'off'} the worker threads`);
+  };
 }
 
 async function main(): Promise<void> {
@@ -183,43 +200,23 @@ async function main(): Promise<void> {
         `\nDirectory: ${args.files} files of ${fmtMiB(fileBytes)} in ${subdirs} subdirectories, ${fmtMiB(total)}; ${args.rounds} rounds after one warm-up round (which also starts the workers).`,
       );
 
-      const series = {
-        base: { label: 'xxhsum-style baseline: readFileSync + XXH3-128, one thread', samples: [] as Sample[] },
-        seq: { label: 'hashDir, sequential (main thread, async reads), empty memo', samples: [] as Sample[] },
-        par: { label: `hashDir, parallel (${availableParallelism()} worker threads), empty memo`, samples: [] as Sample[] },
-        warm: { label: 'hashDir, warm memo (walk + stat, no reads)', samples: [] as Sample[] },
-      };
-      for (let round = 0; round <= args.rounds; round++) {
-        const timed = round > 0;
-        const base = await measure(() => manifestDigest(baselineDigests(dir)));
-        clearFileHashMemo();
-        const seq = await measure(() => hashDir(dir, { parallel: false }));
-        if (fileHashStats().bytesHashed !== total || fileHashStats().workerTasks !== 0) throw new Error('sequential run did not read every byte on the main thread');
-        clearFileHashMemo();
-        const par = await measure(() => hashDir(dir, { parallel: true }));
-        if (fileHashStats().bytesHashed !== total || fileHashStats().workerTasks === 0) throw new Error('parallel run did not read every byte on workers');
-        const warm = await measure(() => hashDir(dir));
-        if (fileHashStats().bytesHashed !== total) throw new Error('the warm run read files again');
-        for (const [label, got] of [
-          ['sequential', seq.value.xxh128],
-          ['parallel', par.value.xxh128],
-          ['warm', warm.value.xxh128],
-        ]) {
-          if (got !== base.value) throw new Error(`${label} digest ${got} differs from the baseline's ${base.value}`);
-        }
-        if (timed) {
-          series.base.samples.push(base.sample);
-          series.seq.samples.push(seq.sample);
-          series.par.samples.push(par.sample);
-          series.warm.samples.push(warm.sample);
-        }
-      }
-      console.log(
-        table(
-          header,
-          [series.base, series.seq, series.par, series.warm].map((s) => summarize(s, total, series.base)),
-        ),
-      );
+      const rows = await compare(args.rounds, total, [
+        { label: 'xxhsum-style baseline: readFileSync + XXH3-128, one thread', run: () => manifestDigest(baselineDigests(dir)) },
+        {
+          label: 'hashDir, sequential (main thread, async reads), empty memo',
+          before: clearFileHashMemo,
+          run: async () => (await hashDir(dir, { parallel: false })).xxh128,
+          after: expectRead(total, false),
+        },
+        {
+          label: `hashDir, parallel (${availableParallelism()} worker threads), empty memo`,
+          before: clearFileHashMemo,
+          run: async () => (await hashDir(dir, { parallel: true })).xxh128,
+          after: expectRead(total, true),
+        },
+        { label: 'hashDir, warm memo (walk + stat, no reads)', run: async () => (await hashDir(dir)).xxh128, after: expectRead(total) },
+      ]);
+      console.log(table(header, rows));
       console.log('Throughput = directory bytes ÷ time (MB = 10^6 bytes); for the warm memo that is the rate at which unchanged bytes are skipped.');
     }
 
@@ -228,30 +225,12 @@ async function main(): Promise<void> {
       const bytes = args.bigMib * 1024 * 1024;
       randomFile(big, bytes, old);
       console.log(`\nOne file of ${fmtMiB(bytes)}: hashFile with an empty memo and with a warm one, against a streaming xxhsum-style loop (8 MiB readSync + XXH3-128 update).`);
-      const series = {
-        base: { label: 'xxhsum-style baseline: 8 MiB readSync + streaming XXH3-128', samples: [] as Sample[] },
-        cold: { label: 'hashFile, empty memo', samples: [] as Sample[] },
-        warm: { label: 'hashFile, warm memo (one stat)', samples: [] as Sample[] },
-      };
-      for (let round = 0; round <= args.rounds; round++) {
-        const base = await measure(() => baselineBigFile(big));
-        clearFileHashMemo();
-        const cold = await measure(() => hashFile(big));
-        const warm = await measure(() => hashFile(big));
-        if (cold.value.xxh128 !== base.value || warm.value.xxh128 !== base.value) throw new Error('hashFile digest differs from the baseline');
-        if (fileHashStats().bytesHashed !== bytes) throw new Error('the warm hashFile read the file again');
-        if (round > 0) {
-          series.base.samples.push(base.sample);
-          series.cold.samples.push(cold.sample);
-          series.warm.samples.push(warm.sample);
-        }
-      }
-      console.log(
-        table(
-          header,
-          [series.base, series.cold, series.warm].map((s) => summarize(s, bytes, series.base)),
-        ),
-      );
+      const rows = await compare(args.rounds, bytes, [
+        { label: 'xxhsum-style baseline: 8 MiB readSync + streaming XXH3-128', run: () => baselineBigFile(big) },
+        { label: 'hashFile, empty memo', before: clearFileHashMemo, run: async () => (await hashFile(big)).xxh128, after: expectRead(bytes) },
+        { label: 'hashFile, warm memo (one stat)', run: async () => (await hashFile(big)).xxh128, after: expectRead(bytes) },
+      ]);
+      console.log(table(header, rows));
     }
     console.log(`Peak RSS: ${fmtMiB(process.resourceUsage().maxRSS * 1024)}`);
   } finally {
