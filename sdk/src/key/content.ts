@@ -410,10 +410,14 @@ async function hashInWorkers(found: Found[], todo: number[], results: ({ xxh128:
   const workers = hashPool();
   await Promise.all(
     batches.map(async (b) => {
-      const out = await workers.run<{ digests: Uint8Array; files: WorkerFile[] }>('xxh128-files', {
-        paths: b.map((i) => memoKey((found[i] as Found).abs)),
-        chunk: HASH_CHUNK_BYTES,
-      });
+      const out = await workers
+        .run<{ digests: Uint8Array; files: WorkerFile[] }>('xxh128-files', { paths: b.map((i) => memoKey((found[i] as Found).abs)), chunk: HASH_CHUNK_BYTES })
+        .catch((err: unknown) => {
+          // the pool itself failed (a worker could not start or crashed): still an error of this key's resolution
+          throw new KeyError('EKEYFILE', `dir(): hashing files on worker threads failed (${(err as Error)?.message ?? err}); resolve the key again.`, {
+            cause: err,
+          });
+        });
       counters.workerTasks++;
       for (let j = 0; j < b.length; j++) {
         const i = b[j] as number;
