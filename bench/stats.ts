@@ -1,5 +1,5 @@
 /**
- * Latency statistics and table formatting for the benchmark.
+ * Latency statistics, table formatting and flag parsing for the benchmarks.
  * @module
  */
 
@@ -72,4 +72,29 @@ export function table(header: string[], rows: string[][]): string {
       .join('  ')
       .trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+/**
+ * Parses `--name N` / `--name=N` integer flags into a copy of `defaults`, by the flag names of
+ * `flags` (flag → field); `--help` prints `usage` and exits. Fields listed in `positive` must be ≥ 1,
+ * the others ≥ 0.
+ */
+export function parseIntFlags<T extends Record<string, number>>(argv: string[], defaults: T, flags: Record<string, keyof T>, positive: (keyof T)[], usage: string): T {
+  const args = { ...defaults };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i] as string;
+    if (flag === '--help' || flag === '-h') {
+      console.log(usage);
+      process.exit(0);
+    }
+    const [name, inline] = flag.split('=', 2) as [string, string | undefined];
+    const raw = inline ?? argv[++i];
+    const n = Number(raw);
+    const field = flags[name];
+    if (!field) throw new Error(`Unknown argument ${JSON.stringify(flag)}.\n${usage}`);
+    const min = positive.includes(field) ? 1 : 0;
+    if (!Number.isInteger(n) || n < min) throw new Error(`${name} needs ${min ? 'a positive' : 'a non-negative'} integer; got ${JSON.stringify(raw)}.\n${usage}`);
+    args[field] = n as T[keyof T];
+  }
+  return args;
 }

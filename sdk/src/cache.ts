@@ -17,7 +17,7 @@ import { type Ttl, ttlToMs } from './duration.js';
 import { type EntryInfo, type EntryRecord, isExpired, type JsonObject, type StoredEntry } from './entry.js';
 import { CachenessError, describeType, IntegrityError, OptionError, StoreError, TableError, ValueError } from './errors.js';
 import { xxh128Hex } from './hash.js';
-import { type Key, type KeyParams, keyOf, resolveKey } from './key/index.js';
+import { type Key, type KeyParams, keyOf, resolveKey, resolveKeyFast } from './key/index.js';
 import { projectParams } from './key/projection.js';
 import { isOwnerAlive, processOwner } from './owner.js';
 import type { BlobReader, BlobStore, EntryWhere, EvictionPolicy, MetadataStore, ReadRecord } from './stores/types.js';
@@ -201,9 +201,22 @@ export class Cache {
     this.s.onError(err);
   }
 
-  /** The key string that key params (or a string key) resolve to. */
+  /**
+   * The key string that key params (or a string key) resolve to.
+   * @throws {KeyError} `EKEYASYNC` when the params hold `file()`/`dir()` content markers: use {@link Cache.resolveKey}.
+   */
   keyOf(key: Key): string {
     return typeof key === 'string' ? resolveKey(key) : keyOf(key);
+  }
+
+  /** The key string `key` resolves to, reading the content of its `file()`/`dir()` markers if it has any. */
+  async resolveKey(key: Key): Promise<string> {
+    try {
+      const k = resolveKeyFast(key);
+      return typeof k === 'string' ? k : (await k).key;
+    } catch (err) {
+      throw asCachenessError(err);
+    }
   }
 
   /**
@@ -215,8 +228,9 @@ export class Cache {
   async put(value: unknown, key: Key, opts: PutOptions = {}): Promise<EntryInfo> {
     try {
       this.assertOpen();
-      const k = resolveKey(key);
-      const params = typeof key === 'string' || !this.s.storeKeyParams ? null : projectParams(key);
+      const r = resolveKeyFast(key); // a promise only when file()/dir() contents must be read
+      const { key: k, contents } = typeof r === 'string' ? { key: r, contents: undefined } : await r;
+      const params = typeof key === 'string' || !this.s.storeKeyParams ? null : projectParams(key, contents);
       return await this.putResolved(value, k, params, opts);
     } catch (err) {
       throw asCachenessError(err);
@@ -426,7 +440,8 @@ export class Cache {
 
   /** Reads the value under `key`, or `undefined` on a miss (absent, expired, or failed verification). */
   async get(key: Key): Promise<unknown> {
-    const r = await this.lookup(resolveKey(key));
+    const k = resolveKeyFast(key);
+    const r = await this.lookup(typeof k === 'string' ? k : (await k).key);
     return r.hit ? r.value : undefined;
   }
 
@@ -674,7 +689,8 @@ export class Cache {
   async getEntry(key: Key): Promise<EntryInfo | undefined> {
     try {
       this.assertOpen();
-      const e = await this.meta.head(resolveKey(key));
+      const k = resolveKeyFast(key);
+      const e = await this.meta.head(typeof k === 'string' ? k : (await k).key);
       if (!e || isExpired(e, this.s.clock())) return undefined;
       const pending = this.accesses.get(e.key);
       if (pending) {
@@ -691,7 +707,8 @@ export class Cache {
   async has(key: Key): Promise<boolean> {
     try {
       this.assertOpen();
-      const e = await this.meta.head(resolveKey(key));
+      const k = resolveKeyFast(key);
+      const e = await this.meta.head(typeof k === 'string' ? k : (await k).key);
       return e !== undefined && !isExpired(e, this.s.clock());
     } catch (err) {
       throw asCachenessError(err);
@@ -702,7 +719,8 @@ export class Cache {
   async delete(key: Key): Promise<boolean> {
     try {
       this.assertOpen();
-      const k = resolveKey(key);
+      const r = resolveKeyFast(key);
+      const k = typeof r === 'string' ? r : (await r).key;
       this.accesses.delete(k);
       const existed = await this.meta.delete(k);
       if (existed) await this.collectGarbage();
@@ -732,8 +750,10 @@ export class Cache {
     try {
       this.assertOpen();
       const ttlMs = opts.ttl !== undefined ? ttlToMs(opts.ttl) : this.defaultTtlMs;
+      const k = resolveKeyFast(key);
+      const resolved = typeof k === 'string' ? k : (await k).key;
       const now = this.s.clock();
-      return await this.meta.touch(resolveKey(key), ttlMs === null ? null : now + ttlMs, now);
+      return await this.meta.touch(resolved, ttlMs === null ? null : now + ttlMs, now);
     } catch (err) {
       throw asCachenessError(err);
     }

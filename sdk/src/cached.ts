@@ -8,7 +8,7 @@ import type { Ttl } from './duration.js';
 import type { JsonObject } from './entry.js';
 import { CachenessError, OptionError, StoreError } from './errors.js';
 import { xxh64Hex } from './hash.js';
-import { keyOf } from './key/index.js';
+import { type ContentDigests, keyOf, resolveKeyFast } from './key/index.js';
 import { type Json, projectParams } from './key/projection.js';
 
 /** Options of {@link cached}. */
@@ -50,8 +50,13 @@ export interface CachedFunction<A extends unknown[], R> {
   cacheInfo(): Promise<CacheInfo>;
   /** Deletes this function's stored results (only this function's); returns how many. */
   cacheClear(): Promise<number>;
-  /** The cache key these arguments map to. */
+  /**
+   * The cache key these arguments map to.
+   * @throws {KeyError} `EKEYASYNC` when the key params hold `file()`/`dir()` content markers: use {@link CachedFunction.cacheKeyAsync}.
+   */
   cacheKey(...args: A): string;
+  /** The cache key these arguments map to, reading the content of `file()`/`dir()` markers among them. */
+  cacheKeyAsync(...args: A): Promise<string>;
   /** The function's identity in keys (see `keyPrefix`). */
   readonly functionId: string;
 }
@@ -84,10 +89,17 @@ export function cached<A extends unknown[], R>(fn: (...args: A) => R, options: C
 
   const keyParams = (args: A): Record<string, unknown> => ({ args: options.key ? options.key(...args) : args });
   const keyFor = (args: A) => `${prefix}${keyOf(keyParams(args))}`;
+  /** The key, and the digests of any file()/dir() content markers (a promise only when there are some). */
+  const resolveCall = (params: Record<string, unknown>): { k: string; contents?: ContentDigests } | Promise<{ k: string; contents: ContentDigests }> => {
+    const r = resolveKeyFast(params);
+    return typeof r === 'string' ? { k: `${prefix}${r}` } : r.then(({ key, contents }) => ({ k: `${prefix}${key}`, contents }));
+  };
 
   const wrapper = (async (...args: A) => {
     const cache = cacheOf();
-    const k = keyFor(args);
+    const params = keyParams(args);
+    const call = resolveCall(params);
+    const { k, contents } = call instanceof Promise ? await call : call;
     let inflight = inflightByCache.get(cache);
     if (!inflight) inflightByCache.set(cache, (inflight = new Map()));
     const running = inflight.get(k);
@@ -102,7 +114,7 @@ export function cached<A extends unknown[], R>(fn: (...args: A) => R, options: C
       const result = await fn(...args);
       if (!options.condition || options.condition(result)) {
         try {
-          await cache.putResolved(result, k, storedParams(functionId, keyParams(args), cache), { ttl: options.ttl, metadata: options.metadata, description: options.description });
+          await cache.putResolved(result, k, storedParams(functionId, params, cache, contents), { ttl: options.ttl, metadata: options.metadata, description: options.description });
         } catch (err) {
           if (!(err instanceof CachenessError) || err instanceof StoreError) throw err;
           // The function succeeded; a result that cannot be stored is reported, not thrown.
@@ -121,14 +133,18 @@ export function cached<A extends unknown[], R>(fn: (...args: A) => R, options: C
 
   Object.defineProperty(wrapper, 'functionId', { value: functionId, enumerable: true });
   wrapper.cacheKey = (...args: A) => keyFor(args);
+  wrapper.cacheKeyAsync = async (...args: A) => {
+    const call = resolveCall(keyParams(args));
+    return (call instanceof Promise ? await call : call).k;
+  };
   wrapper.cacheInfo = async () => ({ hits, misses, size: await cacheOf().count({ prefix }), ttl: options.ttl });
   wrapper.cacheClear = async () => cacheOf().deletePrefix(prefix);
   return wrapper;
 }
 
-function storedParams(functionId: string, params: Record<string, unknown>, cache: Cache): Json | null {
+function storedParams(functionId: string, params: Record<string, unknown>, cache: Cache, contents: ContentDigests | undefined): Json | null {
   if (!cache.storesKeyParams) return null;
-  const projected = projectParams(params) as { args: Json };
+  const projected = projectParams(params, contents) as { args: Json };
   return JSON.stringify(projected.args).length <= MAX_STORED_ARGS_JSON ? { fn: functionId, args: projected.args } : { fn: functionId, argsTruncated: true };
 }
 

@@ -8,6 +8,8 @@
 export type ErrorCode =
   | 'EKEY' // a string key is malformed
   | 'EKEYTYPE' // a key param has a type that cannot be encoded stably
+  | 'EKEYFILE' // a file() / dir() key marker names a path that is missing, unreadable or of the wrong kind
+  | 'EKEYASYNC' // a key with file() / dir() content markers was given to a synchronous function
   | 'EVALUETYPE' // a value cannot be stored (function, class instance without handler, ...)
   | 'EVALUETOOLARGE' // the value alone exceeds maxSize
   | 'ESTREAM' // a stream given to put() failed while it was read
@@ -42,7 +44,7 @@ export class CachenessError extends Error {
   }
 }
 
-/** A key (string or params object) is invalid. Codes: `EKEY`, `EKEYTYPE`. */
+/** A key (string or params object) is invalid or cannot be resolved. Codes: `EKEY`, `EKEYTYPE`, `EKEYFILE`, `EKEYASYNC`. */
 export class KeyError extends CachenessError {}
 /** A value cannot be stored. Codes: `EVALUETYPE`, `EVALUETOOLARGE`, `ESTREAM`, `EFILE`. */
 export class ValueError extends CachenessError {}

@@ -34,21 +34,25 @@ export function xxh128Bytes(data: Uint8Array): Buffer {
   return out;
 }
 
-/** An incremental XXH3-128: feed `update` in order, then `digestHex` gives what {@link xxh128Hex} of the whole would. */
+/** An incremental XXH3-128 (seed 0): `update` with chunks in order, then `digest` or `digestHex`, equal to {@link xxh128Bytes} / {@link xxh128Hex} of the whole. */
 export interface Hasher128 {
   update(data: Uint8Array): void;
+  /** 16 bytes, big-endian. */
+  digest(): Buffer;
   digestHex(): string;
 }
 
-const ZERO_SEED = Buffer.alloc(8);
+/** Seed 0 as the 8 bytes xxhash-addon expects. Its streaming constructor crashes the process (2.1.0) when given no seed. */
+const SEED_0 = Buffer.alloc(8);
 
-/** Starts an incremental XXH3-128 (seed 0, the same digest as {@link xxh128Hex}). */
+/** Starts an incremental XXH3-128. */
 export function xxh128Stream(): Hasher128 {
-  const h = new XXHash128(ZERO_SEED);
+  const h = new XXHash128(SEED_0);
   return {
     update: (data) => {
       if (data.length) h.update(asBuffer(data));
     },
+    digest: () => h.digest(),
     digestHex: () => h.digest().toString('hex'),
   };
 }

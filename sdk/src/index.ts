@@ -33,16 +33,23 @@ export {
   TableError,
   ValueError,
 } from './errors.js';
-export type { FileMarker, Key, KeyEncoder, KeyParams } from './key/index.js';
+export type { ContentDigest, FileHashStats, FileKeyOptions, FileMarker, HashDirOptions, Key, KeyEncoder, KeyParams } from './key/index.js';
 export {
+  clearFileHashMemo,
+  dir,
   encodeKeyParams,
   file,
+  fileHashStats,
+  hashDir,
+  hashFile,
   isFileMarker,
   KEY_FORMAT_VERSION,
   keyOf,
+  keyOfAsync,
   MAX_KEY_LENGTH,
   registerKeyEncoder,
   resolveKey,
+  resolveKeyAsync,
   unregisterKeyEncoder,
   validateStringKey,
 } from './key/index.js';

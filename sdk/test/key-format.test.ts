@@ -91,8 +91,9 @@ const GOLDEN: [label: string, params: () => KeyParams, key: string][] = [
 ];
 
 describe('key format 1: golden vectors', () => {
-  it('is version 1', () => {
-    expect(KEY_FORMAT_VERSION).toBe(1);
+  it('is version 1 for params without content markers (KEY_FORMAT_VERSION is the newest format, 2)', () => {
+    expect(KEY_FORMAT_VERSION).toBe(2);
+    expect(encodeKeyParams({ a: 1 }).subarray(0, 16)).toEqual(HEADER);
   });
 
   it.each(GOLDEN)('%s -> %s', (_label, params, key) => {
@@ -102,7 +103,7 @@ describe('key format 1: golden vectors', () => {
 
   it('file markers hash their resolved absolute path (POSIX path in the vector)', () => {
     if (process.platform === 'win32') return; // '/data/in.csv' resolves to a drive-letter path there
-    expect(keyOf({ input: file('/data/in.csv') })).toBe('77c98b9dd9e95544');
+    expect(keyOf({ input: file('/data/in.csv', { by: 'path' }) })).toBe('77c98b9dd9e95544');
   });
 
   it('custom encoders: tag X + name + encoded value', () => {
@@ -152,7 +153,7 @@ function richParams(): KeyParams {
       [1, 'y'],
     ]),
     s: new Set([2, 1]),
-    p: file('/data/in.csv'),
+    p: file('/data/in.csv', { by: 'path' }),
     skip: undefined,
   };
 }
@@ -398,11 +399,12 @@ describe('key format 1: properties', () => {
     expect(prefix.indexOf(str('a'))).toBeLessThan(prefix.indexOf(str('ab')));
   });
 
-  it("file('a.txt') equals file(absolute path of a.txt), and differs from the plain string", () => {
-    expect(keyOf({ f: file('a.txt') })).toBe(keyOf({ f: file(resolve('a.txt')) }));
-    expect(keyOf({ f: file('./x/../a.txt') })).toBe(keyOf({ f: file('a.txt') }));
-    expect(keyOf({ f: file('a.txt') })).not.toBe(keyOf({ f: resolve('a.txt') }));
-    expect(keyOf({ f: file('a.txt') })).not.toBe(keyOf({ f: file('b.txt') }));
+  it("file('a.txt', { by: 'path' }) equals file(absolute path of a.txt), and differs from the plain string", () => {
+    const byPath = { by: 'path' } as const;
+    expect(keyOf({ f: file('a.txt', byPath) })).toBe(keyOf({ f: file(resolve('a.txt'), byPath) }));
+    expect(keyOf({ f: file('./x/../a.txt', byPath) })).toBe(keyOf({ f: file('a.txt', byPath) }));
+    expect(keyOf({ f: file('a.txt', byPath) })).not.toBe(keyOf({ f: resolve('a.txt') }));
+    expect(keyOf({ f: file('a.txt', byPath) })).not.toBe(keyOf({ f: file('b.txt', byPath) }));
   });
 
   it('registerKeyEncoder works, subclasses inherit it, and unregistering makes it throw again', () => {
@@ -533,7 +535,7 @@ export function richParams(): Record<string, unknown> {
     map: new Map<unknown, unknown>([['b', 1], [2, new Set(['x', 'y'])], [{ k: 1 }, 'obj']]),
     set: new Set([3, 1, 2]),
     bytes: Buffer.from('hello'), f64: new Float64Array([Math.PI, -1e300]), u16: new Uint16Array([1, 65535]).subarray(1),
-    ab: new Uint8Array([5, 6]).buffer, input: file('/data/in.csv'), tagged: new Tagged('t'),
+    ab: new Uint8Array([5, 6]).buffer, input: file('/data/in.csv', { by: 'path' }), tagged: new Tagged('t'),
     nested: { b: { d: 1, c: [new Date(0)] }, a: '' },
   };
 }

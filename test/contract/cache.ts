@@ -164,7 +164,7 @@ export function cacheContract(label: string, makeHarness: () => Promise<CacheHar
       it('describes entries fully', async () => {
         const info = await cache.put(
           { a: 1 },
-          { model: 'xgb', at: new Date(0), n: 5n, f: file('data.csv') },
+          { model: 'xgb', at: new Date(0), n: 5n, f: file('data.csv', { by: 'path' }) },
           { ttl: '24h', metadata: { owner: 'ana' }, description: 'features v2' },
         );
         expect(info).toMatchObject({

@@ -1,16 +1,35 @@
 /**
- * Canonical binary encoding of key params (key format version 1). Specified in docs/key-format.md;
+ * Canonical binary encoding of key params (key formats 1 and 2). Specified in docs/key-format.md;
  * any change to the bytes produced here is a new format version.
  * @module
  */
 import { describeType, KeyError } from '../errors.js';
 import { xxh128Bytes } from '../hash.js';
-import { isFileMarker } from './markers.js';
+import type { ContentDigest } from './content.js';
+import { contentId, type FileMarker, isFileMarker } from './markers.js';
 import { isWellFormed } from './string-key.js';
 
-/** Bumped whenever the encoding changes; part of the hashed bytes. */
-export const KEY_FORMAT_VERSION = 1;
-const HEADER = Buffer.from(`cacheness-key/${KEY_FORMAT_VERSION}\n`, 'utf8');
+/**
+ * The newest key format, bumped whenever the encoding changes. Format 2 adds content-hashed
+ * `file()` / `dir()` markers; params without them encode exactly as in format 1, header included,
+ * so their keys did not change.
+ */
+export const KEY_FORMAT_VERSION = 2;
+/** `cacheness-key/1\n`: every key without content markers. */
+const HEADER = Buffer.from('cacheness-key/1\n', 'utf8');
+/** Offset of the version digit in the header, which becomes '2' once a content marker is written. */
+const VERSION_AT = HEADER.length - 2;
+const VERSION_2 = 0x32;
+
+/**
+ * Content digests of the `file()` / `dir()` markers of some params, by {@link contentId}. Without
+ * one, encoding params that hold content markers fails with `EKEYASYNC`.
+ */
+export interface ContentContext {
+  digests: ReadonlyMap<string, ContentDigest>;
+  /** When given, markers without a digest are collected here (and encoded as nothing) instead of failing. */
+  missing?: FileMarker[];
+}
 
 /** Encoder for instances of a class that keys cannot encode natively. */
 export type KeyEncoder<T = unknown> = (value: T) => unknown;
@@ -63,13 +82,25 @@ const T = {
   map: 0x4d, // M
   set: 0x45, // E
   bytes: 0x42, // B
-  file: 0x50, // P
+  file: 0x50, // P: file or directory by path
+  fileContent: 0x43, // C: file by content (format 2)
+  dirContent: 0x52, // R: directory by content (format 2)
   custom: 0x58, // X
 } as const;
 
 class Writer {
   buf = Buffer.allocUnsafe(256);
   len = 0;
+  /** Set on the root writer once a content marker was written: the key is format 2. */
+  content = false;
+  constructor(
+    readonly ctx?: ContentContext,
+    readonly root?: Writer,
+  ) {}
+  /** A writer for a Map entry or Set item, sorted before it is copied into this one. */
+  child(): Writer {
+    return new Writer(this.ctx, this.root ?? this);
+  }
   ensure(n: number): void {
     if (this.len + n <= this.buf.length) return;
     const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + n));
@@ -108,12 +139,16 @@ class Writer {
   }
 }
 
-/** The canonical encoding of `params` (a plain object of key params), header included. */
-export function encodeKeyParams(params: Record<string, unknown>): Buffer {
+/**
+ * The canonical encoding of `params` (a plain object of key params), header included.
+ * @param contents digests of the params' content markers (from `resolveKeyAsync`); without them,
+ * params holding `file()`/`dir()` content markers throw `EKEYASYNC`.
+ */
+export function encodeKeyParams(params: Record<string, unknown>, contents?: ContentContext): Buffer {
   if (!isPlainObject(params)) {
     throw new KeyError('EKEYTYPE', `Key params must be a plain object (or use a string key); got ${describeType(params)}.`);
   }
-  const w = new Writer();
+  const w = new Writer(contents);
   w.raw(HEADER);
   try {
     encodeValue(w, params, [], new Set());
@@ -124,7 +159,36 @@ export function encodeKeyParams(params: Record<string, unknown>): Buffer {
     }
     throw err;
   }
+  if (w.content) w.buf[VERSION_AT] = VERSION_2;
   return w.bytes();
+}
+
+/** Writes a content marker (tags C, R), or collects it / fails when its digest is not known. */
+function encodeContent(w: Writer, m: FileMarker, path: (string | number)[]): void {
+  const d = w.ctx?.digests.get(contentId(m));
+  if (!d) {
+    if (w.ctx?.missing) {
+      w.ctx.missing.push(m);
+      return;
+    }
+    const where = path.length ? ` (at ${formatPath(path)})` : '';
+    throw new KeyError(
+      'EKEYASYNC',
+      `Key params hold ${m.kind}(${JSON.stringify(m.path)})${where}, which is keyed by content and read asynchronously: ` +
+        `use await cache.resolveKey(key) (or resolveKeyAsync / keyOfAsync; a cached function's cacheKeyAsync) instead of this synchronous call, ` +
+        `or key it by name with ${m.kind}(path, { by: 'path' }).`,
+      { details: { path: formatPath(path), file: m.path } },
+    );
+  }
+  (w.root ?? w).content = true;
+  if (m.kind === 'dir') {
+    w.byte(T.dirContent);
+  } else {
+    w.byte(T.fileContent);
+    w.f64(d.size);
+  }
+  w.ensure(16);
+  w.len += w.buf.write(d.xxh128, w.len, 'hex');
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -197,7 +261,11 @@ function encodeValue(w: Writer, v: unknown, path: (string | number)[], seen: Set
   if (seen.has(obj)) fail(path, 'circular reference: key params must be a tree.');
   if (isFileMarker(obj)) {
     if (!isWellFormed(obj.path)) fail(path, `file path: ${LONE_SURROGATE_MESSAGE}`);
-    w.byte(T.file);
+    if (obj.by === 'content') {
+      encodeContent(w, obj, path);
+      return;
+    }
+    w.byte(T.file); // by path, and markers of releases before format 2 (no `by`)
     w.str(obj.path);
     return;
   }
@@ -233,7 +301,7 @@ function encodeValue(w: Writer, v: unknown, path: (string | number)[], seen: Set
       const pairs: Buffer[] = [];
       let i = 0;
       for (const [k, val] of obj) {
-        const pw = new Writer();
+        const pw = w.child();
         encodeChild(pw, k, path, `<map key ${i}>`, seen);
         encodeChild(pw, val, path, `<map value ${i}>`, seen);
         pairs.push(Buffer.from(pw.bytes()));
@@ -249,7 +317,7 @@ function encodeValue(w: Writer, v: unknown, path: (string | number)[], seen: Set
       const items: Buffer[] = [];
       let i = 0;
       for (const item of obj) {
-        const iw = new Writer();
+        const iw = w.child();
         encodeChild(iw, item, path, `<set item ${i++}>`, seen);
         items.push(Buffer.from(iw.bytes()));
       }
