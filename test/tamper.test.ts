@@ -1,6 +1,6 @@
 /** Tampered, truncated and missing bytes are detected on read: a miss, the entry dropped and reported, never garbage. */
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -162,6 +162,31 @@ describe('tamper detection in chunked payloads', () => {
     await truncate(g, (await readFile(g)).length - 1);
     expect(await cache.get('cut')).toBeUndefined();
     expect(reported.map((e) => e.code)).toEqual(['EINTEGRITY']);
+  });
+
+  it('treats a damaged chunk count in the trailer as damage, on ranged reads too', async () => {
+    await cache.put(randomBytes(3 * CHUNK), 'count');
+    const f = await onlyBlob();
+    const bytes = await readFile(f);
+    bytes.writeUInt32LE(0x7fffffff, bytes.length - 24); // the trailer's chunk count
+    await writeFile(f, bytes);
+    const s = (await cache.getStream('count', { start: 10, end: 20 })) as AsyncIterable<Buffer>;
+    await expect(drain(s)).rejects.toMatchObject({ code: 'EINTEGRITY' });
+    expect(reported.map((e) => e.code)).toEqual(['EINTEGRITY']);
+    expect(await cache.has('count')).toBe(false);
+  });
+
+  it('closes the blob when a stream is destroyed before it is read', async () => {
+    await cache.put(randomBytes(3 * CHUNK), 'fd');
+    const fds = async () => (await readdir('/proc/self/fd')).length;
+    const before = await fds();
+    for (let i = 0; i < 20; i++) {
+      const s = await cache.getStream('fd');
+      s?.destroy();
+      await new Promise((resolve) => s?.once('close', resolve));
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(await fds()).toBeLessThanOrEqual(before + 1);
   });
 
   it('verify reports a damaged chunk', async () => {

@@ -3,6 +3,7 @@
  * {@link MetadataStore} and a {@link BlobStore}.
  * @module
  */
+import { constants } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { open as openFile, rename, rm } from 'node:fs/promises';
@@ -15,8 +16,8 @@ import { type CompressionOptions, decompress, looksCompressible, maybeCompress, 
 import { type DumpResult, exportCache, importCache } from './dump.js';
 import { type Ttl, ttlToMs } from './duration.js';
 import { type EntryInfo, type EntryRecord, isExpired, type JsonObject, type StoredEntry } from './entry.js';
-import { CachenessError, describeType, IntegrityError, OptionError, StoreError, TableError, ValueError } from './errors.js';
-import { xxh128Hex } from './hash.js';
+import { CachenessError, CodecError, describeType, IntegrityError, OptionError, StoreError, TableError, ValueError } from './errors.js';
+import { xxh128Hex, xxh128Stream } from './hash.js';
 import { type Key, type KeyParams, keyOf, resolveKey, resolveKeyFast } from './key/index.js';
 import { projectParams } from './key/projection.js';
 import { isOwnerAlive, processOwner } from './owner.js';
@@ -147,6 +148,8 @@ interface PayloadMeta {
 }
 
 const MISS: Lookup = { hit: false };
+/** The largest Buffer this Node.js can make (4 GiB on Node 20): larger values are read as streams. */
+const MAX_BUFFER = constants.MAX_LENGTH;
 const NO_COMPRESSION = resolveCompression({ codec: 'none' });
 const FLUSH_EVERY_OPS = 1000;
 const FLUSH_EVERY_MS = 1000;
@@ -487,6 +490,11 @@ export class Cache {
       this.countRead(undefined, now);
       return undefined;
     }
+    if (!stream && (e.size > MAX_BUFFER || e.storedSize > MAX_BUFFER)) {
+      throw new ValueError('EVALUETOOLARGE', `Entry '${k}' holds ${e.size} bytes, more than one buffer can hold in this Node.js; read it with getStream() or getFile().`, {
+        details: { key: k, size: e.size },
+      });
+    }
     let stored: Uint8Array | null | undefined = e.inline;
     if (!stored && e.blobName) {
       if (e.codec === 'chunked' && (stream || handlerByName(e.handler, this.s.handlers()).handler.deserializeStream)) {
@@ -526,7 +534,7 @@ export class Cache {
       return { e, now, bytes };
     } catch (err) {
       if (err instanceof IntegrityError) return void (await this.corrupt(e, err.message, now));
-      if (err instanceof CachenessError) throw err;
+      if (err instanceof CachenessError || err instanceof RangeError) throw err; // RangeError: out of memory, not damage
       return void (await this.corrupt(e, `it could not be decoded (${(err as Error).message})`, now));
     }
   }
@@ -620,13 +628,16 @@ export class Cache {
         try {
           yield* self.readRange(reader as BlobReader, e, start, end);
         } catch (err) {
-          if (err instanceof IntegrityError) await self.corrupt(e, err.message, self.s.clock()).catch(() => {});
-          throw err;
+          if (err instanceof IntegrityError || err instanceof CodecError) await self.corrupt(e, (err as Error).message, self.s.clock()).catch(() => {});
+          throw asCachenessError(err);
         } finally {
           await reader?.close();
         }
       };
-      return Readable.from(pieces(), { objectMode: false });
+      const out = Readable.from(pieces(), { objectMode: false });
+      // A stream destroyed before its first read never runs the generator's finally: close here too (close is idempotent).
+      out.once('close', () => void reader?.close().catch(() => {}));
+      return out;
     } catch (err) {
       throw asCachenessError(err);
     }
@@ -851,6 +862,14 @@ export class Cache {
         const e = await this.meta.get(info.key);
         if (!e) continue;
         report.checked++;
+        if (e.codec === 'chunked' && e.blobName) {
+          // Chunk by chunk: a container may be larger than one buffer can hold.
+          const ok = await this.chunkedMatches(e);
+          if (ok === undefined) report.dangling.push(e.key);
+          else if (!ok) report.mismatched.push(e.key);
+          if (!ok) bad.push(e);
+          continue;
+        }
         const stored = e.inline ?? (e.blobName ? await this.blobs.read(e.blobName) : undefined);
         if (!stored) {
           report.dangling.push(e.key);
@@ -968,6 +987,25 @@ export class Cache {
     const stored = e.inline ?? (e.blobName ? await this.blobs.read(e.blobName) : undefined);
     if (!stored) return undefined;
     return { entry: e, stored, tables: await this.meta.rowsOf(k) };
+  }
+
+  /** Streams a chunked entry's container through every check: true when it matches, undefined when its blob is missing. */
+  private async chunkedMatches(e: StoredEntry): Promise<boolean | undefined> {
+    const reader = await this.blobs.open(e.blobName as string);
+    if (!reader) return undefined;
+    try {
+      if (reader.size !== e.storedSize) return false;
+      const index = await readIndex(reader, e, true);
+      if (index.rawTotal !== e.size) return false;
+      const h = xxh128Stream();
+      for await (const p of readChunkedRange(reader, index, { start: 0, end: e.size, verify: true })) h.update(p);
+      return h.digestHex() === e.contentHash;
+    } catch (err) {
+      if (err instanceof IntegrityError || err instanceof CodecError) return false;
+      throw err;
+    } finally {
+      await reader.close();
+    }
   }
 
   /** @internal True when stored bytes match the entry's recorded sizes and hashes. */

@@ -100,6 +100,7 @@ export function parseTail(tail: Uint8Array, storedSize: number, blobId: string |
     const at = i * RECORD_SIZE;
     const codec = CODECS[b.readUInt8(at + 8)];
     if (!codec) throw damaged(`chunk ${i} names an unknown codec`);
+    if (codec === 'none' && b.readUInt32LE(at) !== b.readUInt32LE(at + 4)) throw damaged(`raw chunk ${i} has two sizes`);
     const c = { rawSize: b.readUInt32LE(at), storedSize: b.readUInt32LE(at + 4), codec, hash: b.subarray(at + 16, at + 32), rawOffset, storedOffset };
     chunks.push(c);
     rawOffset += c.rawSize;

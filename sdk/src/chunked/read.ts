@@ -42,6 +42,7 @@ export async function readIndex(reader: BlobReader, ref: ContainerRef, verify: b
   const guess = Math.min(ref.storedSize, 64 * 1024);
   let tail = await reader.read(ref.storedSize - guess, guess);
   const tailSize = tailSizeOf(chunkCount(tail.subarray(Math.max(0, tail.length - TRAILER_SIZE))));
+  if (tailSize > ref.storedSize) throw damaged('its trailer counts more chunks than it can hold');
   if (tailSize > tail.length) tail = await reader.read(ref.storedSize - tailSize, tailSize);
   return parseTail(tail.subarray(tail.length - tailSize), ref.storedSize, verify ? ref.blobId : null);
 }

@@ -159,10 +159,20 @@ export class FsBlobStore implements BlobStore {
       throw err;
     }
     // An open file keeps its bytes even if the blob is deleted (unlinked) meanwhile.
-    const size = (await fh.stat()).size;
+    let size: number;
+    try {
+      size = (await fh.stat()).size;
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+    let closed: Promise<void> | undefined;
     return {
       size,
       read: async (offset, length) => {
+        if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+          throw new StoreError('ESTORE', `Invalid blob read of ${length} bytes at ${offset}.`);
+        }
         const out = Buffer.allocUnsafe(Math.max(0, Math.min(length, size - offset)));
         let off = 0;
         while (off < out.length) {
@@ -172,7 +182,10 @@ export class FsBlobStore implements BlobStore {
         }
         return off === out.length ? out : out.subarray(0, off);
       },
-      close: () => fh.close(),
+      close: () => {
+        closed ??= fh.close();
+        return closed;
+      },
     };
   }
 
