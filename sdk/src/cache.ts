@@ -11,7 +11,7 @@ import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { decodeChunked, readChunkedRange, readIndex } from './chunked/read.js';
-import { ChunkBuffers, rechunk, slices, writeChunked } from './chunked/write.js';
+import { ChunkBuffers, rechunk, slices, tooLarge, writeChunked } from './chunked/write.js';
 import { type CompressionOptions, decompress, looksCompressible, maybeCompress, type ResolvedCompression, resolveCompression } from './compression.js';
 import { type DumpResult, exportCache, importCache } from './dump.js';
 import { type Ttl, ttlToMs } from './duration.js';
@@ -366,13 +366,7 @@ export class Cache {
   ): Promise<EntryInfo> {
     if (!o.stored && bytes.length > this.s.chunkSize) return this.putChunked(k, slices(bytes, this.s.chunkSize), undefined, o.compression ?? this.compression, o);
     const { codec, bytes: stored } = o.stored ?? maybeCompress(bytes, o.compression ?? this.compression);
-    if (this.s.maxSize !== null && stored.length > this.s.maxSize) {
-      throw new ValueError(
-        'EVALUETOOLARGE',
-        `The value needs ${stored.length} bytes but maxSize is ${this.s.maxSize}; raise maxSize, or pass maxSize: null for an unbounded store.`,
-        { details: { key: k, size: stored.length } },
-      );
-    }
+    if (this.s.maxSize !== null && stored.length > this.s.maxSize) throw tooLarge(k, stored.length, this.s.maxSize);
     const record = this.newRecord(k, o, { codec, size: bytes.length, storedSize: stored.length, contentHash: xxh128Hex(bytes) });
     if (stored.length < this.s.inlineThreshold) {
       record.inline = stored;

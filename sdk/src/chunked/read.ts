@@ -5,7 +5,7 @@
  */
 import { decompress } from '../compression.js';
 import type { BlobReader } from '../stores/types.js';
-import { type ChunkIndex, checkChunk, chunkAt, chunkCount, damaged, parseTail, TRAILER_SIZE, tailSizeOf } from './format.js';
+import { type ChunkIndex, type ChunkRecord, checkChunk, chunkAt, chunkCount, damaged, parseTail, TRAILER_SIZE, tailSizeOf } from './format.js';
 import { orderedMap } from './ordered-map.js';
 
 /** Where a container is and how to check it. */
@@ -27,13 +27,19 @@ export function decodeChunked(stored: Uint8Array, ref: ContainerRef, verify: boo
   const out = raw ? Buffer.from(stored.buffer, stored.byteOffset, index.rawTotal) : Buffer.allocUnsafe(index.rawTotal);
   index.chunks.forEach((c, i) => {
     const bytes = stored.subarray(c.storedOffset, c.storedOffset + c.storedSize);
-    if (verify) checkChunk(c, bytes, i);
-    if (raw) return;
-    const chunk = c.codec === 'none' ? bytes : decompress(c.codec, bytes, c.rawSize);
-    if (chunk.length !== c.rawSize) throw damaged(`chunk ${i} decoded to ${chunk.length} bytes, not ${c.rawSize}`);
-    out.set(chunk, c.rawOffset);
+    if (raw) {
+      if (verify) checkChunk(c, bytes, i);
+    } else out.set(decodeChunk(c, bytes, i, verify), c.rawOffset);
   });
   return out;
+}
+
+/** One chunk's payload bytes from its stored bytes: checked against its hash (with `verify`) and its size. */
+function decodeChunk(c: ChunkRecord, stored: Uint8Array, i: number, verify: boolean): Uint8Array {
+  if (verify) checkChunk(c, stored, i);
+  const raw = c.codec === 'none' ? stored : decompress(c.codec, stored, c.rawSize);
+  if (raw.length !== c.rawSize) throw damaged(`chunk ${i} decoded to ${raw.length} bytes, not ${c.rawSize}`);
+  return raw;
 }
 
 /** Reads a container's index through `reader`. */
@@ -70,12 +76,7 @@ export async function* readChunkedRange(reader: BlobReader, index: ChunkIndex, o
   const ids = Array.from({ length: Math.max(0, last - first + 1) }, (_, i) => first + i);
   const load = async (i: number): Promise<Uint8Array> => {
     const c = index.chunks[i] as ChunkIndex['chunks'][number];
-    const stored = await reader.read(c.storedOffset, c.storedSize);
-    if (o.verify) checkChunk(c, stored, i);
-    let raw: Uint8Array;
-    if (c.codec === 'none') raw = stored;
-    else raw = decompress(c.codec, stored, c.rawSize);
-    if (raw.length !== c.rawSize) throw damaged(`chunk ${i} decompressed to ${raw.length} bytes, not ${c.rawSize}`);
+    const raw = decodeChunk(c, await reader.read(c.storedOffset, c.storedSize), i, o.verify);
     const from = Math.max(0, o.start - c.rawOffset);
     const to = Math.min(c.rawSize, o.end - c.rawOffset);
     return from === 0 && to === c.rawSize ? raw : raw.subarray(from, to);

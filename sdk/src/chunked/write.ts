@@ -83,8 +83,9 @@ export async function writeChunked(chunks: AsyncIterable<Uint8Array>, stage: Blo
   return { size, storedSize: stage.size, contentHash: content.digestHex(), blobId: tailId(tail), chunks: records.length };
 }
 
-function tooLarge(key: string, size: number, max: number): ValueError {
-  return new ValueError('EVALUETOOLARGE', `The value needs more than ${size} bytes but maxSize is ${max}; raise maxSize, or pass maxSize: null for an unbounded store.`, {
+/** The error for a value whose stored bytes would exceed `maxSize`. */
+export function tooLarge(key: string, size: number, max: number): ValueError {
+  return new ValueError('EVALUETOOLARGE', `The value needs ${size} bytes or more but maxSize is ${max}; raise maxSize, or pass maxSize: null for an unbounded store.`, {
     details: { key, size },
   });
 }
