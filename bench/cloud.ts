@@ -32,12 +32,12 @@ import { type LoadResult, medianRps, type ReadResults, runRead } from './cloud-r
 import { runSweep, type SweepResults } from './cloud-sweep.js';
 import { mbps, runTransfer, type TransferResults } from './cloud-transfer.js';
 import { randomBytesOf } from './large.js';
-import { fmtMBs, fmtMiB, fmtRatio, fmtUs, median, table } from './stats.js';
+import { fmtMBs, fmtMiB, fmtRatio, fmtUs, median, parseIntFlags, table } from './stats.js';
 
 /** Targets from the issue. */
 const TARGET = { transferVsDirect: 0.9, bundleBytes: 1_000_000, importMs: 150 } as const;
 
-interface Args {
+type Args = {
   mib: number;
   partMib: number;
   rounds: number;
@@ -47,7 +47,7 @@ interface Args {
   entries: number;
   blobs: number;
   imports: number;
-}
+};
 
 const DEFAULTS: Args = { mib: 1024, partMib: 16, rounds: 3, requests: 20_000, concurrency: 16, keys: 10_000, entries: 100_000, blobs: 1000, imports: 5 };
 
@@ -64,34 +64,18 @@ const USAGE = `Usage: npm run bench:cloud -- [flags]     (or: npx tsx --conditio
 Postgres: DATABASE_URL when set, otherwise a private cluster started from /usr/lib/postgresql/*/bin (fsync off).`;
 
 function parseArgs(argv: string[]): Args {
-  const args = { ...DEFAULTS };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i] as string;
-    if (flag === '--help' || flag === '-h') {
-      console.log(USAGE);
-      process.exit(0);
-    }
-    const [name, inline] = flag.split('=', 2) as [string, string | undefined];
-    const raw = inline ?? argv[++i];
-    const n = Number(raw);
-    const field = (
-      {
-        '--mib': 'mib',
-        '--part-mib': 'partMib',
-        '--rounds': 'rounds',
-        '--requests': 'requests',
-        '--concurrency': 'concurrency',
-        '--keys': 'keys',
-        '--entries': 'entries',
-        '--blobs': 'blobs',
-        '--imports': 'imports',
-      } as Record<string, keyof Args>
-    )[name];
-    if (!field) throw new Error(`Unknown argument ${JSON.stringify(flag)}.\n${USAGE}`);
-    const positive = ['partMib', 'rounds', 'concurrency', 'keys'].includes(field);
-    if (!Number.isInteger(n) || n < (positive ? 1 : 0)) throw new Error(`${name} needs a ${positive ? 'positive' : 'non-negative'} integer; got ${JSON.stringify(raw)}.\n${USAGE}`);
-    args[field] = n;
-  }
+  const flags: Record<string, keyof Args> = {
+    '--mib': 'mib',
+    '--part-mib': 'partMib',
+    '--rounds': 'rounds',
+    '--requests': 'requests',
+    '--concurrency': 'concurrency',
+    '--keys': 'keys',
+    '--entries': 'entries',
+    '--blobs': 'blobs',
+    '--imports': 'imports',
+  };
+  const args = parseIntFlags(argv, DEFAULTS, flags, ['partMib', 'rounds', 'concurrency', 'keys'], USAGE);
   if (args.partMib < 5) throw new Error(`--part-mib must be at least 5 (S3's smallest part).\n${USAGE}`);
   if (args.mib > 0 && args.mib <= args.partMib) throw new Error(`--mib must exceed --part-mib, so the upload goes multipart.\n${USAGE}`);
   return args;

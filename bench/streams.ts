@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { fmtRatio, table } from './stats.js';
+import { fmtRatio, parseIntFlags, table } from './stats.js';
 
 /**
  * The child runs as plain JavaScript under plain node, so the RSS measured is the library's and
@@ -35,8 +35,8 @@ await build({
   outfile: SCRIPT,
   logLevel: 'warning',
 });
-const at = process.argv.indexOf('--mib');
-const mib = at >= 0 ? Number(process.argv[at + 1]) : 5120;
+const USAGE = 'Usage: tsx bench/streams.ts [--mib N]   (stream size, default 5120)';
+const { mib } = parseIntFlags(process.argv.slice(2), { mib: 5120 }, { '--mib': 'mib' }, ['mib'], USAGE);
 /** Target from the issue: peak RSS of the whole process under 150 MiB for a 5 GiB stream. */
 const RSS_TARGET_MIB = 150;
 

@@ -47,6 +47,9 @@ function zstd() {
   return zstdLib as NonNullable<typeof zstdLib>;
 }
 
+/** zstd's level when none is set. */
+export const ZSTD_DEFAULT_LEVEL = 3;
+
 const codecs: Record<CodecName, Codec> = {
   none: { compress: (d) => d, decompress: (d) => d },
   lz4: {
@@ -54,7 +57,7 @@ const codecs: Record<CodecName, Codec> = {
     decompress: (d) => lz4.decompress(d),
   },
   zstd: {
-    compress: (d, level) => zstd().compress(d, { compressionLevel: level ?? 3 }),
+    compress: (d, level) => zstd().compress(d, { compressionLevel: level ?? ZSTD_DEFAULT_LEVEL }),
     decompress: (d) => zstd().decompress(d),
   },
 };

@@ -69,6 +69,7 @@ export function blobStoreContract(label: string, make: () => Promise<BlobStoreHa
 
     it('stages bytes piece by piece and publishes them under a name only at the end', async () => {
       const pieces = [randomBytes(3_000_000), randomBytes(6_000_000), randomBytes(1), randomBytes(4_000_000)];
+      const want = Buffer.concat(pieces.map((p) => Buffer.from(p)));
       const stage = await s.stage();
       for (const p of pieces) {
         await stage.write(p);
@@ -81,8 +82,7 @@ export function blobStoreContract(label: string, make: () => Promise<BlobStoreHa
       expect(listed).toEqual([]); // a stage is not a blob
       await stage.publish(name(30));
       const back = Buffer.from((await s.read(name(30)))!);
-      expect(back.length).toBe(13_000_001);
-      expect(back.subarray(3_000_000, 3_000_010).equals(Buffer.alloc(10))).toBe(false);
+      expect(back.equals(want)).toBe(true);
       expect(await s.size(name(30))).toBe(13_000_001);
       await stage.abort(); // after publish: a no-op
       expect(await s.size(name(30))).toBe(13_000_001);

@@ -5,7 +5,7 @@
  * @module
  */
 import { createRequire } from 'node:module';
-import { type CodecName, compressIfWorthIt } from '../compression.js';
+import { type CodecName, compressIfWorthIt, ZSTD_DEFAULT_LEVEL } from '../compression.js';
 import { WorkerPool } from '../workers/pool.js';
 
 const require = createRequire(import.meta.url);
@@ -36,7 +36,7 @@ export interface ChunkResult {
  */
 const COMPRESS_TASK = `((compressIfWorthIt) => (task, env) => {
   const lz4 = env.modules.lz4;
-  const compress = task.codec === 'lz4' ? (d) => lz4.compress(d) : (d) => env.modules.zstd.compress(d, { compressionLevel: task.level ?? 3 });
+  const compress = task.codec === 'lz4' ? (d) => lz4.compress(d) : (d) => env.modules.zstd.compress(d, { compressionLevel: task.level });
   const out = compressIfWorthIt(task.data, compress, task.threshold, task.minRatio);
   env.transfer(task.data.buffer);
   // lz4's output owns its memory and moves; zstd's (a native Buffer) is copied.
@@ -67,7 +67,9 @@ export class CompressPool {
     const whole = task.data.byteOffset === 0 && task.data.byteLength === task.data.buffer.byteLength;
     // postMessage of a view copies its whole buffer, and moving memory that is not ours would detach it: send our own copy.
     const data = transfer && whole ? task.data : new Uint8Array(task.data);
-    return this.pool.run<ChunkResult>('compress', { ...task, data }, [data.buffer as ArrayBuffer]);
+    // The level is resolved here, so workers and this thread compress alike.
+    const level = task.codec === 'zstd' ? (task.level ?? ZSTD_DEFAULT_LEVEL) : task.level;
+    return this.pool.run<ChunkResult>('compress', { ...task, level, data }, [data.buffer as ArrayBuffer]);
   }
 
   close(): Promise<void> {
