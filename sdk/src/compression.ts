@@ -5,8 +5,8 @@
  * @module
  */
 import { createRequire } from 'node:module';
-import * as lz4 from 'lz4-wasm-nodejs';
 import { CodecError } from './errors.js';
+import { lz4Compress, lz4Decompress } from './lz4.js';
 
 /** Codec names of compression: what chunks and whole payloads are compressed with. */
 export type CodecName = 'none' | 'lz4' | 'zstd';
@@ -29,22 +29,32 @@ export interface CompressionOptions {
   minRatio?: number;
 }
 
+/**
+ * A codec. With `into`, the result is written into that memory and a view of it returned when it fits
+ * (it may still come back in new memory: callers must not assume either); without, in new memory.
+ */
 interface Codec {
-  compress(data: Uint8Array, level: number | undefined): Uint8Array;
-  decompress(data: Uint8Array, size: number): Uint8Array;
+  compress(data: Uint8Array, level: number | undefined, into?: Uint8Array): Uint8Array;
+  decompress(data: Uint8Array, size: number, into?: Uint8Array): Uint8Array;
 }
 
 const require = createRequire(import.meta.url);
-let zstdLib: { compress(b: Uint8Array, o?: { compressionLevel?: number }): Buffer; decompress(b: Uint8Array): Buffer } | undefined;
-function zstd() {
+interface ZstdLib {
+  compress(b: Uint8Array, o?: { compressionLevel?: number }): Buffer;
+  decompress(b: Uint8Array): Buffer;
+  /** The package's binding: one-shot calls into caller memory. */
+  binding: { compress(dst: Uint8Array, src: Uint8Array, level: number): number; decompress(dst: Uint8Array, src: Uint8Array): number; compressBound(n: number): number };
+}
+let zstdLib: ZstdLib | undefined;
+function zstd(): ZstdLib {
   if (!zstdLib) {
     try {
-      zstdLib = require('zstd-napi');
+      zstdLib = { ...require('zstd-napi'), binding: require('zstd-napi/binding') } as ZstdLib;
     } catch (cause) {
       throw new CodecError('ECODEC', "The zstd codec needs the optional package 'zstd-napi': run `npm install zstd-napi`, or use compression: { codec: 'lz4' }.", { cause });
     }
   }
-  return zstdLib as NonNullable<typeof zstdLib>;
+  return zstdLib;
 }
 
 /** zstd's level when none is set. */
@@ -52,13 +62,18 @@ export const ZSTD_DEFAULT_LEVEL = 3;
 
 const codecs: Record<CodecName, Codec> = {
   none: { compress: (d) => d, decompress: (d) => d },
-  lz4: {
-    compress: (d) => lz4.compress(d),
-    decompress: (d) => lz4.decompress(d),
-  },
+  lz4: { compress: (d, _level, into) => lz4Compress(d, into), decompress: (d, _size, into) => lz4Decompress(d, into) },
   zstd: {
-    compress: (d, level) => zstd().compress(d, { compressionLevel: level ?? ZSTD_DEFAULT_LEVEL }),
-    decompress: (d) => zstd().decompress(d),
+    compress: (d, level, into) => {
+      const z = zstd();
+      if (!into || into.length < z.binding.compressBound(d.length)) return z.compress(d, { compressionLevel: level ?? ZSTD_DEFAULT_LEVEL });
+      return into.subarray(0, z.binding.compress(into, d, level ?? ZSTD_DEFAULT_LEVEL));
+    },
+    decompress: (d, size, into) => {
+      const z = zstd();
+      // A frame that holds more than `size` bytes fails here ("destination buffer too small"): it is damaged.
+      return into && into.length >= size ? into.subarray(0, z.binding.decompress(into.subarray(0, size), d)) : z.decompress(d);
+    },
   },
 };
 
@@ -102,10 +117,14 @@ export function compressIfWorthIt(data: Uint8Array, compress: (d: Uint8Array) =>
 /** Resolved compression settings. */
 export type ResolvedCompression = ReturnType<typeof resolveCompression>;
 
-/** The compress function of a codec at a level. */
-export function compressorOf(codec: CodecName, level: number | undefined): (d: Uint8Array) => Uint8Array {
+/**
+ * The compress function of a codec at a level. With `into`, results are written into that memory when
+ * they fit (each call overwrites the last one's), so a caller compressing one chunk at a time allocates
+ * nothing per chunk.
+ */
+export function compressorOf(codec: CodecName, level: number | undefined, into?: Uint8Array): (d: Uint8Array) => Uint8Array {
   const c = codecs[codec];
-  return (d) => c.compress(d, level);
+  return (d) => c.compress(d, level, into);
 }
 
 /**
@@ -124,9 +143,12 @@ export function looksCompressible(data: Uint8Array, opts: ResolvedCompression): 
   return compressIfWorthIt(data, compressorOf(opts.codec, opts.level), opts.threshold, opts.minRatio, true) !== null;
 }
 
-/** Reverses {@link maybeCompress}. */
-export function decompress(codec: string, data: Uint8Array, size: number): Uint8Array {
+/**
+ * Reverses {@link maybeCompress}. With `into` (at least `size` bytes), the payload is written there and
+ * a view of it returned, where the codec can (codec 'none' returns `data` itself).
+ */
+export function decompress(codec: string, data: Uint8Array, size: number, into?: Uint8Array): Uint8Array {
   const c = codecs[codec as CodecName];
   if (!c) throw new CodecError('ECODEC', `This entry uses codec '${codec}', which this version of cacheness does not know. Upgrade cacheness.`);
-  return c.decompress(data, size);
+  return c.decompress(data, size, into);
 }
