@@ -122,6 +122,30 @@ export function blobStoreContract(label: string, make: () => Promise<BlobStoreHa
       }
     });
 
+    it('reads ranges into memory the caller gives, and into new memory when it is too small', async () => {
+      const data = randomBytes(300_000);
+      await s.write(name(35), data);
+      const r = (await s.open(name(35)))!;
+      try {
+        const into = Buffer.alloc(200_000, 7);
+        const got = await r.read(1_000, 150_000, into);
+        expect(got.buffer === into.buffer).toBe(true); // a view of the caller's memory (compared as booleans: a failing diff of two buffers takes minutes)
+        expect(got.byteOffset).toBe(into.byteOffset);
+        expect(Buffer.from(got).equals(data.subarray(1_000, 151_000))).toBe(true);
+        expect(into[150_000]).toBe(7); // nothing written past what was read
+        const short = await r.read(299_000, 5_000, into); // fewer bytes past the end
+        expect(short.buffer === into.buffer).toBe(true);
+        expect(Buffer.from(short).equals(data.subarray(299_000))).toBe(true);
+        const small = Buffer.alloc(10);
+        const other = await r.read(0, 100_000, small);
+        expect(other.buffer === small.buffer).toBe(false);
+        expect(Buffer.from(other).equals(data.subarray(0, 100_000))).toBe(true);
+        expect(small.equals(Buffer.alloc(10))).toBe(true); // left alone
+      } finally {
+        await r.close();
+      }
+    });
+
     it('sweeps no live data as partial', async () => {
       await s.write(name(20), Buffer.from('keep'));
       await s.sweepPartial(0);

@@ -219,11 +219,20 @@ export class S3BlobStore implements BlobStore {
     const Key = this.key(name);
     return {
       size,
-      read: async (offset, length) => {
+      read: async (offset, length, into) => {
         const last = Math.min(size, offset + length) - 1;
         if (last < offset) return new Uint8Array(0);
         const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${offset}-${last}` }));
-        return out.Body ? Buffer.from(await out.Body.transformToByteArray()) : new Uint8Array(0);
+        if (!out.Body) return new Uint8Array(0);
+        if (!into || into.length < last - offset + 1) return Buffer.from(await out.Body.transformToByteArray());
+        // Copied into the caller's memory as the response arrives, never held whole a second time.
+        let n = 0;
+        for await (const piece of out.Body as AsyncIterable<Uint8Array>) {
+          if (n + piece.length > into.length) throw new StoreError('ESTORE', `S3 returned more than the ${last - offset + 1} bytes asked of ${Key}.`);
+          into.set(piece, n);
+          n += piece.length;
+        }
+        return into.subarray(0, n);
       },
       close: async () => {},
     };

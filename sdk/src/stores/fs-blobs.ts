@@ -169,11 +169,12 @@ export class FsBlobStore implements BlobStore {
     let closed: Promise<void> | undefined;
     return {
       size,
-      read: async (offset, length) => {
+      read: async (offset, length, into) => {
         if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
           throw new StoreError('ESTORE', `Invalid blob read of ${length} bytes at ${offset}.`);
         }
-        const out = Buffer.allocUnsafe(Math.max(0, Math.min(length, size - offset)));
+        const n = Math.max(0, Math.min(length, size - offset));
+        const out = into && into.length >= n ? into.subarray(0, n) : Buffer.allocUnsafe(n);
         let off = 0;
         while (off < out.length) {
           const { bytesRead } = await fh.read(out, off, Math.min(CHUNK, out.length - off), offset + off);

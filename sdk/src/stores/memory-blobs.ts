@@ -41,7 +41,12 @@ export class MemoryBlobStore implements BlobStore {
     if (!b) return undefined;
     return {
       size: b.length,
-      read: async (offset, length) => Buffer.from(b.subarray(offset, offset + length)),
+      read: async (offset, length, into) => {
+        const part = b.subarray(offset, offset + length);
+        if (!into || into.length < part.length) return Buffer.from(part);
+        into.set(part);
+        return into.subarray(0, part.length);
+      },
       close: async () => {},
     };
   }

@@ -193,8 +193,12 @@ export interface BlobStage {
 export interface BlobReader {
   /** The blob's size in bytes. */
   readonly size: number;
-  /** Reads `length` bytes at `offset` (fewer only past the end). The result is the caller's. */
-  read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Reads `length` bytes at `offset` (fewer only past the end). The result is the caller's. With
+   * `into` (at least `length` bytes), the bytes land there and the result is a view of it, so a reader
+   * of many chunks can reuse one buffer instead of leaving one per read to the garbage collector.
+   */
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
   close(): Promise<void>;
 }
 
