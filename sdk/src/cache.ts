@@ -5,13 +5,13 @@
  */
 import { constants } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { open as openFile, rename, rm } from 'node:fs/promises';
+import { type FileHandle, open as openFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { ChunkBuffers } from './chunked/buffers.js';
+import { FileSource } from './chunked/file-source.js';
 import { decodeChunked, readChunkedRange, readIndex } from './chunked/read.js';
-import { ChunkBuffers, rechunk, slices, tooLarge, writeChunked } from './chunked/write.js';
+import { rechunk, slices, tooLarge, writeChunked } from './chunked/write.js';
 import { type CompressionOptions, decompress, looksCompressible, maybeCompress, type ResolvedCompression, resolveCompression } from './compression.js';
 import { type DumpResult, exportCache, importCache } from './dump.js';
 import { type Ttl, ttlToMs } from './duration.js';
@@ -281,8 +281,9 @@ export class Cache {
 
   /** Stores a stream: as one payload when it ends within a chunk, else chunk by chunk as it comes. */
   private async putStream(k: string, source: AsyncIterable<unknown>, o: PayloadMeta): Promise<EntryInfo> {
-    const buffers = new ChunkBuffers(this.s.chunkSize);
-    const chunks = rechunk(source, buffers);
+    // Chunks in flight: one being filled, one being compressed per worker (or in this thread), one being written.
+    const buffers = new ChunkBuffers(this.s.chunkSize, this.s.workers + 3);
+    const chunks = source instanceof FileSource ? source.chunks(buffers) : rechunk(source, buffers);
     try {
       const first = await chunks.next();
       if (first.done) return await this.putBytes(k, new Uint8Array(0), o);
@@ -534,11 +535,11 @@ export class Cache {
   }
 
   /** The payload bytes `[start, end)` of a chunked entry, chunk by chunk, each verified. */
-  private async *readRange(reader: BlobReader, e: ReadRecord, start: number, end: number): AsyncGenerator<Uint8Array> {
+  private async *readRange(reader: BlobReader, e: ReadRecord, start: number, end: number, reuse = false): AsyncGenerator<Uint8Array> {
     const verify = this.s.verifyIntegrity;
     const index = await readIndex(reader, e, verify);
     if (index.rawTotal !== e.size) throw new IntegrityError('EINTEGRITY', `The stored chunked payload is damaged: it holds ${index.rawTotal} bytes, ${e.size} were stored.`);
-    yield* readChunkedRange(reader, index, { start, end, verify });
+    yield* readChunkedRange(reader, index, { start, end, verify, reuse });
   }
 
   private async corrupt(e: ReadRecord, why: string, now: number): Promise<Lookup> {
@@ -609,32 +610,50 @@ export class Cache {
     try {
       this.assertOpen();
       checkRange(opts);
-      const k = resolveKey(key);
-      const p = await this.payload(k, 'stream');
-      if (!p) return undefined;
-      const { e, now, bytes, reader } = p;
-      const start = Math.min(opts.start ?? 0, e.size);
-      const end = Math.max(start, Math.min(e.size, opts.end === undefined ? e.size : opts.end + 1));
-      this.countRead(k, now);
-      if (bytes) return Readable.from(end > start ? [bytes.subarray(start, end)] : [], { objectMode: false });
-      const self = this;
-      const pieces = async function* () {
-        try {
-          yield* self.readRange(reader as BlobReader, e, start, end);
-        } catch (err) {
-          if (err instanceof IntegrityError || err instanceof CodecError) await self.corrupt(e, (err as Error).message, self.s.clock()).catch(() => {});
-          throw asCachenessError(err);
-        } finally {
-          await reader?.close();
-        }
-      };
-      const out = Readable.from(pieces(), { objectMode: false });
+      const r = await this.pieces(resolveKey(key), opts.start, opts.end === undefined ? undefined : opts.end + 1, false);
+      if (!r) return undefined;
+      const out = Readable.from(r.pieces, { objectMode: false });
       // A stream destroyed before its first read never runs the generator's finally: close here too (close is idempotent).
-      out.once('close', () => void reader?.close().catch(() => {}));
+      out.once('close', () => void r.close().catch(() => {}));
       return out;
     } catch (err) {
       throw asCachenessError(err);
     }
+  }
+
+  /**
+   * The payload bytes `[start, end)` of the entry under `k` as pieces (see {@link readChunkedRange} for
+   * `reuse`), or undefined on a miss; counts the read. Damage found midway drops the entry and ends
+   * the pieces with `EINTEGRITY`.
+   */
+  private async pieces(
+    k: string,
+    from: number | undefined,
+    to: number | undefined,
+    reuse: boolean,
+  ): Promise<{ pieces: AsyncGenerator<Uint8Array>; close(): Promise<void> } | undefined> {
+    const p = await this.payload(k, 'stream');
+    if (!p) return undefined;
+    const { e, now, bytes, reader } = p;
+    const start = Math.min(from ?? 0, e.size);
+    const end = Math.max(start, Math.min(e.size, to ?? e.size));
+    this.countRead(k, now);
+    const self = this;
+    const pieces = async function* () {
+      if (bytes) {
+        if (end > start) yield bytes.subarray(start, end);
+        return;
+      }
+      try {
+        yield* self.readRange(reader as BlobReader, e, start, end, reuse);
+      } catch (err) {
+        if (err instanceof IntegrityError || err instanceof CodecError) await self.corrupt(e, (err as Error).message, self.s.clock()).catch(() => {});
+        throw asCachenessError(err);
+      } finally {
+        await reader?.close();
+      }
+    };
+    return { pieces: pieces(), close: async () => void (await reader?.close()) };
   }
 
   /**
@@ -647,17 +666,27 @@ export class Cache {
     try {
       this.assertOpen();
       if (typeof dest !== 'string' || dest === '') throw new OptionError('EOPTION', `getFile needs a destination path; got ${describeType(dest)}.`);
-      const stream = await this.getStream(key);
-      if (!stream) return false;
+      // Each piece is written before the next is read, so the pieces can share reused memory.
+      const r = await this.pieces(resolveKey(key), undefined, undefined, true);
+      if (!r) return false;
       const tmp = join(dirname(dest), `.${basename(dest)}.${process.pid}-${randomBytes(6).toString('hex')}.cacheness-tmp`);
+      let fh: FileHandle | undefined;
       try {
-        await pipeline(stream, createWriteStream(tmp, { flags: 'wx' }));
+        fh = await openFile(tmp, 'wx');
+        for await (const piece of r.pieces) {
+          for (let off = 0; off < piece.length; ) off += (await fh.write(piece, off, piece.length - off)).bytesWritten;
+        }
+        await fh.close();
+        fh = undefined;
         await rename(tmp, dest);
       } catch (err) {
-        stream.destroy();
+        await r.pieces.return(undefined);
+        await fh?.close().catch(() => {});
         await rm(tmp, { force: true });
-        if (err instanceof CachenessError) throw err;
+        if (err instanceof CachenessError) throw err; // from reading the entry
         throw new ValueError('EFILE', `Cannot write ${dest}: ${(err as Error).message}. Check that its folder exists and is writable.`, { cause: err, details: { path: dest } });
+      } finally {
+        await r.close();
       }
       return true;
     } catch (err) {
@@ -681,7 +710,7 @@ export class Cache {
       }
       try {
         if (!(await fh.stat()).isFile()) throw new ValueError('EFILE', `Cannot store ${path}: it is not a regular file.`, { details: { path } });
-        return await this.put(fh.createReadStream({ highWaterMark: 1024 * 1024, autoClose: false }), key, opts);
+        return await this.put(new FileSource(fh, path), key, opts);
       } finally {
         await fh.close();
       }
@@ -992,7 +1021,7 @@ export class Cache {
       const index = await readIndex(reader, e, true);
       if (index.rawTotal !== e.size) return false;
       const h = xxh128Stream();
-      for await (const p of readChunkedRange(reader, index, { start: 0, end: e.size, verify: true })) h.update(p);
+      for await (const p of readChunkedRange(reader, index, { start: 0, end: e.size, verify: true, reuse: true })) h.update(p);
       return h.digestHex() === e.contentHash;
     } catch (err) {
       if (err instanceof IntegrityError || err instanceof CodecError) return false;

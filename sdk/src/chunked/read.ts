@@ -5,6 +5,7 @@
  */
 import { decompress } from '../compression.js';
 import type { BlobReader } from '../stores/types.js';
+import { ChunkBuffers } from './buffers.js';
 import { type ChunkIndex, type ChunkRecord, checkChunk, chunkAt, chunkCount, damaged, parseTail, TRAILER_SIZE, tailSizeOf } from './format.js';
 import { orderedMap } from './ordered-map.js';
 
@@ -29,15 +30,29 @@ export function decodeChunked(stored: Uint8Array, ref: ContainerRef, verify: boo
     const bytes = stored.subarray(c.storedOffset, c.storedOffset + c.storedSize);
     if (raw) {
       if (verify) checkChunk(c, bytes, i);
-    } else out.set(decodeChunk(c, bytes, i, verify), c.rawOffset);
+    } else {
+      const into = out.subarray(c.rawOffset, c.rawOffset + c.rawSize);
+      const decoded = decodeChunk(c, bytes, i, verify, into);
+      if (decoded.buffer !== out.buffer) into.set(decoded); // a raw chunk, or a codec that could not decode in place
+    }
   });
   return out;
 }
 
-/** One chunk's payload bytes from its stored bytes: checked against its hash (with `verify`) and its size. */
-function decodeChunk(c: ChunkRecord, stored: Uint8Array, i: number, verify: boolean): Uint8Array {
+/**
+ * One chunk's payload bytes from its stored bytes: checked against its hash (with `verify`) and its
+ * size. Compressed chunks are decoded into `into` when given (at least `rawSize` bytes). A chunk that
+ * does not decode is damage.
+ */
+function decodeChunk(c: ChunkRecord, stored: Uint8Array, i: number, verify: boolean, into?: Uint8Array): Uint8Array {
   if (verify) checkChunk(c, stored, i);
-  const raw = c.codec === 'none' ? stored : decompress(c.codec, stored, c.rawSize);
+  let raw: Uint8Array;
+  try {
+    raw = c.codec === 'none' ? stored : decompress(c.codec, stored, c.rawSize, into);
+  } catch (cause) {
+    if (cause instanceof RangeError) throw cause; // out of memory, not damage
+    throw damaged(`chunk ${i} does not decompress (${(cause as Error)?.message ?? String(cause)})`);
+  }
   if (raw.length !== c.rawSize) throw damaged(`chunk ${i} decoded to ${raw.length} bytes, not ${c.rawSize}`);
   return raw;
 }
@@ -62,10 +77,20 @@ export interface RangeReadOptions {
   verify: boolean;
   /** Chunks read ahead of the consumer. Default 2. */
   readAhead?: number;
+  /**
+   * Yield views of memory that is reused once the consumer asks for the next piece, so a long read
+   * allocates nothing per chunk. Only for consumers done with each piece before asking for the next
+   * (writing it to a file, hashing it). Default false: each piece is the consumer's to keep.
+   */
+  reuse?: boolean;
 }
 
 /**
  * Yields the payload bytes `[start, end)` of a container, reading only the chunks that hold them.
+ * Stored chunks are read ahead into reused memory; each is decoded only when the consumer asks for
+ * it, into the memory handed out. So per chunk nothing is allocated but the piece yielded (with
+ * `reuse`, not even that), and at most one such piece is in flight: pieces that outlive a young
+ * garbage collection are kept until a full one, which V8 starts only after tens of MiB of them.
  * Chunks are decompressed in this thread: lz4 decodes at several GB/s, and handing chunks to workers
  * measured slower here (docs/benchmarks.md).
  */
@@ -74,12 +99,50 @@ export async function* readChunkedRange(reader: BlobReader, index: ChunkIndex, o
   const first = chunkAt(index, o.start);
   const last = chunkAt(index, o.end - 1);
   const ids = Array.from({ length: Math.max(0, last - first + 1) }, (_, i) => first + i);
-  const load = async (i: number): Promise<Uint8Array> => {
+  const readAhead = o.readAhead ?? 2;
+  // Sized by the chunks themselves, not the trailer's nominal chunk size, which only an intact index vouches for.
+  let storedMost = 0;
+  let rawMost = 0;
+  for (const i of ids) {
+    const c = index.chunks[i] as ChunkRecord;
+    storedMost = Math.max(storedMost, c.storedSize);
+    rawMost = Math.max(rawMost, c.rawSize);
+  }
+  const storedMemory = new ChunkBuffers(storedMost, readAhead + 1); // those read ahead, and the one being decoded
+  const rawMemory = new ChunkBuffers(rawMost, 1);
+  const load = async (i: number) => {
     const c = index.chunks[i] as ChunkIndex['chunks'][number];
-    const raw = decodeChunk(c, await reader.read(c.storedOffset, c.storedSize), i, o.verify);
+    const memory = storedMemory.take(c.storedSize);
+    try {
+      return { i, c, memory, stored: await reader.read(c.storedOffset, c.storedSize, memory) };
+    } catch (err) {
+      storedMemory.release(memory);
+      throw err;
+    }
+  };
+  for await (const { i, c, memory, stored } of orderedMap(ids, load, readAhead)) {
+    let raw: Uint8Array;
+    let handedOut: Uint8Array | undefined; // reused memory to take back once the consumer is done
+    try {
+      if (c.codec === 'none' && o.reuse) {
+        raw = decodeChunk(c, stored, i, o.verify);
+        handedOut = memory;
+      } else {
+        const out = o.reuse ? rawMemory.take(c.rawSize) : Buffer.allocUnsafeSlow(c.rawSize);
+        raw = decodeChunk(c, stored, i, o.verify, out);
+        if (c.codec === 'none') {
+          out.set(raw); // the piece is the consumer's: a copy of the reused read memory
+          raw = out.subarray(0, raw.length);
+        }
+        if (o.reuse) handedOut = out;
+      }
+    } finally {
+      if (handedOut !== memory) storedMemory.release(memory);
+    }
     const from = Math.max(0, o.start - c.rawOffset);
     const to = Math.min(c.rawSize, o.end - c.rawOffset);
-    return from === 0 && to === c.rawSize ? raw : raw.subarray(from, to);
-  };
-  yield* orderedMap(ids, load, o.readAhead ?? 2);
+    yield from === 0 && to === c.rawSize ? raw : raw.subarray(from, to);
+    if (handedOut === memory) storedMemory.release(memory);
+    else if (handedOut) rawMemory.release(handedOut);
+  }
 }

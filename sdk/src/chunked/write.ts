@@ -7,6 +7,7 @@ import { type CodecName, compressIfWorthIt, compressorOf, type ResolvedCompressi
 import { ValueError } from '../errors.js';
 import { xxh128Bytes, xxh128Stream } from '../hash.js';
 import type { BlobStage } from '../stores/types.js';
+import type { ChunkBuffers } from './buffers.js';
 import { type CompressPool, compressPool } from './compress-pool.js';
 import { type ChunkRecord, encodeTail, tailId } from './format.js';
 import { orderedMap } from './ordered-map.js';
@@ -51,16 +52,18 @@ export async function writeChunked(chunks: AsyncIterable<Uint8Array>, stage: Blo
   let size = 0;
   const codec = o.compression.codec;
   const pool: CompressPool | undefined = codec !== 'none' && o.workers > 0 ? compressPool(o.workers) : undefined;
-  const local = codec === 'none' ? undefined : compressorOf(codec, o.compression.level);
+  // In this thread chunks are compressed one at a time, each written before the next is compressed, so
+  // one output buffer serves them all (a bound of the compressed size of a chunk, for lz4 and zstd).
+  const local = codec === 'none' || pool ? undefined : compressorOf(codec, o.compression.level, Buffer.allocUnsafeSlow(o.chunkSize + (o.chunkSize >>> 3) + 1024));
   type Encoded = { codec: CodecName; data: Uint8Array; rawSize: number; input: Uint8Array };
   const encode = async (raw: Uint8Array): Promise<Encoded> => {
     const rawSize = raw.length;
-    if (codec === 'none' || !local) return { codec: 'none', data: raw, rawSize, input: raw };
+    if (codec === 'none') return { codec: 'none', data: raw, rawSize, input: raw };
     if (pool) {
       const task = { codec, level: o.compression.level, threshold: o.compression.threshold, minRatio: o.compression.minRatio, data: raw };
       return { ...(await pool.run(task, o.owned)), rawSize };
     }
-    const out = compressIfWorthIt(raw, local, o.compression.threshold, o.compression.minRatio);
+    const out = compressIfWorthIt(raw, local as NonNullable<typeof local>, o.compression.threshold, o.compression.minRatio);
     return { codec: out ? codec : 'none', data: out ?? raw, rawSize, input: raw };
   };
   // The content hash is taken in order, before a chunk is handed to a worker.
@@ -71,6 +74,7 @@ export async function writeChunked(chunks: AsyncIterable<Uint8Array>, stage: Blo
       yield raw;
     }
   };
+  // Concurrency 1 without workers: the shared output buffer above depends on it.
   for await (const c of orderedMap(hashed(), encode, pool ? o.workers + 1 : 1)) {
     if (o.maxStoredSize !== null && stage.size + c.data.length > o.maxStoredSize) throw tooLarge(o.key, stage.size + c.data.length, o.maxStoredSize);
     records.push({ rawSize: c.rawSize, storedSize: c.data.length, codec: c.codec, hash: xxh128Bytes(c.data) });
@@ -91,29 +95,11 @@ export function tooLarge(key: string, size: number, max: number): ValueError {
 }
 
 /**
- * Chunk memory for {@link rechunk}, reused once a chunk is written: a stream of any length cycles
- * through a few buffers instead of leaving one to the garbage collector per chunk.
- */
-export class ChunkBuffers {
-  private readonly free: Buffer[] = [];
-  constructor(readonly chunkSize: number) {}
-  take(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.chunkSize);
-  }
-  release = (chunk: Uint8Array): void => {
-    // Only whole buffers of ours come back (a short last chunk is a view, and not worth keeping).
-    if (chunk.byteOffset === 0 && chunk.byteLength === this.chunkSize && chunk.buffer.byteLength === this.chunkSize && this.free.length < 8) {
-      this.free.push(Buffer.from(chunk.buffer, 0, this.chunkSize));
-    }
-  };
-}
-
-/**
- * Cuts a stream of byte pieces of any sizes into chunks of exactly `buffers.chunkSize` bytes (the last
+ * Cuts a stream of byte pieces of any sizes into chunks of exactly `buffers.size` bytes (the last
  * may be shorter), each in memory of its own. Rejects pieces that are not bytes.
  */
 export async function* rechunk(source: AsyncIterable<unknown>, buffers: ChunkBuffers): AsyncGenerator<Buffer> {
-  const chunkSize = buffers.chunkSize;
+  const chunkSize = buffers.size;
   let cur = buffers.take();
   let fill = 0;
   for await (const piece of guarded(source)) {

@@ -1,0 +1,136 @@
+/**
+ * Chunk memory: what readChunkedRange hands out (pieces the consumer keeps, or reused memory with
+ * `reuse`), chunk buffers, and files read straight into chunk memory.
+ */
+
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChunkBuffers } from '../sdk/src/chunked/buffers.js';
+import { FileSource } from '../sdk/src/chunked/file-source.js';
+import { readChunkedRange, readIndex } from '../sdk/src/chunked/read.js';
+import { slices, writeChunked } from '../sdk/src/chunked/write.js';
+import { type CodecName, resolveCompression } from '../sdk/src/compression.js';
+import { MemoryBlobStore } from '../sdk/src/stores/memory-blobs.js';
+
+const CHUNK = 64 * 1024;
+
+/** 10.5 chunks: compressible runs with a counter, so every chunk differs. */
+function payload(): Buffer {
+  const b = Buffer.alloc(CHUNK * 10 + CHUNK / 2);
+  for (let i = 0; i < b.length; i += 4) b.writeUInt32LE(Math.floor(i / 64), i);
+  return b;
+}
+
+async function stored(codec: CodecName) {
+  const blobs = new MemoryBlobStore();
+  const data = payload();
+  const stage = await blobs.stage();
+  const r = await writeChunked(
+    (async function* () {
+      yield* slices(data, CHUNK);
+    })(),
+    stage,
+    { chunkSize: CHUNK, compression: resolveCompression({ codec }), workers: 0, owned: false, maxStoredSize: null, key: 'k' },
+  );
+  await stage.publish('b');
+  const reader = (await blobs.open('b'))!;
+  const index = await readIndex(reader, { storedSize: r.storedSize, blobId: r.blobId }, true);
+  return { data, reader, index };
+}
+
+describe.each(['none', 'lz4'] as const)('readChunkedRange, codec %s', (codec) => {
+  it('hands out pieces the consumer may keep: later chunks never overwrite earlier ones', async () => {
+    const { data, reader, index } = await stored(codec);
+    expect(index.chunks.some((c) => c.codec === codec)).toBe(true);
+    const kept: Uint8Array[] = [];
+    for await (const p of readChunkedRange(reader, index, { start: 0, end: data.length, verify: true })) kept.push(p);
+    expect(kept.length).toBe(11);
+    expect(new Set(kept.map((p) => p.buffer)).size).toBe(11); // memory of their own
+    expect(Buffer.concat(kept).equals(data)).toBe(true);
+  });
+
+  it('with reuse, cycles through a few buffers, each piece right while it is the current one', async () => {
+    const { data, reader, index } = await stored(codec);
+    const copies: Buffer[] = [];
+    const memory = new Set<ArrayBufferLike>();
+    for await (const p of readChunkedRange(reader, index, { start: 100, end: data.length - 100, verify: true, reuse: true })) {
+      copies.push(Buffer.from(p));
+      memory.add(p.buffer);
+    }
+    expect(Buffer.concat(copies).equals(data.subarray(100, data.length - 100))).toBe(true);
+    expect(memory.size).toBeLessThanOrEqual(4);
+  });
+});
+
+describe('ChunkBuffers', () => {
+  it('reuses what it handed out, and only that', () => {
+    const b = new ChunkBuffers(1024, 2);
+    const one = b.take();
+    b.release(one);
+    expect(b.take().buffer === one.buffer).toBe(true);
+    const big = b.take(4096); // more than its size: memory of its own, not kept
+    expect(big.length).toBe(4096);
+    b.release(big);
+    b.release(Buffer.alloc(1024).subarray(0, 10)); // a view: ignored
+    const x = b.take();
+    const y = b.take();
+    expect(x.length).toBe(1024);
+    expect(x.buffer === y.buffer).toBe(false);
+  });
+
+  it('never keeps one buffer twice', () => {
+    const b = new ChunkBuffers(1024, 4);
+    const one = b.take();
+    b.release(one);
+    b.release(one);
+    const first = b.take();
+    const second = b.take();
+    expect(first.buffer === second.buffer).toBe(false);
+  });
+});
+
+describe('FileSource', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'cacheness-filesource-'));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('reads a file in chunks of exactly the buffer size into the given memory, the last one short', async () => {
+    const data = payload();
+    const path = join(dir, 'f.bin');
+    await writeFile(path, data);
+    const fh = await open(path, 'r');
+    try {
+      const buffers = new ChunkBuffers(CHUNK * 3, 4);
+      const sizes: number[] = [];
+      const copies: Buffer[] = [];
+      for await (const c of new FileSource(fh, path).chunks(buffers)) {
+        sizes.push(c.length);
+        copies.push(Buffer.from(c));
+        buffers.release(c);
+      }
+      expect(sizes).toEqual([CHUNK * 3, CHUNK * 3, CHUNK * 3, CHUNK * 1.5]);
+      expect(Buffer.concat(copies).equals(data)).toBe(true);
+      const plain: Uint8Array[] = [];
+      for await (const p of new FileSource(fh, path)) plain.push(p); // as any byte stream: pieces of its own
+      expect(Buffer.concat(plain).equals(data)).toBe(true);
+    } finally {
+      await fh.close();
+    }
+  });
+
+  it('yields nothing for an empty file, and turns a failed read into ESTREAM', async () => {
+    const path = join(dir, 'empty.bin');
+    await writeFile(path, '');
+    const fh = await open(path, 'r');
+    const got: Uint8Array[] = [];
+    for await (const p of new FileSource(fh, path)) got.push(p);
+    expect(got).toEqual([]);
+    await fh.close();
+    // A closed handle is the read failure we can cause for real.
+    await expect(new FileSource(fh, path).chunks(new ChunkBuffers(16)).next()).rejects.toMatchObject({ code: 'ESTREAM' });
+  });
+});
