@@ -4,7 +4,7 @@
  * --fs, instead writes and reads the same stream with plain fs streams (the benchmark's baseline).
  * Used by the memory-bound test (test/streams-memory.test.ts) and the benchmark (bench/streams.ts).
  *
- *   node --conditions=source --import tsx bench/stream-memory.ts <dir> <MiB> [--workers N] [--fs] [--no-file]
+ *   node --conditions=source --import tsx bench/stream-memory.ts <dir> <MiB> [--workers N] [--chunk-kib N] [--fs] [--no-file]
  */
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -17,6 +17,8 @@ import { xxh128Stream } from 'cacheness/stores';
 const [dir, mibArg, ...flags] = process.argv.slice(2);
 const workersAt = flags.indexOf('--workers');
 const workersArg = workersAt >= 0 ? flags[workersAt + 1] : undefined;
+const chunkAt = flags.indexOf('--chunk-kib');
+const chunkKiB = chunkAt >= 0 ? Number(flags[chunkAt + 1]) : undefined;
 const fsOnly = flags.includes('--fs');
 const withFile = !flags.includes('--no-file');
 const MiB = 1024 * 1024;
@@ -68,7 +70,12 @@ async function fsBaseline(): Promise<void> {
 }
 
 async function cacheRun(): Promise<void> {
-  const cache = createCache({ dir: dir as string, maxSize: null, ...(workersArg === undefined ? {} : { workers: Number(workersArg) }) });
+  const cache = createCache({
+    dir: dir as string,
+    maxSize: null,
+    ...(workersArg === undefined ? {} : { workers: Number(workersArg) }),
+    ...(chunkKiB === undefined ? {} : { chunkSize: chunkKiB * 1024 }),
+  });
   // Warm up: load the codec, start the workers and the stores, so the baseline includes them.
   await cache.put(Buffer.alloc(9 * MiB, 1), 'warm');
   await cache.get('warm');

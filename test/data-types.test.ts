@@ -186,6 +186,29 @@ describe('byte shuffle', () => {
     }
   });
 
+  it('lays bytes out plane by plane exactly as defined, across tiles, aligned or not (the stored format)', () => {
+    const reference = (src: Uint8Array, size: number) => {
+      const n = Math.floor(src.length / size);
+      const out = new Uint8Array(src.length);
+      for (let b = 0; b < size; b++) for (let i = 0; i < n; i++) out[b * n + i] = src[i * size + b] as number;
+      out.set(src.subarray(n * size), n * size);
+      return out;
+    };
+    for (const size of [2, 4, 8]) {
+      for (const offset of [0, 1]) {
+        // 2.5 tiles of elements plus a partial element; offset 1 takes the byte-at-a-time path.
+        const memory = Uint8Array.from({ length: offset + size * 40_961 + 1 }, (_, i) => (i * 2654435761) >>> 24);
+        const src = memory.subarray(offset);
+        const want = reference(src, size);
+        const got = shuffle(src, size);
+        expect(Buffer.from(got).equals(Buffer.from(want))).toBe(true);
+        expect(Buffer.from(unshuffle(got, size)).equals(Buffer.from(src))).toBe(true);
+        const into = new Uint8Array(src.length + 1).subarray(1); // an unaligned destination for unshuffle
+        expect(Buffer.from(unshuffle(want, size, into)).equals(Buffer.from(src))).toBe(true);
+      }
+    }
+  });
+
   it('makes smooth float data compress where it otherwise would not, and reads back exactly with or without compression', async () => {
     const signal = Float32Array.from({ length: 1 << 18 }, (_, i) => Math.sin(i / 1000) * 3.25 + i * 1e-4);
     const sizes: Record<string, number | undefined> = {};
@@ -281,16 +304,20 @@ describe('handler registry', () => {
   });
 });
 
-describe('arrays that do not compress', () => {
+describe.each([
+  { stored: 'whole', chunkSize: 8 * 1024 * 1024, raw: 'none', compressed: 'lz4' },
+  { stored: 'in chunks', chunkSize: 1024 * 1024, raw: 'chunked', compressed: 'chunked' },
+])('arrays that do not compress, stored $stored', ({ chunkSize, raw, compressed }) => {
   it('are stored in their natural order, not shuffled, so reads need no unshuffle', async () => {
-    const cache = createCache({ dir: await mkdtemp(join(dir, 'raw-')) });
+    const cache = createCache({ dir: await mkdtemp(join(dir, 'raw-')), chunkSize });
     try {
       const noise = new Float32Array(randomFillSync(new Uint8Array(4 * 1024 * 1024)).buffer).map((x) => (Number.isFinite(x) ? x : 0));
       const smooth = Float32Array.from({ length: 1024 * 1024 }, (_, i) => Math.sin(i / 500));
       await cache.put(noise, 'noise');
       await cache.put(smooth, 'smooth');
-      expect(await cache.getEntry('noise')).toMatchObject({ codec: 'none', type: 'Float32Array' });
-      expect(await cache.getEntry('smooth')).toMatchObject({ codec: 'lz4', type: 'Float32Array/shuffled', valueInfo: { dtype: 'Float32Array', shape: [1024 * 1024] } });
+      expect(await cache.getEntry('noise')).toMatchObject({ codec: raw, type: 'Float32Array' });
+      expect(await cache.getEntry('smooth')).toMatchObject({ codec: compressed, type: 'Float32Array/shuffled', valueInfo: { dtype: 'Float32Array', shape: [1024 * 1024] } });
+      expect((await cache.getEntry('smooth'))?.storedSize).toBeLessThan(0.8 * 4 * 1024 * 1024);
       expect(await cache.get('noise')).toEqual(noise);
       expect(await cache.get('smooth')).toEqual(smooth);
     } finally {

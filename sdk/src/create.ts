@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Cache } from './cache.js';
+import { DEFAULT_CHUNK_SIZE } from './chunked/format.js';
 import type { CompressionOptions } from './compression.js';
 import { resolveCompression } from './compression.js';
 import type { Ttl } from './duration.js';
@@ -35,7 +36,7 @@ export interface CacheOptions {
   /**
    * Payloads larger than this are stored as a chunked container: chunks of this many bytes, each
    * compressed and verified on its own, so memory stays bounded and byte ranges can be read without the
-   * rest. From 64 KiB to 256 MiB. Default 4 MiB.
+   * rest. From 64 KiB to 256 MiB. Default 1 MiB (see docs/storage.md for the trade-off).
    */
   chunkSize?: number;
   /**
@@ -85,7 +86,7 @@ export function createCache(options: CacheOptions = {}): Cache {
   if (!Number.isSafeInteger(inlineThreshold) || inlineThreshold < 0 || inlineThreshold > 64 * 1024 * 1024) {
     throw new OptionError('EOPTION', `inlineThreshold must be a byte count from 0 to 64 MiB; got ${inlineThreshold}.`);
   }
-  const chunkSize = options.chunkSize ?? 4 * 1024 * 1024;
+  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
   if (!Number.isSafeInteger(chunkSize) || chunkSize < 64 * 1024 || chunkSize > 256 * 1024 * 1024) {
     throw new OptionError('EOPTION', `chunkSize must be a byte count from 64 KiB to 256 MiB; got ${chunkSize}.`);
   }

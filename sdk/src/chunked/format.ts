@@ -34,6 +34,13 @@ export interface ChunkIndex {
   tailSize: number;
 }
 
+/**
+ * Raw bytes per chunk unless `createCache({ chunkSize })` says otherwise. 1 MiB keeps what a stream
+ * holds at a time small (a few chunks, and the codec's working memory, which grows with the chunk) at
+ * no cost in speed or lz4 ratio (lz4 looks back 64 KiB); docs/storage.md has the measurements.
+ */
+export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
+
 export const RECORD_SIZE = 32;
 export const TRAILER_SIZE = 24;
 const MAGIC = Buffer.from('cnschnk1', 'latin1');

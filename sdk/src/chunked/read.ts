@@ -59,8 +59,8 @@ function decodeChunk(c: ChunkRecord, stored: Uint8Array, i: number, verify: bool
 
 /** Reads a container's index through `reader`. */
 export async function readIndex(reader: BlobReader, ref: ContainerRef, verify: boolean): Promise<ChunkIndex> {
-  // One read usually gets the whole tail: 64 KiB holds the index of 2,000 chunks (8 GiB in 4 MiB chunks).
-  const guess = Math.min(ref.storedSize, 64 * 1024);
+  // One read usually gets the whole tail: 256 KiB holds the index of 8,000 chunks (8 GiB in 1 MiB chunks).
+  const guess = Math.min(ref.storedSize, 256 * 1024);
   let tail = await reader.read(ref.storedSize - guess, guess);
   const tailSize = tailSizeOf(chunkCount(tail.subarray(Math.max(0, tail.length - TRAILER_SIZE))));
   if (tailSize > ref.storedSize) throw damaged('its trailer counts more chunks than it can hold');

@@ -121,55 +121,78 @@ function ndarrayPackage(): ((data: TypedArray, shape: number[]) => unknown) | un
   }
 }
 
-/** Byte-shuffles `src` (elements of `size` bytes): all first bytes, then all second bytes, ... */
+/** Elements per tile of {@link shuffle} and {@link unshuffle}. */
+const TILE = 16 * 1024;
+/** Distance of byte planes in the staging memory: not a power of two (see {@link shuffle}). */
+const STRIDE = TILE + 64;
+
+/**
+ * Byte-shuffles `src` (elements of `size` bytes): all first bytes, then all second bytes, ...
+ *
+ * The byte planes of the output are `n` bytes apart, and for payloads such as 1 GiB that distance is a
+ * power of two: writing all planes at once then makes every write contend for the same few cache
+ * sets, measured 17× slower (85 against 1,470 MB/s for 1024 and 1023 MiB). So elements are taken a
+ * tile at a time, shuffled into small staging memory whose planes are not a power of two apart, and
+ * each plane's part copied out whole.
+ */
 export function shuffle(src: Uint8Array, size: number, dst: Uint8Array = new Uint8Array(src.length)): Uint8Array {
   const n = Math.floor(src.length / size);
-  if ((size === 4 || size === 8) && src.byteOffset % 4 === 0) {
-    // Whole 32-bit words at a time: four byte planes per word read (about 3x the byte loop).
-    const words = new Uint32Array(src.buffer, src.byteOffset, (n * size) / 4);
-    const per = size / 4; // words per element
-    for (let half = 0; half < per; half++) {
-      const p0 = 4 * half * n;
-      const p1 = p0 + n;
-      const p2 = p1 + n;
-      const p3 = p2 + n;
-      for (let i = 0, w = half; i < n; i++, w += per) {
-        const v = words[w] as number;
-        dst[p0 + i] = v & 255;
-        dst[p1 + i] = (v >>> 8) & 255;
-        dst[p2 + i] = (v >>> 16) & 255;
-        dst[p3 + i] = v >>> 24;
+  const stage = new Uint8Array(STRIDE * size);
+  const words = (size === 4 || size === 8) && src.byteOffset % 4 === 0 ? new Uint32Array(src.buffer, src.byteOffset, (n * size) / 4) : undefined;
+  for (let t0 = 0; t0 < n; t0 += TILE) {
+    const len = Math.min(n - t0, TILE);
+    if (words) {
+      // Whole 32-bit words at a time: four byte planes per word read (about 3x the byte loop).
+      const per = size / 4; // words per element
+      for (let half = 0; half < per; half++) {
+        const q0 = 4 * half * STRIDE;
+        const q1 = q0 + STRIDE;
+        const q2 = q1 + STRIDE;
+        const q3 = q2 + STRIDE;
+        for (let i = 0, w = t0 * per + half; i < len; i++, w += per) {
+          const v = words[w] as number;
+          stage[q0 + i] = v & 255;
+          stage[q1 + i] = (v >>> 8) & 255;
+          stage[q2 + i] = (v >>> 16) & 255;
+          stage[q3 + i] = v >>> 24;
+        }
+      }
+    } else {
+      for (let b = 0; b < size; b++) {
+        const q = b * STRIDE;
+        for (let i = 0, j = t0 * size + b; i < len; i++, j += size) stage[q + i] = src[j] as number;
       }
     }
-  } else {
-    for (let b = 0; b < size; b++) {
-      const base = b * n;
-      for (let i = 0, j = b; i < n; i++, j += size) dst[base + i] = src[j] as number;
-    }
+    for (let b = 0; b < size; b++) dst.set(stage.subarray(b * STRIDE, b * STRIDE + len), b * n + t0);
   }
   dst.set(src.subarray(n * size), n * size); // a tail that is not a whole element (never for typed arrays)
   return dst;
 }
 
-/** Inverse of {@link shuffle}. */
+/** Inverse of {@link shuffle}, tiled the same way. */
 export function unshuffle(src: Uint8Array, size: number, dst: Uint8Array = new Uint8Array(src.length)): Uint8Array {
   const n = Math.floor(src.length / size);
-  if ((size === 4 || size === 8) && dst.byteOffset % 4 === 0) {
-    const words = new Uint32Array(dst.buffer, dst.byteOffset, (n * size) / 4);
-    const per = size / 4;
-    for (let half = 0; half < per; half++) {
-      const p0 = 4 * half * n;
-      const p1 = p0 + n;
-      const p2 = p1 + n;
-      const p3 = p2 + n;
-      for (let i = 0, w = half; i < n; i++, w += per) {
-        words[w] = ((src[p0 + i] as number) | ((src[p1 + i] as number) << 8) | ((src[p2 + i] as number) << 16) | ((src[p3 + i] as number) << 24)) >>> 0;
+  const stage = new Uint8Array(STRIDE * size);
+  const words = (size === 4 || size === 8) && dst.byteOffset % 4 === 0 ? new Uint32Array(dst.buffer, dst.byteOffset, (n * size) / 4) : undefined;
+  for (let t0 = 0; t0 < n; t0 += TILE) {
+    const len = Math.min(n - t0, TILE);
+    for (let b = 0; b < size; b++) stage.set(src.subarray(b * n + t0, b * n + t0 + len), b * STRIDE);
+    if (words) {
+      const per = size / 4;
+      for (let half = 0; half < per; half++) {
+        const q0 = 4 * half * STRIDE;
+        const q1 = q0 + STRIDE;
+        const q2 = q1 + STRIDE;
+        const q3 = q2 + STRIDE;
+        for (let i = 0, w = t0 * per + half; i < len; i++, w += per) {
+          words[w] = ((stage[q0 + i] as number) | ((stage[q1 + i] as number) << 8) | ((stage[q2 + i] as number) << 16) | ((stage[q3 + i] as number) << 24)) >>> 0;
+        }
       }
-    }
-  } else {
-    for (let b = 0; b < size; b++) {
-      const base = b * n;
-      for (let i = 0, j = b; i < n; i++, j += size) dst[j] = src[base + i] as number;
+    } else {
+      for (let b = 0; b < size; b++) {
+        const q = b * STRIDE;
+        for (let i = 0, j = t0 * size + b; i < len; i++, j += size) dst[j] = stage[q + i] as number;
+      }
     }
   }
   dst.set(src.subarray(n * size), n * size);
