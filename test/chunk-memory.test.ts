@@ -10,9 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChunkBuffers } from '../sdk/src/chunked/buffers.js';
 import { FileSource } from '../sdk/src/chunked/file-source.js';
 import { readChunkedRange, readIndex } from '../sdk/src/chunked/read.js';
-import { slices, writeChunked } from '../sdk/src/chunked/write.js';
+import { rechunk, slices, writeChunked } from '../sdk/src/chunked/write.js';
 import { type CodecName, resolveCompression } from '../sdk/src/compression.js';
 import { MemoryBlobStore } from '../sdk/src/stores/memory-blobs.js';
+import type { BlobStage } from '../sdk/src/stores/types.js';
 
 const CHUNK = 64 * 1024;
 
@@ -61,6 +62,49 @@ describe.each(['none', 'lz4'] as const)('readChunkedRange, codec %s', (codec) =>
     }
     expect(Buffer.concat(copies).equals(data.subarray(100, data.length - 100))).toBe(true);
     expect(memory.size).toBeLessThanOrEqual(4);
+  });
+});
+
+describe('writeChunked', () => {
+  it.each(['none', 'lz4'] as const)('keeps each chunk intact until its write is done, while the next one is prepared (codec %s)', async (codec) => {
+    // A stage that reads the bytes it was given only later, as an asynchronous write does: a chunk whose
+    // memory were reused before its write finished would be stored with the next chunk's bytes.
+    const blobs = new MemoryBlobStore();
+    const real = await blobs.stage();
+    let size = 0;
+    const slow: BlobStage = {
+      get size() {
+        return size;
+      },
+      write: async (data) => {
+        await new Promise((r) => setImmediate(r));
+        await real.write(data);
+        size += data.length;
+      },
+      publish: (name) => real.publish(name),
+      abort: () => real.abort(),
+    };
+    const data = payload();
+    const buffers = new ChunkBuffers(CHUNK, 4);
+    const pieces = (async function* () {
+      for (let off = 0; off < data.length; off += 10_000) yield Buffer.from(data.subarray(off, off + 10_000));
+    })();
+    const r = await writeChunked(rechunk(pieces, buffers), slow, {
+      chunkSize: CHUNK,
+      compression: resolveCompression({ codec }),
+      workers: 0,
+      owned: true,
+      release: buffers.release,
+      maxStoredSize: null,
+      key: 'k',
+    });
+    await slow.publish('b');
+    const reader = (await blobs.open('b'))!;
+    const index = await readIndex(reader, { storedSize: r.storedSize, blobId: r.blobId }, true);
+    expect(index.chunks.every((c) => c.codec === codec)).toBe(true);
+    const back: Uint8Array[] = [];
+    for await (const p of readChunkedRange(reader, index, { start: 0, end: data.length, verify: true })) back.push(p);
+    expect(Buffer.concat(back).equals(data)).toBe(true);
   });
 });
 

@@ -281,8 +281,8 @@ export class Cache {
 
   /** Stores a stream: as one payload when it ends within a chunk, else chunk by chunk as it comes. */
   private async putStream(k: string, source: AsyncIterable<unknown>, o: PayloadMeta): Promise<EntryInfo> {
-    // Chunks in flight: one being filled, one being compressed per worker (or in this thread), one being written.
-    const buffers = new ChunkBuffers(this.s.chunkSize, this.s.workers + 3);
+    // Chunks in flight: one being filled, one being compressed per worker (or in this thread), one being written, one spare.
+    const buffers = new ChunkBuffers(this.s.chunkSize, this.s.workers + 4);
     const chunks = source instanceof FileSource ? source.chunks(buffers) : rechunk(source, buffers);
     try {
       const first = await chunks.next();

@@ -52,9 +52,10 @@ export async function writeChunked(chunks: AsyncIterable<Uint8Array>, stage: Blo
   let size = 0;
   const codec = o.compression.codec;
   const pool: CompressPool | undefined = codec !== 'none' && o.workers > 0 ? compressPool(o.workers) : undefined;
-  // In this thread chunks are compressed one at a time, each written before the next is compressed, so
-  // one output buffer serves them all (a bound of the compressed size of a chunk, for lz4 and zstd).
-  const local = codec === 'none' || pool ? undefined : compressorOf(codec, o.compression.level, Buffer.allocUnsafeSlow(o.chunkSize + (o.chunkSize >>> 3) + 1024));
+  // In this thread chunks are compressed one at a time while the one before is written, so two output
+  // buffers, used in turn, serve them all (each a bound of the compressed size of a chunk, for lz4 and zstd).
+  const outputs = codec === 'none' || pool ? [] : [0, 1].map(() => compressorOf(codec, o.compression.level, Buffer.allocUnsafeSlow(o.chunkSize + (o.chunkSize >>> 3) + 1024)));
+  let turn = 0;
   type Encoded = { codec: CodecName; data: Uint8Array; rawSize: number; input: Uint8Array };
   const encode = async (raw: Uint8Array): Promise<Encoded> => {
     const rawSize = raw.length;
@@ -63,7 +64,8 @@ export async function writeChunked(chunks: AsyncIterable<Uint8Array>, stage: Blo
       const task = { codec, level: o.compression.level, threshold: o.compression.threshold, minRatio: o.compression.minRatio, data: raw };
       return { ...(await pool.run(task, o.owned)), rawSize };
     }
-    const out = compressIfWorthIt(raw, local as NonNullable<typeof local>, o.compression.threshold, o.compression.minRatio);
+    const local = outputs[turn++ % 2] as (typeof outputs)[number];
+    const out = compressIfWorthIt(raw, local, o.compression.threshold, o.compression.minRatio);
     return { codec: out ? codec : 'none', data: out ?? raw, rawSize, input: raw };
   };
   // The content hash is taken in order, before a chunk is handed to a worker.
@@ -74,12 +76,29 @@ export async function writeChunked(chunks: AsyncIterable<Uint8Array>, stage: Blo
       yield raw;
     }
   };
-  // Concurrency 1 without workers: the shared output buffer above depends on it.
-  for await (const c of orderedMap(hashed(), encode, pool ? o.workers + 1 : 1)) {
-    if (o.maxStoredSize !== null && stage.size + c.data.length > o.maxStoredSize) throw tooLarge(o.key, stage.size + c.data.length, o.maxStoredSize);
-    records.push({ rawSize: c.rawSize, storedSize: c.data.length, codec: c.codec, hash: xxh128Bytes(c.data) });
-    await stage.write(c.data);
-    if (o.owned) o.release?.(c.input);
+  // One write in flight while the next chunk is hashed and compressed. Without workers, encode runs one
+  // chunk at a time (concurrency 1), which the two output buffers above depend on.
+  let writing: { done: Promise<void>; input: Uint8Array } | undefined;
+  const written = async () => {
+    if (!writing) return;
+    const w = writing;
+    writing = undefined;
+    await w.done;
+    if (o.owned) o.release?.(w.input);
+  };
+  let storedSize = 0;
+  try {
+    for await (const c of orderedMap(hashed(), encode, pool ? o.workers + 1 : 1)) {
+      storedSize += c.data.length;
+      if (o.maxStoredSize !== null && storedSize > o.maxStoredSize) throw tooLarge(o.key, storedSize, o.maxStoredSize);
+      records.push({ rawSize: c.rawSize, storedSize: c.data.length, codec: c.codec, hash: xxh128Bytes(c.data) });
+      await written();
+      writing = { done: stage.write(c.data), input: c.input };
+      writing.done.catch(() => {}); // awaited in turn; this only keeps it from counting as unhandled meanwhile
+    }
+    await written();
+  } finally {
+    await writing?.done.catch(() => {}); // a failure elsewhere: let the write settle before the stage is aborted
   }
   const tail = encodeTail(records, o.chunkSize);
   if (o.maxStoredSize !== null && stage.size + tail.length > o.maxStoredSize) throw tooLarge(o.key, stage.size + tail.length, o.maxStoredSize);
