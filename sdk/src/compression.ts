@@ -87,8 +87,8 @@ export function resolveCompression(opts: CompressionOptions | undefined): Requir
 
 /**
  * Compresses `data` with `compress` when that pays, else returns null (store it raw). Payloads under
- * `threshold` are not tried. Larger ones are probed first: 8 slices of 16 KiB spread evenly over the
- * payload are compressed together, and if they do not shrink below `minRatio` the payload is judged
+ * `threshold` are not tried. Those over 256 KiB are probed first: 8 slices spread evenly over the
+ * payload, 1/32 of it in all (16-128 KiB), are compressed together, and if they do not shrink below `minRatio` the payload is judged
  * incompressible (already compressed files, random bytes) and kept at full disk speed. Spreading the
  * slices matters for data whose parts differ, such as byte-shuffled arrays whose compressible exponent
  * bytes all sit in the last quarter. With `probeOnly`, returns the probe's verdict (`data` itself, or
@@ -99,10 +99,12 @@ export function resolveCompression(opts: CompressionOptions | undefined): Requir
  */
 export function compressIfWorthIt(data: Uint8Array, compress: (d: Uint8Array) => Uint8Array, threshold: number, minRatio: number, probeOnly = false): Uint8Array | null {
   if (data.length < threshold) return null;
-  const sample = 64 * 1024;
-  if (data.length > 4 * sample) {
+  if (data.length > 256 * 1024) {
+    // 1/32 of the payload, from 16 to 128 KiB: on incompressible data (random, already compressed) the
+    // probe is all the codec work, so it must stay a small part of the write.
+    const probeSize = Math.min(128 * 1024, Math.max(16 * 1024, Math.floor(data.length / 32)));
     const slices = 8;
-    const slice = (2 * sample) / slices;
+    const slice = Math.floor(probeSize / slices);
     const step = Math.floor((data.length - slice) / (slices - 1));
     const probe = new Uint8Array(slice * slices);
     for (let i = 0; i < slices; i++) probe.set(data.subarray(i * step, i * step + slice), i * slice);
