@@ -16,7 +16,7 @@ import { type CompressionOptions, decompress, looksCompressible, maybeCompress, 
 import { type DumpResult, exportCache, importCache } from './dump.js';
 import { type Ttl, ttlToMs } from './duration.js';
 import { type EntryInfo, type EntryRecord, isExpired, type JsonObject, type StoredEntry } from './entry.js';
-import { CachenessError, CodecError, describeType, IntegrityError, OptionError, StoreError, TableError, ValueError } from './errors.js';
+import { CachenessError, describeType, IntegrityError, OptionError, StoreError, TableError, ValueError } from './errors.js';
 import { xxh128Hex, xxh128Stream } from './hash.js';
 import { type Key, type KeyParams, keyOf, resolveKey, resolveKeyFast } from './key/index.js';
 import { projectParams } from './key/projection.js';
@@ -647,7 +647,8 @@ export class Cache {
       try {
         yield* self.readRange(reader as BlobReader, e, start, end, reuse);
       } catch (err) {
-        if (err instanceof IntegrityError || err instanceof CodecError) await self.corrupt(e, (err as Error).message, self.s.clock()).catch(() => {});
+        // Damage drops the entry; a codec this process lacks (ECODEC) does not: another process may read it.
+        if (err instanceof IntegrityError) await self.corrupt(e, (err as Error).message, self.s.clock()).catch(() => {});
         throw asCachenessError(err);
       } finally {
         await reader?.close();
@@ -680,9 +681,9 @@ export class Cache {
         fh = undefined;
         await rename(tmp, dest);
       } catch (err) {
-        await r.pieces.return(undefined);
         await fh?.close().catch(() => {});
-        await rm(tmp, { force: true });
+        await rm(tmp, { force: true }).catch(() => {});
+        await r.pieces.return(undefined).catch(() => {});
         if (err instanceof CachenessError) throw err; // from reading the entry
         throw new ValueError('EFILE', `Cannot write ${dest}: ${(err as Error).message}. Check that its folder exists and is writable.`, { cause: err, details: { path: dest } });
       } finally {
@@ -1024,7 +1025,7 @@ export class Cache {
       for await (const p of readChunkedRange(reader, index, { start: 0, end: e.size, verify: true, reuse: true })) h.update(p);
       return h.digestHex() === e.contentHash;
     } catch (err) {
-      if (err instanceof IntegrityError || err instanceof CodecError) return false;
+      if (err instanceof IntegrityError) return false; // damage; a missing codec (ECODEC) is thrown
       throw err;
     } finally {
       await reader.close();

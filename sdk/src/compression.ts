@@ -42,8 +42,19 @@ const require = createRequire(import.meta.url);
 interface ZstdLib {
   compress(b: Uint8Array, o?: { compressionLevel?: number }): Buffer;
   decompress(b: Uint8Array): Buffer;
-  /** The package's binding: one-shot calls into caller memory. */
-  binding: { compress(dst: Uint8Array, src: Uint8Array, level: number): number; decompress(dst: Uint8Array, src: Uint8Array): number; compressBound(n: number): number };
+  /** The package's binding: contexts that compress into caller memory. */
+  binding: {
+    CCtx: new () => { compress(dst: Uint8Array, src: Uint8Array, level: number): number };
+    DCtx: new () => { decompress(dst: Uint8Array, src: Uint8Array): number };
+    compressBound(n: number): number;
+  };
+}
+/** One compression and one decompression context, reused (creating one per call costs MiBs of native memory). */
+let zstdContexts: { c: InstanceType<ZstdLib['binding']['CCtx']>; d: InstanceType<ZstdLib['binding']['DCtx']> } | undefined;
+function zstdContext() {
+  const b = zstd().binding;
+  zstdContexts ??= { c: new b.CCtx(), d: new b.DCtx() };
+  return zstdContexts;
 }
 let zstdLib: ZstdLib | undefined;
 function zstd(): ZstdLib {
@@ -62,17 +73,17 @@ export const ZSTD_DEFAULT_LEVEL = 3;
 
 const codecs: Record<CodecName, Codec> = {
   none: { compress: (d) => d, decompress: (d) => d },
-  lz4: { compress: (d, _level, into) => lz4Compress(d, into), decompress: (d, _size, into) => lz4Decompress(d, into) },
+  lz4: { compress: (d, _level, into) => lz4Compress(d, into), decompress: (d, size, into) => lz4Decompress(d, size, into) },
   zstd: {
     compress: (d, level, into) => {
       const z = zstd();
       if (!into || into.length < z.binding.compressBound(d.length)) return z.compress(d, { compressionLevel: level ?? ZSTD_DEFAULT_LEVEL });
-      return into.subarray(0, z.binding.compress(into, d, level ?? ZSTD_DEFAULT_LEVEL));
+      return into.subarray(0, zstdContext().c.compress(into, d, level ?? ZSTD_DEFAULT_LEVEL));
     },
     decompress: (d, size, into) => {
       const z = zstd();
       // A frame that holds more than `size` bytes fails here ("destination buffer too small"): it is damaged.
-      return into && into.length >= size ? into.subarray(0, z.binding.decompress(into.subarray(0, size), d)) : z.decompress(d);
+      return into && into.length >= size ? into.subarray(0, zstdContext().d.decompress(into.subarray(0, size), d)) : z.decompress(d);
     },
   },
 };

@@ -64,7 +64,16 @@ export function lz4Compress(data: Uint8Array, into?: Uint8Array): Uint8Array {
   return (wasm && call('compress', wasm, data, into)) || lz4.compress(data);
 }
 
-/** Reverses {@link lz4Compress}; into `into` when it is large enough. Throws on damaged input. */
-export function lz4Decompress(data: Uint8Array, into?: Uint8Array): Uint8Array {
+/**
+ * Reverses {@link lz4Compress}; into `into` when it is large enough. Throws on damaged input. With
+ * `size` (the payload size recorded elsewhere), a block whose size prefix claims anything else is
+ * refused before it is decoded: the codec would first grow its memory to the claimed size (up to
+ * 4 GiB), and that memory is never given back.
+ */
+export function lz4Decompress(data: Uint8Array, size?: number, into?: Uint8Array): Uint8Array {
+  if (size !== undefined) {
+    const claimed = data.length >= 4 ? Buffer.from(data.buffer, data.byteOffset, 4).readUInt32LE(0) : -1;
+    if (claimed !== size) throw new Error(`the lz4 block claims ${claimed} bytes, ${size} were stored`);
+  }
   return (wasm && call('decompress', wasm, data, into)) || lz4.decompress(data);
 }

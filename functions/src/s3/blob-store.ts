@@ -226,12 +226,15 @@ export class S3BlobStore implements BlobStore {
         if (!out.Body) return new Uint8Array(0);
         if (!into || into.length < last - offset + 1) return Buffer.from(await out.Body.transformToByteArray());
         // Copied into the caller's memory as the response arrives, never held whole a second time.
+        const expected = last - offset + 1;
         let n = 0;
         for await (const piece of out.Body as AsyncIterable<Uint8Array>) {
-          if (n + piece.length > into.length) throw new StoreError('ESTORE', `S3 returned more than the ${last - offset + 1} bytes asked of ${Key}.`);
+          if (n + piece.length > expected) throw new StoreError('ESTORE', `S3 returned more than the ${expected} bytes asked of ${Key} at ${offset}; try again.`);
           into.set(piece, n);
           n += piece.length;
         }
+        // A cut-off response is a failed read, not a short blob (which would look like damage).
+        if (n !== expected) throw new StoreError('ESTORE', `S3 returned ${n} of the ${expected} bytes asked of ${Key} at ${offset}; try again.`);
         return into.subarray(0, n);
       },
       close: async () => {},

@@ -30,7 +30,8 @@ export class ChunkBuffers {
   /** Takes back memory from {@link take} for reuse; views of it, and other memory, are ignored. */
   release = (chunk: Uint8Array): void => {
     const b = chunk.buffer;
-    if (chunk.byteOffset === 0 && b.byteLength === this.size && this.free.length < this.keep && !this.free.some((f) => f.buffer === b)) {
+    const whole = chunk.byteOffset === 0 && chunk.byteLength === this.size && b.byteLength === this.size;
+    if (whole && this.free.length < this.keep && !this.free.some((f) => f.buffer === b)) {
       this.free.push(Buffer.from(b, 0, this.size));
     }
   };

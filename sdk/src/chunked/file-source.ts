@@ -33,6 +33,7 @@ export class FileSource implements AsyncIterable<Uint8Array> {
         try {
           n = (await this.fh.read(buf, fill, buf.length - fill, pos)).bytesRead;
         } catch (cause) {
+          buffers.release(buf);
           throw new ValueError('ESTREAM', `Reading ${this.path} failed: ${(cause as Error).message}. Nothing was stored.`, { cause, details: { path: this.path } });
         }
         if (n === 0) break;

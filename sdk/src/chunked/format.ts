@@ -5,7 +5,7 @@
  * ```
  * chunk 0 | chunk 1 | ... | chunk n-1 | index (n × 32 bytes) | trailer (24 bytes)
  * ```
- * Each chunk holds one slice of the payload (a few MiB), compressed on its own or stored raw. An index
+ * Each chunk holds one slice of the payload (`chunkSize`, 1 MiB by default), compressed on its own or stored raw. An index
  * record is `rawSize u32 | storedSize u32 | codec u8 | 7 zero bytes | XXH3-128 of the stored chunk
  * (16 bytes, big-endian)`; the trailer is `count u32 | chunkSize u32 | rawTotal u64 | magic
  * "cnschnk1"`, little-endian. The entry's `blobId` is the XXH3-128 of index + trailer: it covers

@@ -4,6 +4,7 @@
  * @module
  */
 import { decompress } from '../compression.js';
+import { CachenessError } from '../errors.js';
 import type { BlobReader } from '../stores/types.js';
 import { ChunkBuffers } from './buffers.js';
 import { type ChunkIndex, type ChunkRecord, checkChunk, chunkAt, chunkCount, damaged, parseTail, TRAILER_SIZE, tailSizeOf } from './format.js';
@@ -33,7 +34,7 @@ export function decodeChunked(stored: Uint8Array, ref: ContainerRef, verify: boo
     } else {
       const into = out.subarray(c.rawOffset, c.rawOffset + c.rawSize);
       const decoded = decodeChunk(c, bytes, i, verify, into);
-      if (decoded.buffer !== out.buffer) into.set(decoded); // a raw chunk, or a codec that could not decode in place
+      if (decoded.buffer !== into.buffer || decoded.byteOffset !== into.byteOffset) into.set(decoded); // a raw chunk, or a codec that could not decode in place
     }
   });
   return out;
@@ -50,7 +51,8 @@ function decodeChunk(c: ChunkRecord, stored: Uint8Array, i: number, verify: bool
   try {
     raw = c.codec === 'none' ? stored : decompress(c.codec, stored, c.rawSize, into);
   } catch (cause) {
-    if (cause instanceof RangeError) throw cause; // out of memory, not damage
+    // Out of memory, or a codec this process lacks (zstd-napi not installed): not damage.
+    if (cause instanceof RangeError || cause instanceof CachenessError) throw cause;
     throw damaged(`chunk ${i} does not decompress (${(cause as Error)?.message ?? String(cause)})`);
   }
   if (raw.length !== c.rawSize) throw damaged(`chunk ${i} decoded to ${raw.length} bytes, not ${c.rawSize}`);
