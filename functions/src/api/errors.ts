@@ -3,7 +3,7 @@
  * the failure deserves. Library errors (CachenessError codes) map to statuses here, in one table.
  * @module
  */
-import { CachenessError } from 'cacheness/model';
+import { CachenessError, type ErrorCode } from 'cacheness/model';
 
 /** An error the API raises itself (auth, routing, limits). */
 export class ApiError extends Error {
@@ -20,15 +20,23 @@ export class ApiError extends Error {
   }
 }
 
-/** HTTP status per CachenessError code. Anything unlisted is a 500. */
-const STATUS: Record<string, number> = {
+/**
+ * HTTP status per CachenessError code: every code is listed, so a new one needs a decision here (the
+ * compiler says so). Failures of the server itself (ESTORE, ECLOSED) are 500s.
+ */
+const STATUS: Record<ErrorCode, number> = {
   EKEY: 400,
   EKEYTYPE: 400,
+  EKEYFILE: 400,
+  EKEYASYNC: 400,
   EVALUETYPE: 400,
+  ESTREAM: 400,
+  EFILE: 400,
   ETTL: 400,
   EOPTION: 400,
   EQUERY: 400,
   ECOLUMN: 400,
+  EHANDLER: 400,
   ETABLE: 404,
   ECONSTRAINT: 409,
   EVALUETOOLARGE: 413,
@@ -37,6 +45,8 @@ const STATUS: Record<string, number> = {
   ECODEC: 422,
   ENOHANDLER: 422,
   EDUMP: 422,
+  ECLOSED: 500,
+  ESTORE: 500,
 };
 
 export interface ErrorBody {
