@@ -146,6 +146,23 @@ export function blobStoreContract(label: string, make: () => Promise<BlobStoreHa
       }
     });
 
+    it('reads an open blob deleted meanwhile as its old bytes, or fails with ESTORE where the store cannot keep them', async () => {
+      const data = randomBytes(10_000);
+      await s.write(name(36), data);
+      const r = (await s.open(name(36)))!;
+      try {
+        await s.delete([name(36)]);
+        const got = await r.read(0, 100).then(
+          (b) => Buffer.from(b),
+          (err: unknown) => err,
+        );
+        if (Buffer.isBuffer(got)) expect(got.equals(data.subarray(0, 100))).toBe(true);
+        else expect(got).toMatchObject({ name: 'StoreError', code: 'ESTORE' });
+      } finally {
+        await r.close();
+      }
+    });
+
     it('sweeps no live data as partial', async () => {
       await s.write(name(20), Buffer.from('keep'));
       await s.sweepPartial(0);

@@ -12,6 +12,7 @@ import {
   CreateMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
+  type GetObjectCommandOutput,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
@@ -222,7 +223,15 @@ export class S3BlobStore implements BlobStore {
       read: async (offset, length, into) => {
         const last = Math.min(size, offset + length) - 1;
         if (last < offset) return new Uint8Array(0);
-        const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${offset}-${last}` }));
+        let out: GetObjectCommandOutput;
+        try {
+          out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${offset}-${last}` }));
+        } catch (err) {
+          // S3 cannot keep deleted bytes readable as an open file can: the entry was replaced or removed meanwhile.
+          if (isMissing(err))
+            throw new StoreError('ESTORE', `Blob ${name} was deleted while it was being read (its entry was replaced or removed); read the entry again.`, { cause: err });
+          throw err;
+        }
         if (!out.Body) return new Uint8Array(0);
         if (!into || into.length < last - offset + 1) return Buffer.from(await out.Body.transformToByteArray());
         // Copied into the caller's memory as the response arrives, never held whole a second time.
