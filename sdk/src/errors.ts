@@ -27,7 +27,10 @@ export type ErrorCode =
   | 'EHANDLER' // a value handler given to registerHandler or createCache is malformed
   | 'ECLOSED' // the cache was closed
   | 'EDUMP' // an export file is malformed
-  | 'ESTORE'; // the underlying store failed
+  | 'ESTORE' // the underlying store failed
+  | 'EUNREACHABLE' // the cloud API could not be reached (connection refused or reset, DNS failure, timeout)
+  | 'EAUTH' // the cloud API refused the API key (missing, unknown, revoked, or without the scope needed)
+  | 'EREMOTE'; // the cloud API answered with an error that has no library code (e.g. unavailable, rate limited)
 
 /** Base class of every error thrown by cacheness. */
 export class CachenessError extends Error {
@@ -60,6 +63,9 @@ export class IntegrityError extends CachenessError {}
 export class HandlerError extends CachenessError {}
 /** Store-level failures (I/O, database). Codes: `ESTORE`, `ECLOSED`, `EDUMP`. */
 export class StoreError extends CachenessError {}
+
+/** The cloud API failed or refused a call. Codes: `EUNREACHABLE`, `EAUTH`, `EREMOTE` (`details.status` and `details.code` hold the HTTP status and the server's code). */
+export class RemoteError extends CachenessError {}
 
 /** Human-readable description of a value's type, for error messages. */
 export function describeType(value: unknown): string {

@@ -29,6 +29,7 @@ export {
   IntegrityError,
   KeyError,
   OptionError,
+  RemoteError,
   StoreError,
   TableError,
   ValueError,

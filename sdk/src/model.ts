@@ -18,6 +18,7 @@ export {
   IntegrityError,
   KeyError,
   OptionError,
+  RemoteError,
   StoreError,
   TableError,
   ValueError,

@@ -47,6 +47,10 @@ const STATUS: Record<ErrorCode, number> = {
   EDUMP: 422,
   ECLOSED: 500,
   ESTORE: 500,
+  // Raised by the SDK's remote client, never by the API itself.
+  EUNREACHABLE: 502,
+  EAUTH: 401,
+  EREMOTE: 502,
 };
 
 export interface ErrorBody {

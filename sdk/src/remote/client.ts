@@ -1,0 +1,243 @@
+/**
+ * The SDK's HTTP client of the cloud API (`/v1`, docs/api.md): JSON calls with the API key, bounded
+ * time (connect, first response byte, a deadline over all attempts), retries with jittered backoff,
+ * and every failure as a {@link CachenessError}: the server's library codes keep their code and class,
+ * a refused key is `EAUTH`, other server errors `EREMOTE`, and a server that cannot be reached
+ * `EUNREACHABLE`. {@link classifyFailure} tells callers (the offline fallback) which of these means
+ * "the cloud is not there".
+ *
+ * Built on `node:http` with keep-alive rather than `fetch`: it measured faster for many small
+ * requests and part uploads (docs/benchmarks-cloud.md), and it exposes the connect phase, which
+ * decides whether a failed request may have reached the server.
+ * @module
+ */
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { CachenessError, CodecError, type ErrorCode, HandlerError, IntegrityError, KeyError, OptionError, RemoteError, StoreError, TableError, ValueError } from '../errors.js';
+
+/** Options of {@link ApiClient}. */
+export interface ApiClientOptions {
+  /** Base URL of the API, e.g. `https://abc.execute-api.eu-west-1.amazonaws.com` (with or without `/v1`). */
+  endpoint: string;
+  /** An API key (`ck_...`), sent as `Authorization: Bearer`. */
+  apiKey: string;
+  /** Time to open a connection, in ms. Default 3,000. */
+  connectTimeoutMs?: number;
+  /** Time from sending a request to the first byte of its response, in ms. Default 30,000. */
+  responseTimeoutMs?: number;
+  /** Time for one call, all attempts included, in ms. Default 60,000. */
+  deadlineMs?: number;
+  /** Attempts after the first, for failures worth repeating. Default 4. */
+  retries?: number;
+}
+
+/** Options of one {@link ApiClient.request}. */
+export interface CallOptions {
+  /** A JSON body. */
+  body?: unknown;
+  /**
+   * Whether repeating the call is harmless, so it may be retried after the server may have seen it
+   * (a 5xx, a reset connection). Default: true for GET, HEAD, PUT and DELETE, false for POST. Calls
+   * that never reached the server (connection refused, DNS) are retried either way.
+   */
+  idempotent?: boolean;
+  /** Overrides the client's deadline for this call. */
+  deadlineMs?: number;
+}
+
+/** What a failure means to a caller deciding whether to fall back to local storage. */
+export type Failure =
+  /** The API could not be reached: connection refused, reset or timed out, DNS failure. */
+  | 'unreachable'
+  /** The API answered but could not serve now (5xx, rate limited): try again later. */
+  | 'unavailable'
+  /** The API refused the call (bad input, bad key, a constraint): retrying will not help. */
+  | 'rejected';
+
+/** Errors of the network layer: the request may not have reached the API, or no answer came. */
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ECONNABORTED']);
+
+/** Library codes the API sends back, and the class each is thrown as. */
+const LIBRARY_ERRORS: Partial<Record<ErrorCode, new (code: ErrorCode, message: string, o?: { details?: Record<string, unknown> }) => CachenessError>> = {
+  EKEY: KeyError,
+  EKEYTYPE: KeyError,
+  EVALUETYPE: ValueError,
+  EVALUETOOLARGE: ValueError,
+  ETTL: OptionError,
+  EOPTION: OptionError,
+  ETABLE: TableError,
+  ECOLUMN: TableError,
+  ECONSTRAINT: TableError,
+  EQUERY: TableError,
+  EREADONLY: TableError,
+  ECODEC: CodecError,
+  EINTEGRITY: IntegrityError,
+  ENOHANDLER: HandlerError,
+  EDUMP: StoreError,
+};
+
+/** A JSON client of the cloud API. Reuses connections; call {@link close} when done. */
+export class ApiClient {
+  private readonly base: URL;
+  private readonly agent: HttpAgent;
+  private readonly send: typeof httpRequest;
+  private readonly auth: string;
+  private readonly connectTimeoutMs: number;
+  private readonly responseTimeoutMs: number;
+  private readonly deadlineMs: number;
+  private readonly retries: number;
+
+  constructor(o: ApiClientOptions) {
+    let url: URL;
+    try {
+      url = new URL(o.endpoint);
+    } catch {
+      throw new OptionError('EOPTION', `remote.endpoint must be the API's URL, like https://abc.execute-api.eu-west-1.amazonaws.com; got ${JSON.stringify(o.endpoint)}.`);
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new OptionError('EOPTION', `remote.endpoint must be an http(s) URL; got ${url.protocol}.`);
+    if (typeof o.apiKey !== 'string' || o.apiKey === '')
+      throw new OptionError('EOPTION', 'remote.apiKey is missing: pass one, or set CACHENESS_API_KEY (create keys with `npm run keys -w functions`).');
+    this.base = new URL(url.pathname.replace(/\/(v1\/?)?$/, '/'), url);
+    const https = url.protocol === 'https:';
+    this.agent = https ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
+    this.send = https ? (httpsRequest as typeof httpRequest) : httpRequest;
+    this.auth = `Bearer ${o.apiKey}`;
+    this.connectTimeoutMs = positive('connectTimeoutMs', o.connectTimeoutMs, 3_000);
+    this.responseTimeoutMs = positive('responseTimeoutMs', o.responseTimeoutMs, 30_000);
+    this.deadlineMs = positive('deadlineMs', o.deadlineMs, 60_000);
+    this.retries = o.retries ?? 4;
+    if (!Number.isSafeInteger(this.retries) || this.retries < 0) throw new OptionError('EOPTION', `remote.retries must be a whole number from 0; got ${o.retries}.`);
+  }
+
+  /**
+   * Calls `method path` (a path under `/v1/`, like `entries/models%2Fa`) and resolves with the parsed
+   * JSON of a 2xx answer (undefined for an empty one).
+   * @throws {CachenessError} the server's error as its library class, `EAUTH`, `EREMOTE` or `EUNREACHABLE`.
+   */
+  async request<T>(method: string, path: string, o: CallOptions = {}): Promise<T> {
+    const deadline = Date.now() + (o.deadlineMs ?? this.deadlineMs);
+    const idempotent = o.idempotent ?? method !== 'POST';
+    const body = o.body === undefined ? undefined : Buffer.from(JSON.stringify(o.body));
+    for (let attempt = 0; ; attempt++) {
+      let failure: CachenessError;
+      let retryable: boolean;
+      let wait: number | undefined;
+      const r = await this.once(method, path, body, deadline);
+      if ('status' in r) {
+        if (r.status < 300) return (r.text === '' ? undefined : JSON.parse(r.text)) as T;
+        failure = serverError(method, path, r.status, r.text);
+        retryable = idempotent && (r.status >= 500 || r.status === 429);
+        if (r.retryAfter !== undefined) wait = r.retryAfter * 1000;
+      } else {
+        failure = new RemoteError(
+          'EUNREACHABLE',
+          `The cloud API at ${this.base.origin} could not be reached (${r.error.message}). Check the endpoint and the network; in mode 'auto' the local store is used meanwhile.`,
+          {
+            cause: r.error,
+            details: { endpoint: this.base.origin, reason: (r.error as NodeJS.ErrnoException).code ?? r.error.message },
+          },
+        );
+        retryable = idempotent || !r.sent;
+      }
+      if (!retryable || attempt >= this.retries) throw failure;
+      const delay = wait ?? Math.min(2_000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2);
+      if (Date.now() + delay >= deadline) throw failure;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+
+  /** One attempt: the answer, or the network error and whether the request may have reached the server. */
+  private once(
+    method: string,
+    path: string,
+    body: Buffer | undefined,
+    deadline: number,
+  ): Promise<{ status: number; text: string; retryAfter?: number } | { error: Error; sent: boolean }> {
+    return new Promise((resolve) => {
+      let sent = false;
+      let settled = false;
+      const finish = (r: { status: number; text: string; retryAfter?: number } | { error: Error; sent: boolean }) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(r);
+      };
+      const fail = (code: string, message: string) => req.destroy(Object.assign(new Error(message), { code }));
+      const url = new URL(`v1/${path}`, this.base);
+      const req = this.send(url, {
+        method,
+        agent: this.agent,
+        headers: { authorization: this.auth, accept: 'application/json', ...(body ? { 'content-type': 'application/json', 'content-length': body.length } : {}) },
+      });
+      // One timer at a time: connecting, then waiting for the answer; never past the deadline.
+      let timer = setTimeout(() => fail('ETIMEDOUT', `no connection within ${this.connectTimeoutMs} ms`), Math.min(this.connectTimeoutMs, deadline - Date.now()));
+      const connected = () => {
+        sent = true;
+        clearTimeout(timer);
+        timer = setTimeout(() => fail('ETIMEDOUT', `no answer within ${this.responseTimeoutMs} ms`), Math.min(this.responseTimeoutMs, deadline - Date.now()));
+      };
+      req.on('socket', (socket) => {
+        if (socket.connecting) socket.once('connect', connected);
+        else connected(); // a kept-alive connection
+      });
+      req.on('response', (res: IncomingMessage) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const after = Number(res.headers['retry-after']);
+          finish({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), ...(Number.isFinite(after) && after >= 0 ? { retryAfter: after } : {}) });
+        });
+        res.on('error', (error) => finish({ error, sent: true }));
+      });
+      req.on('error', (error) =>
+        finish({
+          error: NETWORK_CODES.has((error as NodeJS.ErrnoException).code ?? '') ? error : Object.assign(error, { code: (error as NodeJS.ErrnoException).code ?? 'ECONNABORTED' }),
+          sent,
+        }),
+      );
+      req.end(body);
+    });
+  }
+
+  /** Closes kept-alive connections. */
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+/** Whether an error from {@link ApiClient} means the API is not there, cannot serve now, or refused. */
+export function classifyFailure(err: unknown): Failure {
+  if (!(err instanceof CachenessError)) return 'rejected';
+  if (err.code === 'EUNREACHABLE') return 'unreachable';
+  const status = err.details?.status;
+  return err.code === 'EREMOTE' && typeof status === 'number' && (status >= 500 || status === 429) ? 'unavailable' : 'rejected';
+}
+
+/** The error for a non-2xx answer: its library class and code when it has one. */
+function serverError(method: string, path: string, status: number, text: string): CachenessError {
+  let code = '';
+  let message = text.slice(0, 200);
+  let details: Record<string, unknown> | undefined;
+  try {
+    const b = JSON.parse(text) as { error?: { code?: unknown; message?: unknown; details?: Record<string, unknown> } };
+    if (typeof b.error?.code === 'string') code = b.error.code;
+    if (typeof b.error?.message === 'string') message = b.error.message;
+    details = b.error?.details;
+  } catch {}
+  const Library = LIBRARY_ERRORS[code as ErrorCode];
+  if (Library) return new Library(code as ErrorCode, message, details ? { details } : undefined);
+  const context = { ...details, status, code, request: `${method} /v1/${path}` };
+  if (status === 401 || status === 403) {
+    return new RemoteError('EAUTH', `The cloud API refused the API key (${code || status}): ${message} Check remote.apiKey / CACHENESS_API_KEY and the key's scopes.`, {
+      details: context,
+    });
+  }
+  return new RemoteError('EREMOTE', `The cloud API answered ${status} ${code}: ${message}`, { details: context });
+}
+
+function positive(name: string, v: number | undefined, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v))
+    throw new OptionError('EOPTION', `remote.${name} must be a positive number of milliseconds; got ${JSON.stringify(v)}.`);
+  return v;
+}
