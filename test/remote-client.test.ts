@@ -6,37 +6,24 @@
 
 import { createServer as createHttpServer } from 'node:http';
 import { type AddressInfo, createServer, type Server } from 'node:net';
-import { serve } from '@hono/node-server';
 import type { CreateEntryResponse, GetEntryResponse, StatsResponse } from 'cacheness/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../functions/src/api/index.js';
-import { createApiKey } from '../functions/src/postgres/index.js';
 import { inlineEntry } from '../functions/test/entry-bodies.js';
-import { type PostgresHarness, startPostgres } from '../functions/test/postgres-server.js';
-import { type S3Harness, startS3 } from '../functions/test/s3-server.js';
 import { ApiClient, classifyFailure } from '../sdk/src/remote/client.js';
+import { type ApiServer, startApi } from './fixtures/api-server.js';
 
-let pg: PostgresHarness;
-let s3: S3Harness;
+let server: ApiServer;
 let base: string;
 let key: string;
 let readOnlyKey: string;
-let stop: () => void;
 
 beforeAll(async () => {
-  [pg, s3] = await Promise.all([startPostgres(), startS3()]);
-  key = (await createApiKey(pg.sql, { namespace: 'client', scopes: ['read', 'write'] })).key;
-  readOnlyKey = (await createApiKey(pg.sql, { namespace: 'client', scopes: ['read'] })).key;
-  const app = createApp({ sql: pg.sql, s3: s3.client, bucket: s3.bucket });
-  const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
-  await new Promise((r) => server.once('listening', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  stop = () => server.close();
+  server = await startApi();
+  base = server.base;
+  key = await server.key('client', ['read', 'write']);
+  readOnlyKey = await server.key('client', ['read']);
 });
-afterAll(async () => {
-  stop?.();
-  await Promise.all([pg?.stop(), s3?.stop()]);
-});
+afterAll(() => server?.stop());
 
 /** A TCP server on 127.0.0.1 doing `onConnection` to each socket; counts connections. */
 async function tcp(onConnection: (s: import('node:net').Socket) => void): Promise<{ url: string; connections: () => number; close: () => Promise<void> }> {

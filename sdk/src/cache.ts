@@ -16,7 +16,7 @@ import { type CompressionOptions, decompress, looksCompressible, maybeCompress, 
 import { type DumpResult, exportCache, importCache } from './dump.js';
 import { type Ttl, ttlToMs } from './duration.js';
 import { type EntryInfo, type EntryRecord, isExpired, type JsonObject, type StoredEntry } from './entry.js';
-import { CachenessError, describeType, IntegrityError, OptionError, StoreError, TableError, ValueError } from './errors.js';
+import { asCachenessError, CachenessError, describeType, IntegrityError, OptionError, StoreError, TableError, ValueError } from './errors.js';
 import { xxh128Hex, xxh128Stream } from './hash.js';
 import { type Key, type KeyParams, keyOf, resolveKey, resolveKeyFast } from './key/index.js';
 import { projectParams } from './key/projection.js';
@@ -1141,26 +1141,6 @@ function decodeCursor(cursor: string): string {
   if (typeof cursor !== 'string' || !/^[A-Za-z0-9_-]*$/.test(cursor))
     throw new OptionError('EOPTION', 'Invalid list cursor: pass the cursor returned by the previous list() call.');
   return Buffer.from(cursor, 'base64url').toString('utf8');
-}
-
-/**
- * The public API raises only CachenessErrors: failures of SQLite or the filesystem underneath (a full
- * disk, a lock held too long) are translated at the boundary, each public method catching its own
- * (an inline try/catch: wrappers would cost every call, and get() is a 5 µs path).
- */
-function asCachenessError(err: unknown): CachenessError {
-  if (err instanceof CachenessError) return err;
-  const code = String((err as { code?: unknown })?.code ?? '');
-  const message = (err as Error)?.message ?? String(err);
-  const hint =
-    code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY_')
-      ? 'another process held the database write lock for longer than the busy timeout; retry, and look for a stuck process'
-      : code === 'SQLITE_FULL' || code === 'ENOSPC'
-        ? 'the disk is full: free space, or lower maxSize'
-        : code === 'EACCES' || code === 'EPERM' || code === 'SQLITE_READONLY'
-          ? 'the cache directory is not writable by this process'
-          : 'the store failed';
-  return new StoreError('ESTORE', `${hint} (${code || 'error'}: ${message}).`, { cause: err, details: code ? { code } : undefined });
 }
 
 export type { KeyParams };

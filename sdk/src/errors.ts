@@ -67,6 +67,26 @@ export class StoreError extends CachenessError {}
 /** The cloud API failed or refused a call. Codes: `EUNREACHABLE`, `EAUTH`, `EREMOTE` (`details.status` and `details.code` hold the HTTP status and the server's code). */
 export class RemoteError extends CachenessError {}
 
+/**
+ * The public API raises only CachenessErrors: failures of SQLite or the filesystem underneath (a full
+ * disk, a lock held too long) are translated at the boundary, each public method catching its own
+ * (an inline try/catch: wrappers would cost every call, and get() is a 5 µs path).
+ */
+export function asCachenessError(err: unknown): CachenessError {
+  if (err instanceof CachenessError) return err;
+  const code = String((err as { code?: unknown })?.code ?? '');
+  const message = (err as Error)?.message ?? String(err);
+  const hint =
+    code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY_')
+      ? 'another process held the database write lock for longer than the busy timeout; retry, and look for a stuck process'
+      : code === 'SQLITE_FULL' || code === 'ENOSPC'
+        ? 'the disk is full: free space, or lower maxSize'
+        : code === 'EACCES' || code === 'EPERM' || code === 'SQLITE_READONLY'
+          ? 'the cache directory is not writable by this process'
+          : 'the store failed';
+  return new StoreError('ESTORE', `${hint} (${code || 'error'}: ${message}).`, { cause: err, details: code ? { code } : undefined });
+}
+
 /** Human-readable description of a value's type, for error messages. */
 export function describeType(value: unknown): string {
   if (value === null) return 'null';

@@ -11,9 +11,8 @@
  * decides whether a failed request may have reached the server.
  * @module
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { CachenessError, CodecError, type ErrorCode, HandlerError, IntegrityError, KeyError, OptionError, RemoteError, StoreError, TableError, ValueError } from '../errors.js';
+import { attempt, keepAliveAgents, type NetworkFailure, retryAfterMs, retrying, type Transport, type Verdict } from './http.js';
 
 /** Options of {@link ApiClient}. */
 export interface ApiClientOptions {
@@ -54,9 +53,6 @@ export type Failure =
   /** The API refused the call (bad input, bad key, a constraint): retrying will not help. */
   | 'rejected';
 
-/** Errors of the network layer: the request may not have reached the API, or no answer came. */
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ECONNABORTED']);
-
 /** Library codes the API sends back, and the class each is thrown as. */
 const LIBRARY_ERRORS: Partial<Record<ErrorCode, new (code: ErrorCode, message: string, o?: { details?: Record<string, unknown> }) => CachenessError>> = {
   EKEY: KeyError,
@@ -79,13 +75,11 @@ const LIBRARY_ERRORS: Partial<Record<ErrorCode, new (code: ErrorCode, message: s
 /** A JSON client of the cloud API. Reuses connections; call {@link close} when done. */
 export class ApiClient {
   private readonly base: URL;
-  private readonly agent: HttpAgent;
-  private readonly send: typeof httpRequest;
   private readonly auth: string;
-  private readonly connectTimeoutMs: number;
-  private readonly responseTimeoutMs: number;
-  private readonly deadlineMs: number;
-  private readonly retries: number;
+  /** Connections and time limits, shared with the transfers of this client (see transfer.ts). */
+  readonly transport: Transport;
+  readonly deadlineMs: number;
+  readonly retries: number;
 
   constructor(o: ApiClientOptions) {
     let url: URL;
@@ -98,12 +92,12 @@ export class ApiClient {
     if (typeof o.apiKey !== 'string' || o.apiKey === '')
       throw new OptionError('EOPTION', 'remote.apiKey is missing: pass one, or set CACHENESS_API_KEY (create keys with `npm run keys -w functions`).');
     this.base = new URL(url.pathname.replace(/\/(v1\/?)?$/, '/'), url);
-    const https = url.protocol === 'https:';
-    this.agent = https ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
-    this.send = https ? (httpsRequest as typeof httpRequest) : httpRequest;
     this.auth = `Bearer ${o.apiKey}`;
-    this.connectTimeoutMs = positive('connectTimeoutMs', o.connectTimeoutMs, 3_000);
-    this.responseTimeoutMs = positive('responseTimeoutMs', o.responseTimeoutMs, 30_000);
+    this.transport = {
+      connectTimeoutMs: positive('connectTimeoutMs', o.connectTimeoutMs, 3_000),
+      responseTimeoutMs: positive('responseTimeoutMs', o.responseTimeoutMs, 30_000),
+      ...keepAliveAgents(),
+    };
     this.deadlineMs = positive('deadlineMs', o.deadlineMs, 60_000);
     this.retries = o.retries ?? 4;
     if (!Number.isSafeInteger(this.retries) || this.retries < 0) throw new OptionError('EOPTION', `remote.retries must be a whole number from 0; got ${o.retries}.`);
@@ -118,91 +112,38 @@ export class ApiClient {
     const deadline = Date.now() + (o.deadlineMs ?? this.deadlineMs);
     const idempotent = o.idempotent ?? method !== 'POST';
     const body = o.body === undefined ? undefined : Buffer.from(JSON.stringify(o.body));
-    for (let attempt = 0; ; attempt++) {
-      let failure: CachenessError;
-      let retryable: boolean;
-      let wait: number | undefined;
-      const r = await this.once(method, path, body, deadline);
-      if ('status' in r) {
-        if (r.status < 300) return (r.text === '' ? undefined : JSON.parse(r.text)) as T;
-        failure = serverError(method, path, r.status, r.text);
-        retryable = idempotent && (r.status >= 500 || r.status === 429);
-        if (r.retryAfter !== undefined) wait = r.retryAfter * 1000;
-      } else {
-        failure = new RemoteError(
-          'EUNREACHABLE',
-          `The cloud API at ${this.base.origin} could not be reached (${r.error.message}). Check the endpoint and the network; in mode 'auto' the local store is used meanwhile.`,
-          {
-            cause: r.error,
-            details: { endpoint: this.base.origin, reason: (r.error as NodeJS.ErrnoException).code ?? r.error.message },
-          },
-        );
-        retryable = idempotent || !r.sent;
-      }
-      if (!retryable || attempt >= this.retries) throw failure;
-      const delay = wait ?? Math.min(2_000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2);
-      if (Date.now() + delay >= deadline) throw failure;
-      await new Promise((resolve) => setTimeout(resolve, delay));
-    }
-  }
-
-  /** One attempt: the answer, or the network error and whether the request may have reached the server. */
-  private once(
-    method: string,
-    path: string,
-    body: Buffer | undefined,
-    deadline: number,
-  ): Promise<{ status: number; text: string; retryAfter?: number } | { error: Error; sent: boolean }> {
-    return new Promise((resolve) => {
-      let sent = false;
-      let settled = false;
-      const finish = (r: { status: number; text: string; retryAfter?: number } | { error: Error; sent: boolean }) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        resolve(r);
-      };
-      const fail = (code: string, message: string) => req.destroy(Object.assign(new Error(message), { code }));
-      const url = new URL(`v1/${path}`, this.base);
-      const req = this.send(url, {
-        method,
-        agent: this.agent,
-        headers: { authorization: this.auth, accept: 'application/json', ...(body ? { 'content-type': 'application/json', 'content-length': body.length } : {}) },
-      });
-      // One timer at a time: connecting, then waiting for the answer; never past the deadline.
-      let timer = setTimeout(() => fail('ETIMEDOUT', `no connection within ${this.connectTimeoutMs} ms`), Math.min(this.connectTimeoutMs, deadline - Date.now()));
-      const connected = () => {
-        sent = true;
-        clearTimeout(timer);
-        timer = setTimeout(() => fail('ETIMEDOUT', `no answer within ${this.responseTimeoutMs} ms`), Math.min(this.responseTimeoutMs, deadline - Date.now()));
-      };
-      req.on('socket', (socket) => {
-        if (socket.connecting) socket.once('connect', connected);
-        else connected(); // a kept-alive connection
-      });
-      req.on('response', (res: IncomingMessage) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const after = Number(res.headers['retry-after']);
-          finish({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), ...(Number.isFinite(after) && after >= 0 ? { retryAfter: after } : {}) });
-        });
-        res.on('error', (error) => finish({ error, sent: true }));
-      });
-      req.on('error', (error) =>
-        finish({
-          error: NETWORK_CODES.has((error as NodeJS.ErrnoException).code ?? '') ? error : Object.assign(error, { code: (error as NodeJS.ErrnoException).code ?? 'ECONNABORTED' }),
-          sent,
-        }),
-      );
-      req.end(body);
-    });
+    const headers = { authorization: this.auth, accept: 'application/json', ...(body ? { 'content-type': 'application/json', 'content-length': body.length } : {}) };
+    const url = new URL(`v1/${path}`, this.base);
+    return retrying(
+      this.retries,
+      deadline,
+      () => attempt(this.transport, url, { method, headers, body, deadline }),
+      (r): Verdict<T> => {
+        if ('error' in r) return { failure: unreachable(this.base.origin, r), retryable: idempotent || !r.sent };
+        const text = Buffer.from(r.body).toString('utf8');
+        if (r.status < 300) return { value: (text === '' ? undefined : JSON.parse(text)) as T };
+        return { failure: serverError(method, path, r.status, text), retryable: idempotent && (r.status >= 500 || r.status === 429), waitMs: retryAfterMs(r.headers) };
+      },
+    );
   }
 
   /** Closes kept-alive connections. */
   close(): void {
-    this.agent.destroy();
+    this.transport.http.destroy();
+    this.transport.https.destroy();
   }
+}
+
+/** The error for a request that got no answer from `origin`. */
+export function unreachable(origin: string, r: NetworkFailure): RemoteError {
+  return new RemoteError(
+    'EUNREACHABLE',
+    `The cloud API at ${origin} could not be reached (${r.error.message}). Check the endpoint and the network; in mode 'auto' the local store is used meanwhile.`,
+    {
+      cause: r.error,
+      details: { endpoint: origin, reason: r.error.code ?? r.error.message },
+    },
+  );
 }
 
 /** Whether an error from {@link ApiClient} means the API is not there, cannot serve now, or refused. */

@@ -1,0 +1,140 @@
+/**
+ * HTTP attempts with bounded time, and the retry loop around them: shared by the API client (JSON
+ * calls) and the transfers (presigned part uploads and ranged downloads straight to S3).
+ * @module
+ */
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { CachenessError } from '../errors.js';
+
+/** Time limits of one attempt, and the connections it reuses. */
+export interface Transport {
+  /** Time to open a connection, in ms. */
+  connectTimeoutMs: number;
+  /** Time from sending a request to the end of its answer, in ms. */
+  responseTimeoutMs: number;
+  http: HttpAgent;
+  https: HttpsAgent;
+}
+
+/** Keep-alive agents for http and https. */
+export function keepAliveAgents(): Pick<Transport, 'http' | 'https'> {
+  return { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
+}
+
+/** An answer: its status, headers and body (in `into`, when given and the answer was a 2xx). */
+export interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Uint8Array;
+}
+/** A failed attempt: the network error, and whether the request may have reached the server. */
+export interface NetworkFailure {
+  error: NodeJS.ErrnoException;
+  sent: boolean;
+  /** The body's own source failed (reading the bytes to send), not the network: not worth a retry. */
+  source?: true;
+}
+
+/** Errors of the network layer: the request may not have reached the server, or no answer came. */
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ECONNABORTED']);
+
+/**
+ * One request, never longer than the transport's limits or `deadline` (ms since the epoch). A 2xx
+ * body goes into `into` when given (its first bytes; a longer answer is a failure), else into new memory.
+ */
+export function attempt(
+  t: Transport,
+  url: URL,
+  o: {
+    method: string;
+    headers: Record<string, string | number>;
+    /** The body: bytes, or pieces written as the connection takes them (for bodies too large to hold). */
+    body?: Uint8Array | (() => AsyncIterable<Uint8Array>);
+    deadline: number;
+    into?: Uint8Array;
+  },
+): Promise<Answer | NetworkFailure> {
+  return new Promise((resolve) => {
+    let sent = false;
+    let settled = false;
+    const finish = (r: Answer | NetworkFailure) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(r);
+    };
+    const https = url.protocol === 'https:';
+    const req = (https ? (httpsRequest as typeof httpRequest) : httpRequest)(url, { method: o.method, agent: https ? t.https : t.http, headers: o.headers });
+    const fail = (code: string, message: string) => req.destroy(Object.assign(new Error(message), { code }));
+    // One timer at a time: connecting, then the answer; never past the deadline.
+    let timer = setTimeout(() => fail('ETIMEDOUT', `no connection within ${t.connectTimeoutMs} ms`), Math.min(t.connectTimeoutMs, o.deadline - Date.now()));
+    const connected = () => {
+      sent = true;
+      clearTimeout(timer);
+      timer = setTimeout(() => fail('ETIMEDOUT', `no answer within ${t.responseTimeoutMs} ms`), Math.min(t.responseTimeoutMs, o.deadline - Date.now()));
+    };
+    req.on('socket', (socket) => {
+      if (socket.connecting) socket.once('connect', connected);
+      else connected(); // a kept-alive connection
+    });
+    req.on('response', (res: IncomingMessage) => {
+      const ok = (res.statusCode ?? 0) < 300;
+      const into = ok ? o.into : undefined;
+      const chunks: Buffer[] = [];
+      let n = 0;
+      res.on('data', (c: Buffer) => {
+        if (into) {
+          if (n + c.length > into.length) return fail('ECONNABORTED', `the answer is longer than the ${into.length} bytes expected`);
+          into.set(c, n);
+        } else chunks.push(c);
+        n += c.length;
+      });
+      res.on('end', () => finish({ status: res.statusCode ?? 0, headers: res.headers, body: into ? into.subarray(0, n) : Buffer.concat(chunks, n) }));
+      res.on('error', (error) => finish({ error, sent: true }));
+    });
+    req.on('error', (error: NodeJS.ErrnoException) =>
+      finish({ error: NETWORK_CODES.has(error.code ?? '') ? error : Object.assign(error, { code: error.code ?? 'ECONNABORTED' }), sent }),
+    );
+    const body = o.body;
+    if (typeof body !== 'function') req.end(body);
+    else {
+      (async () => {
+        for await (const piece of body()) {
+          if (settled) return;
+          if (!req.write(piece)) await new Promise((r) => req.once('drain', r));
+        }
+        req.end();
+      })().catch((error: NodeJS.ErrnoException) => {
+        // The body's source failed: nothing reached the server whole, and the network is not to blame.
+        finish({ error, sent: false, source: true });
+        req.destroy();
+      });
+    }
+  });
+}
+
+/** What to do with one attempt's outcome. */
+export type Verdict<T> = { value: T } | { failure: CachenessError; retryable: boolean; waitMs?: number };
+
+/**
+ * Runs `once` until `judge` returns a value, a failure that is not retryable, `retries` retries are
+ * spent, or the next wait would pass `deadline`. Waits back off exponentially with jitter (100 ms
+ * doubling to 2 s), or as long as the server asked (`waitMs`, from Retry-After).
+ */
+export async function retrying<T>(retries: number, deadline: number, once: () => Promise<Answer | NetworkFailure>, judge: (r: Answer | NetworkFailure) => Verdict<T>): Promise<T> {
+  for (let n = 0; ; n++) {
+    const v = judge(await once());
+    if ('value' in v) return v.value;
+    if (!v.retryable || n >= retries) throw v.failure;
+    const delay = v.waitMs ?? Math.min(2_000, 100 * 2 ** n) * (0.5 + Math.random() / 2);
+    if (Date.now() + delay >= deadline) throw v.failure;
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
+/** Seconds of a Retry-After header, in ms, when it is a number. */
+export function retryAfterMs(headers: IncomingHttpHeaders): number | undefined {
+  const s = Number(headers['retry-after']);
+  return headers['retry-after'] !== undefined && Number.isFinite(s) && s >= 0 ? s * 1000 : undefined;
+}

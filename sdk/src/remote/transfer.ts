@@ -1,0 +1,213 @@
+/**
+ * Bytes straight between this process and S3 through presigned URLs from the API: multipart uploads
+ * with parts in parallel (resumable: parts already sent are skipped), single PUTs streamed from their
+ * source, and ranged reads of a presigned GET. The API never carries the bytes.
+ * @module
+ */
+import { asCachenessError, IntegrityError, RemoteError, ValueError } from '../errors.js';
+import type { MultipartPlan, PartUrlsResponse, SinglePutPlan } from '../protocol.js';
+import type { BlobReader } from '../stores/types.js';
+import type { ApiClient } from './client.js';
+import { type Answer, attempt, type NetworkFailure, retryAfterMs, retrying, type Verdict } from './http.js';
+
+/** Bytes to upload, read by offset (a staged blob, a file). */
+export interface ByteSource {
+  readonly size: number;
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
+}
+
+/** A part of a multipart upload, sent. */
+export interface SentPart {
+  partNumber: number;
+  etag: string;
+}
+
+/** Options of {@link uploadParts}. */
+export interface UploadPartsOptions {
+  /** Parts in flight at once. Default 4; memory holds one part per slot. */
+  concurrency?: number;
+  /** Parts sent before (a resumed upload): they are not sent again. */
+  done?: readonly SentPart[];
+  /** Called as each part lands, in any order (to record it for a resume). */
+  onPart?: (part: SentPart) => void | Promise<void>;
+  /** Bytes sent so far, of `total`. */
+  onProgress?: (p: { bytes: number; total: number }) => void;
+}
+
+/** Part URLs asked for at once when more are needed. */
+const URL_BATCH = 100;
+
+/**
+ * Sends `source` as the parts of `plan` (parts of `plan.partSize` bytes, the last shorter), up to
+ * `concurrency` at once, and resolves with every part (sorted, including `done`), ready for
+ * `POST /v1/uploads/:id/complete`. Part URLs beyond the plan's first ones are asked for in batches; a
+ * URL S3 refuses (expired) is replaced once. Failed parts are retried with backoff.
+ * @throws {CachenessError} `EUNREACHABLE`/`EREMOTE` when a part cannot be sent, `EVALUETOOLARGE` when
+ *   `source` does not fit the plan.
+ */
+export async function uploadParts(api: ApiClient, plan: MultipartPlan, source: ByteSource, o: UploadPartsOptions = {}): Promise<SentPart[]> {
+  const count = Math.max(1, Math.ceil(source.size / plan.partSize));
+  if ((plan.size !== null && plan.size !== source.size) || count > plan.partCount) {
+    throw new ValueError(
+      'EVALUETOOLARGE',
+      `${source.size} bytes do not fit this upload (${plan.size ?? `up to ${plan.partCount} parts`} of ${plan.partSize} bytes); start a new upload.`,
+      {
+        details: { size: source.size, planned: plan.size },
+      },
+    );
+  }
+  const sent = new Map((o.done ?? []).filter((p) => p.partNumber <= count).map((p) => [p.partNumber, p.etag]));
+  const urls = new Map(plan.parts.map((p) => [p.partNumber, p.url]));
+  const todo = Array.from({ length: count }, (_, i) => i + 1).filter((n) => !sent.has(n));
+  const sizeOf = (n: number) => Math.min(plan.partSize, source.size - (n - 1) * plan.partSize);
+  let bytes = todo.reduce((sum, n) => sum - sizeOf(n), source.size);
+  o.onProgress?.({ bytes, total: source.size });
+
+  let refill: Promise<void> | undefined;
+  /** URLs for `n` and the parts after it that lack one (one request at a time). */
+  const more = async (n: number, replace = false): Promise<void> => {
+    if (replace) urls.delete(n);
+    while (!urls.has(n)) {
+      if (!refill) {
+        const wanted = todo.filter((m) => m >= n && !urls.has(m)).slice(0, URL_BATCH);
+        if (!wanted.includes(n)) wanted.unshift(n);
+        refill = api
+          .request<PartUrlsResponse>('POST', `uploads/${encodeURIComponent(plan.id)}/parts`, { body: { partNumbers: wanted }, idempotent: true })
+          .then((r) => {
+            for (const p of r.parts) urls.set(p.partNumber, p.url);
+          })
+          .finally(() => {
+            refill = undefined;
+          });
+      }
+      await refill;
+    }
+  };
+
+  const put = async (n: number, memory: Uint8Array): Promise<void> => {
+    const length = sizeOf(n);
+    const body = await source.read((n - 1) * plan.partSize, length, memory);
+    if (body.length !== length) throw new IntegrityError('EINTEGRITY', `The bytes to upload ended early: part ${n} has ${body.length} of ${length} bytes.`);
+    let refreshed = false;
+    const deadline = Date.now() + api.deadlineMs;
+    for (;;) {
+      await more(n);
+      try {
+        const etag = await retrying(
+          api.retries,
+          deadline,
+          () => attempt(api.transport, new URL(urls.get(n) as string), { method: 'PUT', headers: { 'content-length': length }, body, deadline }),
+          (r) => partVerdict(r, n),
+        );
+        sent.set(n, etag);
+        bytes += length;
+        await o.onPart?.({ partNumber: n, etag });
+        o.onProgress?.({ bytes, total: source.size });
+        return;
+      } catch (err) {
+        // S3 refuses a presigned URL that expired (403): ask for a fresh one, once.
+        if (refreshed || !(err instanceof RemoteError) || err.details?.status !== 403) throw err;
+        refreshed = true;
+        await more(n, true);
+      }
+    }
+  };
+
+  let next = 0;
+  let failed: unknown;
+  const worker = async () => {
+    const memory = Buffer.allocUnsafeSlow(plan.partSize);
+    while (failed === undefined && next < todo.length) {
+      const n = todo[next++] as number;
+      try {
+        await put(n, memory);
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(o.concurrency ?? 4, todo.length) }, worker));
+  if (failed !== undefined) throw asCachenessError(failed);
+  return [...sent].map(([partNumber, etag]) => ({ partNumber, etag })).sort((a, b) => a.partNumber - b.partNumber);
+}
+
+function partVerdict(r: Answer | NetworkFailure, n: number): Verdict<string> {
+  if ('error' in r) {
+    if (r.source) return { failure: asCachenessError(r.error), retryable: false };
+    return {
+      failure: new RemoteError('EUNREACHABLE', `Part ${n} could not be sent to S3 (${r.error.message}).`, { cause: r.error, details: { part: n, reason: r.error.code } }),
+      retryable: true,
+    };
+  }
+  const etag = r.headers.etag;
+  if (r.status < 300 && typeof etag === 'string') return { value: etag };
+  return {
+    failure: new RemoteError('EREMOTE', `S3 refused part ${n} (${r.status}): ${Buffer.from(r.body).toString('utf8').slice(0, 200)}`, { details: { status: r.status, part: n } }),
+    retryable: r.status >= 500 || r.status === 429,
+    waitMs: retryAfterMs(r.headers),
+  };
+}
+
+/**
+ * Sends `source` whole to a single-PUT plan, streamed from it in pieces of `pieceSize` bytes (never
+ * held whole), retried from the start on failure.
+ */
+export async function uploadSingle(api: ApiClient, plan: SinglePutPlan, source: ByteSource, pieceSize = 1024 * 1024): Promise<void> {
+  if (source.size !== plan.size) throw new ValueError('EVALUETOOLARGE', `${source.size} bytes do not fit this upload of ${plan.size}; start a new upload.`);
+  const memory = Buffer.allocUnsafeSlow(Math.min(pieceSize, Math.max(1, source.size)));
+  const pieces = async function* () {
+    for (let off = 0; off < source.size; off += memory.length) yield await source.read(off, Math.min(memory.length, source.size - off), memory);
+  };
+  const deadline = Date.now() + api.deadlineMs;
+  await retrying(
+    api.retries,
+    deadline,
+    () => attempt(api.transport, new URL(plan.url), { method: 'PUT', headers: { 'content-length': source.size }, body: pieces, deadline }),
+    (r) => partVerdict(r, 1),
+  );
+}
+
+/**
+ * A {@link BlobReader} over a presigned GET URL of `size` bytes: each read is a ranged GET, into the
+ * caller's memory when given, retried on network errors and 5xx, and must return exactly the bytes asked.
+ */
+export function openUrl(api: ApiClient, url: string, size: number): BlobReader {
+  const target = new URL(url);
+  return {
+    size,
+    read: async (offset, length, into) => {
+      const n = Math.max(0, Math.min(length, size - offset));
+      if (n === 0) return new Uint8Array(0);
+      const memory = into && into.length >= n ? into.subarray(0, n) : Buffer.allocUnsafe(n);
+      const deadline = Date.now() + api.deadlineMs;
+      return retrying(
+        api.retries,
+        deadline,
+        () => attempt(api.transport, target, { method: 'GET', headers: { range: `bytes=${offset}-${offset + n - 1}` }, deadline, into: memory }),
+        (r): Verdict<Uint8Array> => {
+          if ('error' in r)
+            return {
+              failure: new RemoteError('EUNREACHABLE', `A download from S3 failed (${r.error.message}).`, { cause: r.error, details: { reason: r.error.code } }),
+              retryable: true,
+            };
+          if (r.status >= 300) {
+            return {
+              failure: new RemoteError('EREMOTE', `S3 refused a download (${r.status}); if the link expired, read the entry again.`, { details: { status: r.status } }),
+              retryable: r.status >= 500 || r.status === 429,
+              waitMs: retryAfterMs(r.headers),
+            };
+          }
+          // A 200 to a ranged request sends the whole object: only right when the range is all of it.
+          if (r.body.length !== n || (r.status === 200 && (offset !== 0 || n !== size))) {
+            return {
+              failure: new RemoteError('EREMOTE', `S3 returned ${r.body.length} of the ${n} bytes asked at ${offset}.`, { details: { status: r.status } }),
+              retryable: true,
+            };
+          }
+          return { value: r.body };
+        },
+      );
+    },
+    close: async () => {},
+  };
+}
