@@ -5,11 +5,14 @@
  */
 
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { CompleteUploadResponse, CreateEntryResponse, GetEntryResponse, MultipartPlan, SinglePutPlan } from 'cacheness/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uploadEntry } from '../functions/test/entry-bodies.js';
 import { ApiClient } from '../sdk/src/remote/client.js';
-import { type ByteSource, openUrl, type SentPart, uploadParts, uploadSingle } from '../sdk/src/remote/transfer.js';
+import { type ByteSource, downloadToFile, openUrl, readParallel, type SentPart, uploadParts, uploadSingle } from '../sdk/src/remote/transfer.js';
 import { type ApiServer, startApi } from './fixtures/api-server.js';
 
 const MiB = 1024 * 1024;
@@ -125,5 +128,35 @@ describe('single PUTs', () => {
     const source = sourceOf(bytes, MiB);
     await expect(uploadSingle(api, p, source, 256 * 1024)).rejects.toMatchObject({ code: 'ESTORE', cause: { code: 'EIO' } });
     expect(source.reads.length).toBe(4); // one pass, not one per retry
+  });
+});
+
+describe('parallel downloads', () => {
+  it('reads a whole object by parallel ranged reads, into memory and into a file, byte for byte', async () => {
+    const bytes = randomBytes(9 * MiB + 5);
+    const p = (await plan('dl/a', bytes)) as MultipartPlan;
+    await complete(p.id, await uploadParts(api, p, sourceOf(bytes)));
+    const { reader } = await readBack('dl/a');
+    const progress: number[] = [];
+    const into = Buffer.alloc(bytes.length + 10);
+    const got = await readParallel(reader, into, { window: 2 * MiB, concurrency: 3, onProgress: (x) => progress.push(x.bytes) });
+    expect(got.buffer === into.buffer).toBe(true); // read in place
+    expect(Buffer.from(got).equals(bytes)).toBe(true);
+    expect(progress.length).toBe(5);
+    expect(progress.at(-1)).toBe(bytes.length);
+    const dir = await mkdtemp(join(tmpdir(), 'cacheness-dl-'));
+    try {
+      const fh = await open(join(dir, 'out.bin'), 'w');
+      await downloadToFile(reader, fh, { window: 2 * MiB, concurrency: 3 });
+      await fh.close();
+      expect((await readFile(join(dir, 'out.bin'))).equals(bytes)).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('fails with the first failed window, as a CachenessError', async () => {
+    const failing = { size: 8, read: async (offset: number) => Promise.reject(Object.assign(new Error(`boom at ${offset}`), { code: 'EIO' })), close: async () => {} };
+    await expect(readParallel(failing, Buffer.alloc(8), { window: 2 })).rejects.toMatchObject({ code: 'ESTORE', cause: { code: 'EIO' } });
   });
 });

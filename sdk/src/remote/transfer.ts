@@ -1,9 +1,11 @@
 /**
  * Bytes straight between this process and S3 through presigned URLs from the API: multipart uploads
  * with parts in parallel (resumable: parts already sent are skipped), single PUTs streamed from their
- * source, and ranged reads of a presigned GET. The API never carries the bytes.
+ * source, ranged reads of a presigned GET, and whole downloads as parallel ranged reads (into memory or
+ * a file). The API never carries the bytes.
  * @module
  */
+import type { FileHandle } from 'node:fs/promises';
 import { asCachenessError, IntegrityError, RemoteError, ValueError } from '../errors.js';
 import type { MultipartPlan, PartUrlsResponse, SinglePutPlan } from '../protocol.js';
 import type { BlobReader } from '../stores/types.js';
@@ -113,21 +115,11 @@ export async function uploadParts(api: ApiClient, plan: MultipartPlan, source: B
     }
   };
 
-  let next = 0;
-  let failed: unknown;
-  const worker = async () => {
-    const memory = Buffer.allocUnsafeSlow(plan.partSize);
-    while (failed === undefined && next < todo.length) {
-      const n = todo[next++] as number;
-      try {
-        await put(n, memory);
-      } catch (err) {
-        failed ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(o.concurrency ?? 4, todo.length) }, worker));
-  if (failed !== undefined) throw asCachenessError(failed);
+  const memory: Buffer[] = []; // one part's memory per slot
+  await inParallel(todo.length, o.concurrency ?? 4, async (i, slot) => {
+    memory[slot] ??= Buffer.allocUnsafeSlow(plan.partSize);
+    await put(todo[i] as number, memory[slot]);
+  });
   return [...sent].map(([partNumber, etag]) => ({ partNumber, etag })).sort((a, b) => a.partNumber - b.partNumber);
 }
 
@@ -210,4 +202,74 @@ export function openUrl(api: ApiClient, url: string, size: number): BlobReader {
     },
     close: async () => {},
   };
+}
+
+/** Options of {@link readParallel} and {@link downloadToFile}. */
+export interface ParallelReadOptions {
+  /** Bytes per ranged read. Default 16 MiB. */
+  window?: number;
+  /** Ranged reads in flight at once. Default 4. */
+  concurrency?: number;
+  /** Bytes read so far, of `total`. */
+  onProgress?: (p: { bytes: number; total: number }) => void;
+}
+
+/**
+ * Runs `fn(i, slot)` for each `i` in `[0, count)`, at most `concurrency` at once (`slot` tells the
+ * running ones apart, for memory of their own). After a failure no new call starts; the first failure
+ * is thrown once the running calls end.
+ */
+async function inParallel(count: number, concurrency: number, fn: (i: number, slot: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: unknown;
+  const worker = async (slot: number) => {
+    while (failed === undefined && next < count) {
+      try {
+        await fn(next++, slot);
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, (_, slot) => worker(slot)));
+  if (failed !== undefined) throw asCachenessError(failed);
+}
+
+/** Runs `fn` over the windows of `[0, size)` (`window` bytes each, the last shorter) in parallel, reporting progress. */
+async function inWindows(size: number, o: ParallelReadOptions, fn: (offset: number, length: number, slot: number) => Promise<void>): Promise<void> {
+  const window = o.window ?? 16 * 1024 * 1024;
+  let done = 0;
+  await inParallel(Math.ceil(size / window), o.concurrency ?? 4, async (i, slot) => {
+    const offset = i * window;
+    const length = Math.min(window, size - offset);
+    await fn(offset, length, slot);
+    done += length;
+    o.onProgress?.({ bytes: done, total: size });
+  });
+}
+
+/** Reads all of `reader` into `into` (at least `reader.size` bytes) with parallel ranged reads; returns the view of what was read. */
+export async function readParallel(reader: BlobReader, into: Uint8Array, o: ParallelReadOptions = {}): Promise<Uint8Array> {
+  const out = into.subarray(0, reader.size);
+  await inWindows(reader.size, o, async (offset, length) => {
+    const got = await reader.read(offset, length, out.subarray(offset, offset + length));
+    if (got.length !== length) throw new IntegrityError('EINTEGRITY', `A download returned ${got.length} of the ${length} bytes asked at ${offset}.`);
+    if (got.buffer !== out.buffer || got.byteOffset !== out.byteOffset + offset) out.set(got, offset); // a reader that could not read in place
+  });
+  return out;
+}
+
+/**
+ * Writes all of `reader` into the open file `fh` at the same offsets, with parallel ranged reads, each
+ * slot reusing one buffer: memory holds `concurrency` windows whatever the size.
+ */
+export async function downloadToFile(reader: BlobReader, fh: FileHandle, o: ParallelReadOptions = {}): Promise<void> {
+  const window = o.window ?? 16 * 1024 * 1024;
+  const buffers: Buffer[] = [];
+  await inWindows(reader.size, o, async (offset, length, slot) => {
+    buffers[slot] ??= Buffer.allocUnsafeSlow(Math.min(window, reader.size));
+    const got = await reader.read(offset, length, buffers[slot]);
+    if (got.length !== length) throw new IntegrityError('EINTEGRITY', `A download returned ${got.length} of the ${length} bytes asked at ${offset}.`);
+    for (let off = 0; off < got.length; ) off += (await fh.write(got, off, got.length - off, offset + off)).bytesWritten;
+  });
 }
