@@ -111,31 +111,51 @@ describe('ApiClient when the API is not there', () => {
     }
   });
 
-  it('waits out a 503 with Retry-After and then succeeds; a POST is not repeated and reads as unavailable', async () => {
+  it('waits out a 503 for as long as Retry-After says, for any call; a 500 is repeated only for idempotent calls', async () => {
     let calls = 0;
+    const answers: [number, string][] = [];
     const flaky = createHttpServer((req, res) => {
       calls++;
       req.resume();
-      if (calls % 2 === 1) {
-        res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '0' });
-        res.end(JSON.stringify({ error: { code: 'EUNAVAILABLE', message: 'The database is resuming.' } }));
-      } else {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ ok: true }));
-      }
+      const [status, code] = answers.shift() ?? [200, ''];
+      res.writeHead(status, { 'content-type': 'application/json', ...(status === 503 ? { 'retry-after': '1' } : {}) });
+      res.end(JSON.stringify(status === 200 ? { ok: true } : { error: { code, message: 'not now' } }));
     });
     await new Promise<void>((r) => flaky.listen(0, '127.0.0.1', r));
     const api = new ApiClient({ endpoint: `http://127.0.0.1:${(flaky.address() as AddressInfo).port}`, apiKey: key });
     try {
-      expect(await api.request('GET', 'health')).toEqual({ ok: true });
+      answers.push([503, 'EUNAVAILABLE']);
+      const started = Date.now();
+      expect(await api.request('POST', 'entries/list', { body: {} })).toEqual({ ok: true }); // refused before any work: safe to repeat
+      expect(Date.now() - started).toBeGreaterThanOrEqual(950); // Retry-After: 1 was honoured (a lower bound cannot flake)
       expect(calls).toBe(2);
+      answers.push([500, 'EINTERNAL']);
       const err = await api.request('POST', 'entries/list', { body: {} }).catch((e: unknown) => e);
-      expect(err).toMatchObject({ code: 'EREMOTE', details: { status: 503, code: 'EUNAVAILABLE' } });
+      expect(err).toMatchObject({ code: 'EREMOTE', details: { status: 500, code: 'EINTERNAL' } });
       expect(classifyFailure(err)).toBe('unavailable');
-      expect(calls).toBe(3);
+      expect(calls).toBe(3); // not repeated: the server may have done it
+      answers.push([500, 'EINTERNAL']);
+      expect(await api.request('GET', 'health')).toEqual({ ok: true }); // repeated
+      expect(calls).toBe(5);
     } finally {
       api.close();
       await new Promise((r) => flaky.close(r));
+    }
+  });
+
+  it('reports an answer that is not JSON as EREMOTE (an endpoint that is not the API)', async () => {
+    const page = createHttpServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end('<html>Welcome</html>');
+    });
+    await new Promise<void>((r) => page.listen(0, '127.0.0.1', r));
+    const api = new ApiClient({ endpoint: `http://127.0.0.1:${(page.address() as AddressInfo).port}`, apiKey: key });
+    try {
+      await expect(api.request('GET', 'stats')).rejects.toMatchObject({ name: 'RemoteError', code: 'EREMOTE', details: { status: 200 } });
+    } finally {
+      api.close();
+      await new Promise((r) => page.close(r));
     }
   });
 

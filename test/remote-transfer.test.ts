@@ -6,6 +6,8 @@
 
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CompleteUploadResponse, CreateEntryResponse, GetEntryResponse, MultipartPlan, SinglePutPlan } from 'cacheness/model';
@@ -106,7 +108,8 @@ describe('multipart uploads', () => {
     const parts = await uploadParts(api, { ...p, parts: spoiled }, sourceOf(bytes));
     await complete(p.id, parts);
     expect((await readBack('mp/refresh')).whole.equals(bytes)).toBe(true);
-    await expect(uploadParts(api, p, sourceOf(randomBytes(5)))).rejects.toMatchObject({ code: 'EVALUETOOLARGE' });
+    await expect(uploadParts(api, p, sourceOf(randomBytes(5)))).rejects.toMatchObject({ code: 'EINTEGRITY' }); // fewer bytes than announced
+    await expect(uploadParts(api, p, sourceOf(randomBytes(bytes.length + 1)))).rejects.toMatchObject({ code: 'EVALUETOOLARGE' });
   });
 });
 
@@ -158,5 +161,26 @@ describe('parallel downloads', () => {
   it('fails with the first failed window, as a CachenessError', async () => {
     const failing = { size: 8, read: async (offset: number) => Promise.reject(Object.assign(new Error(`boom at ${offset}`), { code: 'EIO' })), close: async () => {} };
     await expect(readParallel(failing, Buffer.alloc(8), { window: 2 })).rejects.toMatchObject({ code: 'ESTORE', cause: { code: 'EIO' } });
+  });
+});
+
+describe('ranged reads from a server that answers wrongly', () => {
+  it('refuses more bytes than asked (a Range ignored) and fewer, as EREMOTE, without crashing', async () => {
+    const whole = randomBytes(100);
+    const wrong = createHttpServer((req, res) => {
+      req.resume();
+      const short = req.url?.includes('short');
+      res.writeHead(short ? 206 : 200, { 'content-length': short ? 5 : whole.length });
+      res.end(short ? whole.subarray(0, 5) : whole);
+    });
+    await new Promise<void>((r) => wrong.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(wrong.address() as AddressInfo).port}`;
+    try {
+      const into = Buffer.alloc(10);
+      await expect(openUrl(api, `${base}/long`, 100).read(10, 10, into)).rejects.toMatchObject({ code: 'EREMOTE' });
+      await expect(openUrl(api, `${base}/short`, 100).read(10, 10)).rejects.toMatchObject({ code: 'EREMOTE' });
+    } finally {
+      await new Promise((r) => wrong.close(r));
+    }
   });
 });

@@ -22,7 +22,7 @@ export interface ApiClientOptions {
   apiKey: string;
   /** Time to open a connection, in ms. Default 3,000. */
   connectTimeoutMs?: number;
-  /** Time from sending a request to the first byte of its response, in ms. Default 30,000. */
+  /** Once connected, the longest time with no byte sent or received, in ms. Default 30,000. */
   responseTimeoutMs?: number;
   /** Time for one call, all attempts included, in ms. Default 60,000. */
   deadlineMs?: number;
@@ -57,8 +57,13 @@ export type Failure =
 const LIBRARY_ERRORS: Partial<Record<ErrorCode, new (code: ErrorCode, message: string, o?: { details?: Record<string, unknown> }) => CachenessError>> = {
   EKEY: KeyError,
   EKEYTYPE: KeyError,
+  EKEYFILE: KeyError,
+  EKEYASYNC: KeyError,
   EVALUETYPE: ValueError,
   EVALUETOOLARGE: ValueError,
+  ESTREAM: ValueError,
+  EFILE: ValueError,
+  EHANDLER: HandlerError,
   ETTL: OptionError,
   EOPTION: OptionError,
   ETABLE: TableError,
@@ -121,8 +126,23 @@ export class ApiClient {
       (r): Verdict<T> => {
         if ('error' in r) return { failure: unreachable(this.base.origin, r), retryable: idempotent || !r.sent };
         const text = Buffer.from(r.body).toString('utf8');
-        if (r.status < 300) return { value: (text === '' ? undefined : JSON.parse(text)) as T };
-        return { failure: serverError(method, path, r.status, text), retryable: idempotent && (r.status >= 500 || r.status === 429), waitMs: retryAfterMs(r.headers) };
+        if (r.status < 300) {
+          try {
+            return { value: (text === '' ? undefined : JSON.parse(text)) as T };
+          } catch {
+            const failure = new RemoteError(
+              'EREMOTE',
+              `The cloud API answered ${r.status} with something that is not JSON (${JSON.stringify(text.slice(0, 80))}); is the endpoint the API's URL?`,
+              {
+                details: { status: r.status, request: `${method} /v1/${path}` },
+              },
+            );
+            return { failure, retryable: false };
+          }
+        }
+        // Rate limited (429) and unavailable (503) are refused before any work: safe to repeat whatever the call.
+        const retryable = r.status === 429 || r.status === 503 || (idempotent && r.status >= 500);
+        return { failure: serverError(method, path, r.status, text), retryable, waitMs: retryAfterMs(r.headers) };
       },
     );
   }
@@ -165,9 +185,11 @@ function serverError(method: string, path: string, status: number, text: string)
     if (typeof b.error?.message === 'string') message = b.error.message;
     details = b.error?.details;
   } catch {}
-  const Library = LIBRARY_ERRORS[code as ErrorCode];
-  if (Library) return new Library(code as ErrorCode, message, details ? { details } : undefined);
   const context = { ...details, status, code, request: `${method} /v1/${path}` };
+  // The API's own name for an object over its limit is the library's EVALUETOOLARGE.
+  const libraryCode = (code === 'ETOOLARGE' ? 'EVALUETOOLARGE' : code) as ErrorCode;
+  const Library = LIBRARY_ERRORS[libraryCode];
+  if (Library) return new Library(libraryCode, message, { details: context });
   if (status === 401 || status === 403) {
     return new RemoteError('EAUTH', `The cloud API refused the API key (${code || status}): ${message} Check remote.apiKey / CACHENESS_API_KEY and the key's scopes.`, {
       details: context,

@@ -5,13 +5,14 @@
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
 import type { CachenessError } from '../errors.js';
 
 /** Time limits of one attempt, and the connections it reuses. */
 export interface Transport {
   /** Time to open a connection, in ms. */
   connectTimeoutMs: number;
-  /** Time from sending a request to the end of its answer, in ms. */
+  /** Once connected, the longest time with no byte sent or received, in ms. */
   responseTimeoutMs: number;
   http: HttpAgent;
   https: HttpsAgent;
@@ -27,6 +28,8 @@ export interface Answer {
   status: number;
   headers: IncomingHttpHeaders;
   body: Uint8Array;
+  /** The answer held more than `into` could take (a server ignoring a Range, say); `body` is what fit. */
+  overflow?: true;
 }
 /** A failed attempt: the network error, and whether the request may have reached the server. */
 export interface NetworkFailure {
@@ -57,52 +60,89 @@ export function attempt(
 ): Promise<Answer | NetworkFailure> {
   return new Promise((resolve) => {
     let sent = false;
+    let answered = false;
     let settled = false;
     const finish = (r: Answer | NetworkFailure) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      clearInterval(watch);
       resolve(r);
     };
     const https = url.protocol === 'https:';
     const req = (https ? (httpsRequest as typeof httpRequest) : httpRequest)(url, { method: o.method, agent: https ? t.https : t.http, headers: o.headers });
     const fail = (code: string, message: string) => req.destroy(Object.assign(new Error(message), { code }));
-    // One timer at a time: connecting, then the answer; never past the deadline.
-    let timer = setTimeout(() => fail('ETIMEDOUT', `no connection within ${t.connectTimeoutMs} ms`), Math.min(t.connectTimeoutMs, o.deadline - Date.now()));
-    const connected = () => {
+    if (o.deadline <= Date.now()) {
+      queueMicrotask(() => fail('ETIMEDOUT', 'the deadline passed before the request could start'));
+    }
+    // Connecting has its own limit; after that the attempt fails only when no byte moves either way for
+    // responseTimeoutMs (a large upload or download may take long, but never stalls that long), or at the deadline.
+    const timer = setTimeout(() => fail('ETIMEDOUT', `no connection within ${t.connectTimeoutMs} ms`), Math.max(0, Math.min(t.connectTimeoutMs, o.deadline - Date.now())));
+    let watch: NodeJS.Timeout | undefined;
+    const connected = (socket: Socket) => {
       sent = true;
       clearTimeout(timer);
-      timer = setTimeout(() => fail('ETIMEDOUT', `no answer within ${t.responseTimeoutMs} ms`), Math.min(t.responseTimeoutMs, o.deadline - Date.now()));
+      let moved = socket.bytesRead + socket.bytesWritten;
+      let lastMove = Date.now();
+      watch = setInterval(
+        () => {
+          const now = Date.now();
+          const bytes = socket.bytesRead + socket.bytesWritten;
+          if (bytes !== moved) {
+            moved = bytes;
+            lastMove = now;
+          }
+          if (now >= o.deadline) fail('ETIMEDOUT', 'the deadline passed');
+          else if (now - lastMove >= t.responseTimeoutMs) fail('ETIMEDOUT', `no progress for ${t.responseTimeoutMs} ms`);
+        },
+        Math.max(10, Math.min(1_000, t.responseTimeoutMs / 4)),
+      );
     };
     req.on('socket', (socket) => {
-      if (socket.connecting) socket.once('connect', connected);
-      else connected(); // a kept-alive connection
+      if (socket.connecting) socket.once('connect', () => connected(socket));
+      else connected(socket); // a kept-alive connection
     });
     req.on('response', (res: IncomingMessage) => {
+      answered = true;
       const ok = (res.statusCode ?? 0) < 300;
       const into = ok ? o.into : undefined;
       const chunks: Buffer[] = [];
       let n = 0;
       res.on('data', (c: Buffer) => {
+        if (settled) return;
         if (into) {
-          if (n + c.length > into.length) return fail('ECONNABORTED', `the answer is longer than the ${into.length} bytes expected`);
+          if (n + c.length > into.length) {
+            // More than asked for: the server is wrong, not the network. Stop reading, without an error event.
+            finish({ status: res.statusCode ?? 0, headers: res.headers, body: into.subarray(0, n), overflow: true });
+            res.destroy();
+            req.destroy();
+            return;
+          }
           into.set(c, n);
         } else chunks.push(c);
         n += c.length;
       });
       res.on('end', () => finish({ status: res.statusCode ?? 0, headers: res.headers, body: into ? into.subarray(0, n) : Buffer.concat(chunks, n) }));
       res.on('error', (error) => finish({ error, sent: true }));
+      res.on('close', () => finish({ error: Object.assign(new Error('the answer was cut off'), { code: 'ECONNRESET' }), sent: true }));
     });
-    req.on('error', (error: NodeJS.ErrnoException) =>
-      finish({ error: NETWORK_CODES.has(error.code ?? '') ? error : Object.assign(error, { code: error.code ?? 'ECONNABORTED' }), sent }),
-    );
+    req.on('error', (error: NodeJS.ErrnoException) => {
+      // A kept-alive connection the server had already closed: the request never reached it.
+      const stale = req.reusedSocket && !answered && (error.code === 'ECONNRESET' || error.code === 'EPIPE');
+      finish({ error: NETWORK_CODES.has(error.code ?? '') ? error : Object.assign(error, { code: error.code ?? 'ECONNABORTED' }), sent: sent && !stale });
+    });
     const body = o.body;
     if (typeof body !== 'function') req.end(body);
     else {
       (async () => {
         for await (const piece of body()) {
-          if (settled) return;
-          if (!req.write(piece)) await new Promise((r) => req.once('drain', r));
+          if (settled || req.destroyed) return;
+          if (!req.write(piece)) {
+            await new Promise((r) => {
+              req.once('drain', r);
+              req.once('close', r);
+            });
+          }
         }
         req.end();
       })().catch((error: NodeJS.ErrnoException) => {

@@ -49,6 +49,11 @@ const URL_BATCH = 100;
  */
 export async function uploadParts(api: ApiClient, plan: MultipartPlan, source: ByteSource, o: UploadPartsOptions = {}): Promise<SentPart[]> {
   const count = Math.max(1, Math.ceil(source.size / plan.partSize));
+  if (plan.size !== null && source.size < plan.size) {
+    throw new IntegrityError('EINTEGRITY', `The bytes to upload are ${source.size}, not the ${plan.size} announced; start a new upload.`, {
+      details: { size: source.size, planned: plan.size },
+    });
+  }
   if ((plan.size !== null && plan.size !== source.size) || count > plan.partCount) {
     throw new ValueError(
       'EVALUETOOLARGE',
@@ -69,8 +74,10 @@ export async function uploadParts(api: ApiClient, plan: MultipartPlan, source: B
   /** URLs for `n` and the parts after it that lack one (one request at a time). */
   const more = async (n: number, replace = false): Promise<void> => {
     if (replace) urls.delete(n);
-    while (!urls.has(n)) {
+    for (let asked = false; !urls.has(n); ) {
+      if (asked) throw new RemoteError('EREMOTE', `The cloud API gave no URL for part ${n} of upload ${plan.id}.`, { details: { part: n } });
       if (!refill) {
+        asked = true;
         const wanted = todo.filter((m) => m >= n && !urls.has(m)).slice(0, URL_BATCH);
         if (!wanted.includes(n)) wanted.unshift(n);
         refill = api
@@ -91,9 +98,9 @@ export async function uploadParts(api: ApiClient, plan: MultipartPlan, source: B
     const body = await source.read((n - 1) * plan.partSize, length, memory);
     if (body.length !== length) throw new IntegrityError('EINTEGRITY', `The bytes to upload ended early: part ${n} has ${body.length} of ${length} bytes.`);
     let refreshed = false;
-    const deadline = Date.now() + api.deadlineMs;
     for (;;) {
       await more(n);
+      const deadline = Date.now() + api.deadlineMs;
       try {
         const etag = await retrying(
           api.retries,
@@ -115,9 +122,10 @@ export async function uploadParts(api: ApiClient, plan: MultipartPlan, source: B
     }
   };
 
-  const memory: Buffer[] = []; // one part's memory per slot
+  const memory: Buffer[] = []; // one part's memory per slot, as large as the largest part to send
+  const largest = todo.reduce((m, n) => Math.max(m, sizeOf(n)), 0);
   await inParallel(todo.length, o.concurrency ?? 4, async (i, slot) => {
-    memory[slot] ??= Buffer.allocUnsafeSlow(plan.partSize);
+    memory[slot] ??= Buffer.allocUnsafeSlow(largest);
     await put(todo[i] as number, memory[slot]);
   });
   return [...sent].map(([partNumber, etag]) => ({ partNumber, etag })).sort((a, b) => a.partNumber - b.partNumber);
@@ -146,9 +154,11 @@ function partVerdict(r: Answer | NetworkFailure, n: number): Verdict<string> {
  */
 export async function uploadSingle(api: ApiClient, plan: SinglePutPlan, source: ByteSource, pieceSize = 1024 * 1024): Promise<void> {
   if (source.size !== plan.size) throw new ValueError('EVALUETOOLARGE', `${source.size} bytes do not fit this upload of ${plan.size}; start a new upload.`);
-  const memory = Buffer.allocUnsafeSlow(Math.min(pieceSize, Math.max(1, source.size)));
+  const piece = Math.min(pieceSize, Math.max(1, source.size));
+  // Memory of its own for each attempt: an abandoned attempt may still be reading into its memory.
   const pieces = async function* () {
-    for (let off = 0; off < source.size; off += memory.length) yield await source.read(off, Math.min(memory.length, source.size - off), memory);
+    const memory = Buffer.allocUnsafeSlow(piece);
+    for (let off = 0; off < source.size; off += piece) yield await source.read(off, Math.min(piece, source.size - off), memory);
   };
   const deadline = Date.now() + api.deadlineMs;
   await retrying(
@@ -182,6 +192,8 @@ export function openUrl(api: ApiClient, url: string, size: number): BlobReader {
               failure: new RemoteError('EUNREACHABLE', `A download from S3 failed (${r.error.message}).`, { cause: r.error, details: { reason: r.error.code } }),
               retryable: true,
             };
+          if (r.overflow)
+            return { failure: new RemoteError('EREMOTE', `S3 returned more than the ${n} bytes asked at ${offset}.`, { details: { status: r.status } }), retryable: false };
           if (r.status >= 300) {
             return {
               failure: new RemoteError('EREMOTE', `S3 refused a download (${r.status}); if the link expired, read the entry again.`, { details: { status: r.status } }),
