@@ -177,7 +177,7 @@ const peakRss = () => process.resourceUsage().maxRSS * 1024;
  * Part 1: codec `none`, `rounds` timed rounds after one untimed warm-up round, cacheness and fs
  * alternating first; the first element changes every round so the blob store cannot skip a write.
  */
-export async function runNone(dir: string, signal: Float32Array, rounds: number): Promise<NoneCase> {
+async function runNone(dir: string, signal: Float32Array, rounds: number): Promise<NoneCase> {
   const raw = bytesOf(signal);
   const mb = raw.length / 1e6;
   const file = join(dir, 'none.bin');

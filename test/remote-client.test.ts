@@ -111,32 +111,35 @@ describe('ApiClient when the API is not there', () => {
     }
   });
 
-  it('waits out a 503 for as long as Retry-After says, for any call; a 500 is repeated only for idempotent calls', async () => {
+  it('retries a 503 for any call as Retry-After allows, gives up when the wait would pass the deadline, and repeats a 500 only for idempotent calls', async () => {
     let calls = 0;
-    const answers: [number, string][] = [];
+    const answers: [number, string, string?][] = [];
     const flaky = createHttpServer((req, res) => {
       calls++;
       req.resume();
-      const [status, code] = answers.shift() ?? [200, ''];
-      res.writeHead(status, { 'content-type': 'application/json', ...(status === 503 ? { 'retry-after': '1' } : {}) });
+      const [status, code, retryAfter] = answers.shift() ?? [200, ''];
+      res.writeHead(status, { 'content-type': 'application/json', ...(retryAfter ? { 'retry-after': retryAfter } : {}) });
       res.end(JSON.stringify(status === 200 ? { ok: true } : { error: { code, message: 'not now' } }));
     });
     await new Promise<void>((r) => flaky.listen(0, '127.0.0.1', r));
-    const api = new ApiClient({ endpoint: `http://127.0.0.1:${(flaky.address() as AddressInfo).port}`, apiKey: key });
+    const api = new ApiClient({ endpoint: `http://127.0.0.1:${(flaky.address() as AddressInfo).port}`, apiKey: key, deadlineMs: 10_000 });
     try {
-      answers.push([503, 'EUNAVAILABLE']);
-      const started = Date.now();
+      answers.push([503, 'EUNAVAILABLE', '0']);
       expect(await api.request('POST', 'entries/list', { body: {} })).toEqual({ ok: true }); // refused before any work: safe to repeat
-      expect(Date.now() - started).toBeGreaterThanOrEqual(950); // Retry-After: 1 was honoured (a lower bound cannot flake)
       expect(calls).toBe(2);
+      // Asked to wait 2 minutes with a 10 s deadline: no retry after a short backoff, but a failure now.
+      answers.push([503, 'EUNAVAILABLE', '120']);
+      const later = await api.request('GET', 'stats').catch((e: unknown) => e);
+      expect(later).toMatchObject({ code: 'EREMOTE', details: { status: 503, code: 'EUNAVAILABLE' } });
+      expect(classifyFailure(later)).toBe('unavailable');
+      expect(calls).toBe(3);
       answers.push([500, 'EINTERNAL']);
       const err = await api.request('POST', 'entries/list', { body: {} }).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: 'EREMOTE', details: { status: 500, code: 'EINTERNAL' } });
-      expect(classifyFailure(err)).toBe('unavailable');
-      expect(calls).toBe(3); // not repeated: the server may have done it
+      expect(calls).toBe(4); // not repeated: the server may have done it
       answers.push([500, 'EINTERNAL']);
       expect(await api.request('GET', 'health')).toEqual({ ok: true }); // repeated
-      expect(calls).toBe(5);
+      expect(calls).toBe(6);
     } finally {
       api.close();
       await new Promise((r) => flaky.close(r));

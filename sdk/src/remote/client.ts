@@ -155,7 +155,7 @@ export class ApiClient {
 }
 
 /** The error for a request that got no answer from `origin`. */
-export function unreachable(origin: string, r: NetworkFailure): RemoteError {
+function unreachable(origin: string, r: NetworkFailure): RemoteError {
   return new RemoteError(
     'EUNREACHABLE',
     `The cloud API at ${origin} could not be reached (${r.error.message}). Check the endpoint and the network; in mode 'auto' the local store is used meanwhile.`,
