@@ -30,6 +30,7 @@ export type ErrorCode =
   | 'ESTORE' // the underlying store failed
   | 'EUNREACHABLE' // the cloud API could not be reached (connection refused or reset, DNS failure, timeout)
   | 'EAUTH' // the cloud API refused the API key (missing, unknown, revoked, or without the scope needed)
+  | 'ECONFLICT' // the cloud holds a later write of this key than the one sent (later write wins)
   | 'EREMOTE'; // the cloud API answered with an error that has no library code (e.g. unavailable, rate limited)
 
 /** Base class of every error thrown by cacheness. */
@@ -64,7 +65,11 @@ export class HandlerError extends CachenessError {}
 /** Store-level failures (I/O, database). Codes: `ESTORE`, `ECLOSED`, `EDUMP`. */
 export class StoreError extends CachenessError {}
 
-/** The cloud API failed or refused a call. Codes: `EUNREACHABLE`, `EAUTH`, `EREMOTE` (`details.status` and `details.code` hold the HTTP status and the server's code). */
+/**
+ * The cloud API failed or refused a call. Codes: `EUNREACHABLE`, `EAUTH`, `ECONFLICT` (a later write of
+ * the key is stored; `details.storedAt`), `EREMOTE` (`details.status` and `details.code` hold the HTTP
+ * status and the server's code).
+ */
 export class RemoteError extends CachenessError {}
 
 /**

@@ -46,6 +46,14 @@ export interface CreateEntryRequest {
   blobId?: string;
   maxStoredSize?: number;
   ttl?: Ttl;
+  /** Absolute expiry (ISO 8601), or null for never; instead of `ttl` (a replayed offline write keeps its expiry). */
+  expiresAt?: string | null;
+  /**
+   * When the client wrote the value (ISO 8601): the entry's `createdAt`, clamped to the server's clock.
+   * Later write wins: if the stored entry was written after this, nothing changes and the answer is 409
+   * `ECONFLICT` (`details.storedAt`). Checked again when an upload completes. Default: now.
+   */
+  writtenAt?: string;
   metadata?: Record<string, unknown> | null;
   description?: string | null;
   /** Custom-table rows to attach: one row or several per table. */
@@ -110,12 +118,29 @@ export interface CompleteUploadResponse {
   deduplicated?: true;
 }
 
-/** `GET /v1/entries/:key`: the entry with its bytes inline (base64), or a presigned GET URL (Range allowed). */
-export type GetEntryResponse = { entry: WireEntry; body: string } | { entry: WireEntry; url: string };
+/**
+ * `GET /v1/entries/:key`: the entry with its bytes inline (base64), or a presigned GET URL (Range
+ * allowed) and the blob id of the stored bytes (their XXH3-128, which the client checks a download
+ * against).
+ */
+export type GetEntryResponse = { entry: WireEntry; body: string; blobId?: null } | { entry: WireEntry; url: string; blobId?: string };
 
-/** `POST /v1/entries/:key/touch`. */
+/**
+ * `GET /v1/entries/:key` query flags: `count=0` reads without counting a hit or miss (the SDK counts
+ * its own reads and reports them with `POST /v1/access`); `payload=0` answers the entry alone
+ * ({@link EntryOnlyResponse}), with no bytes and no URL.
+ */
+export interface EntryOnlyResponse {
+  entry: WireEntry;
+  /** The blob id of an entry stored as a blob; null for an inline one. */
+  blobId?: string | null;
+}
+
+/** `POST /v1/entries/:key/touch`: a new expiry from `ttl` (from now), or an absolute `expiresAt`. */
 export interface TouchRequest {
   ttl?: Ttl;
+  /** ISO 8601, or null for never; instead of `ttl`. */
+  expiresAt?: string | null;
 }
 export interface TouchResponse {
   touched: true;
@@ -134,6 +159,45 @@ export interface ListResponse {
   entries: WireEntry[];
   /** Present when more entries follow: pass it back for the next page. */
   cursor?: string;
+}
+
+/** `POST /v1/entries/count`: entries matching a list filter. */
+export interface CountRequest {
+  prefix?: string;
+  where?: Record<string, unknown>;
+  includeExpired?: boolean;
+}
+export interface CountResponse {
+  count: number;
+}
+
+/** `POST /v1/entries/delete`: deletes every entry whose key starts with `prefix` (`''`: all of them). */
+export interface DeletePrefixRequest {
+  prefix: string;
+}
+export interface DeletePrefixResponse {
+  deleted: number;
+}
+
+/** `POST /v1/access`: reads a client counted itself (batched), applied to hit counts, access times and counters. */
+export interface AccessRequest {
+  /** At most 10,000 per request. */
+  accesses: { key: string; hits: number; accessedAt: string }[];
+  hits?: number;
+  misses?: number;
+}
+export interface AccessResponse {
+  recorded: true;
+}
+
+/** `GET /v1/tables`: every custom table's definition, by name. */
+export interface TablesResponse {
+  tables: Record<string, TableDefinition>;
+}
+
+/** `GET /v1/entries/:key/rows`: the entry's rows in every custom table (for export); `{}` when it has none or is absent. */
+export interface RowsResponse {
+  tables: Record<string, Record<string, unknown>[]>;
 }
 
 /** `GET /v1/stats`. */
@@ -158,7 +222,10 @@ export interface QueryResponse {
   rows: Record<string, unknown>[];
 }
 
-/** `DELETE /v1/entries/:key`. */
+/**
+ * `DELETE /v1/entries/:key`, optionally `?writtenAt=<ISO 8601>`: then the entry is deleted only if it
+ * was written at or before that time (a replayed offline delete never removes a later write).
+ */
 export interface DeleteResponse {
   deleted: boolean;
 }

@@ -8,10 +8,14 @@ import { randomBytes } from 'node:crypto';
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
   type AbortUploadResponse,
+  type AccessResponse,
   type CompleteUploadResponse,
+  type CountResponse,
   type CreateEntryResponse,
   type DefineTableResponse,
+  type DeletePrefixResponse,
   type DeleteResponse,
+  type EntryOnlyResponse,
   type EntryRecord,
   type GetEntryResponse,
   type HealthResponse,
@@ -23,7 +27,9 @@ import {
   type PartUrlsResponse,
   type QueryResponse,
   type RevokeKeyResponse,
+  type RowsResponse,
   type StatsResponse,
+  type TablesResponse,
   type TouchResponse,
   toEntryInfo,
   toWireEntry,
@@ -47,7 +53,7 @@ import { abortMultipart, completeMultipart, presignGet, presignParts, presignPut
 import { ApiError, toErrorResponse } from './errors.js';
 import { openApiDocument } from './openapi.js';
 import { DEFAULT_RATE_LIMIT, type RateDecision, RateLimiter, type RateLimitOptions } from './rate-limit.js';
-import { CompleteParts, CreateEntry, DefineTable, List, NewKey, PartNumbers, Query, Touch } from './schemas.js';
+import { Access, CompleteParts, Count, CreateEntry, DefineTable, DeletePrefix, IsoTime, List, NewKey, PartNumbers, Query, Touch } from './schemas.js';
 
 /** What the API runs on. */
 export interface ApiDeps {
@@ -89,6 +95,39 @@ function checkPlainCodec(codec: string, d: { size?: number; storedSize?: number;
   if (codec === 'none' && (d.size !== d.storedSize || d.contentHash !== d.blobId)) {
     throw new ApiError(400, 'EVALIDATION', "With codec 'none' the stored bytes are the content: size must equal storedSize and contentHash equal blobId.");
   }
+}
+
+/** A `0` / `1` query flag; absent means 1. */
+function queryFlag(value: string | undefined, name: string): boolean {
+  if (value === undefined || value === '1') return true;
+  if (value === '0') return false;
+  throw new ApiError(400, 'EVALIDATION', `Query parameter '${name}' is 0 or 1 (got '${value}').`);
+}
+
+/** `ttl` and an absolute `expiresAt` are two ways to say one thing: a request may use one of them. */
+function checkOneExpiry(d: { ttl?: unknown; expiresAt?: unknown }): void {
+  if (d.ttl !== undefined && d.expiresAt !== undefined) {
+    throw new ApiError(400, 'EVALIDATION', 'Send ttl (relative) or expiresAt (absolute ISO 8601, or null for never), not both.');
+  }
+}
+
+/**
+ * Later write wins: a write dated `writtenAt` (ms) must not replace a live entry written after it
+ * (409 `ECONFLICT`, nothing changes); at equal times the new write wins. This runs just before the
+ * write, not in its transaction (the store's put takes no condition), so a write committed in between
+ * can still be replaced: a narrow race, accepted.
+ */
+async function refuseIfLaterStored(store: PostgresMetadataStore, key: string, writtenAt: number, now: number): Promise<void> {
+  const stored = await store.head(key);
+  if (!stored || isExpired(stored, now) || stored.createdAt <= writtenAt) return;
+  const storedAt = new Date(stored.createdAt).toISOString();
+  const at = new Date(writtenAt).toISOString();
+  throw new ApiError(
+    409,
+    'ECONFLICT',
+    `Entry '${key}' was written at ${storedAt}, after this write (${at}); the later write wins, so nothing changed. Read the entry for its current value.`,
+    { storedAt, writtenAt: at },
+  );
 }
 
 async function objectSize(s3: S3Client, bucket: string, key: string): Promise<number | undefined> {
@@ -198,17 +237,21 @@ export function createApp(deps: ApiDeps): Hono<Env> {
       c.header('x-cacheness-content-hash', e.contentHash);
       return c.body(null, 200);
     }
-    const e = await store.get(key);
+    // count=0: the client counts its reads itself (POST /v1/access); payload=0: metadata alone, never counted.
+    const payload = queryFlag(c.req.query('payload'), 'payload');
+    const counted = queryFlag(c.req.query('count'), 'count') && payload;
+    const e = payload ? await store.get(key) : await store.head(key);
     if (!e || isExpired(e, now)) {
-      await store.recordAccess([], { misses: 1 });
+      if (counted) await store.recordAccess([], { misses: 1 });
       throw new ApiError(404, 'ENOTFOUND', `No entry '${key}'.`);
     }
-    await store.recordAccess([{ key, hits: 1, accessedAt: now }], { hits: 1 });
-    const entry = toWireEntry({ ...toEntryInfo(e), hits: e.hits + 1 });
+    if (counted) await store.recordAccess([{ key, hits: 1, accessedAt: now }], { hits: 1 });
+    const entry = toWireEntry({ ...toEntryInfo(e), hits: e.hits + (counted ? 1 : 0) });
+    if (!payload) return c.json({ entry, blobId: e.inline ? null : e.blobId } satisfies EntryOnlyResponse);
     if (e.inline) return c.json({ entry, body: Buffer.from(e.inline).toString('base64') } satisfies GetEntryResponse);
     if (!e.blobName) throw new ApiError(503, 'EUNAVAILABLE', 'This entry has no payload yet; try again.');
     const url = await presignGet(deps.s3, { bucket: deps.bucket, key: blobObjectKey(c.get('principal').namespace, e.blobName) });
-    return c.json({ entry, url } satisfies GetEntryResponse);
+    return c.json({ entry, url, ...(e.blobId ? { blobId: e.blobId } : {}) } satisfies GetEntryResponse);
   });
 
   app.put('/v1/entries/:key', async (c) => {
@@ -219,8 +262,13 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     const parsed = CreateEntry.safeParse(await c.req.json().catch(() => undefined));
     if (!parsed.success) throw new ApiError(400, 'EVALIDATION', `Invalid entry: ${z.prettifyError(parsed.error)}`, { issues: parsed.error.issues });
     const body = parsed.data;
+    checkOneExpiry(body);
     const now = clock();
+    // A client's own write time (a replayed offline write), never later than the server's clock.
+    const writtenAt = body.writtenAt === undefined ? undefined : Math.min(Date.parse(body.writtenAt), now);
+    const createdAt = writtenAt ?? now;
     const ttlMs = body.ttl === undefined ? null : ttlToMs(body.ttl);
+    const expiresAt = body.expiresAt !== undefined ? (body.expiresAt === null ? null : Date.parse(body.expiresAt)) : ttlMs === null ? null : createdAt + ttlMs;
     const record: EntryRecord = {
       key,
       params: (body.params ?? null) as EntryRecord['params'],
@@ -233,9 +281,9 @@ export function createApp(deps: ApiDeps): Hono<Env> {
       contentHash: body.contentHash ?? '',
       blobId: null,
       inline: null,
-      createdAt: now,
-      accessedAt: now,
-      expiresAt: ttlMs === null ? null : now + ttlMs,
+      createdAt,
+      accessedAt: createdAt,
+      expiresAt,
       hits: 0,
       description: body.description ?? null,
       metadata: (body.metadata ?? null) as EntryRecord['metadata'],
@@ -248,6 +296,10 @@ export function createApp(deps: ApiDeps): Hono<Env> {
       throw new ApiError(400, 'EVALIDATION', 'Send size, storedSize and contentHash (with body or blobId), or none of them (and no blobId) to stream an upload of unknown size.');
     }
     if (!streamed && body.maxStoredSize !== undefined) throw new ApiError(400, 'EVALIDATION', 'maxStoredSize is for streamed uploads (unknown size); this upload has storedSize.');
+    /** Later write wins, for writes dated by the client (undated writes happen now: nothing stored is later). */
+    const checkLaterWrite = () => (writtenAt === undefined ? Promise.resolve() : refuseIfLaterStored(store, key, writtenAt, now));
+    /** What completion needs to know of a dated write or an absolute expiry. */
+    const dated = { writtenAt: writtenAt ?? null, fixedExpiry: body.expiresAt !== undefined };
 
     if (body.body !== undefined) {
       const bytes = Buffer.from(body.body, 'base64');
@@ -255,6 +307,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
       if (bytes.length !== record.storedSize) throw new ApiError(422, 'EINTEGRITY', `The body has ${bytes.length} bytes but storedSize says ${record.storedSize}.`);
       if (body.codec === 'none' && (await contentHashHex(bytes)) !== body.contentHash) throw new ApiError(422, 'EINTEGRITY', 'The body does not match contentHash.');
       record.inline = bytes;
+      await checkLaterWrite();
       await store.put(record, { tables });
       return c.json({ entry: toWireEntry(toEntryInfo(record)) } satisfies CreateEntryResponse, 201);
     }
@@ -262,6 +315,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     if (streamed) {
       // Bytes of unknown size: staged under a random blob id (pinned), planned for the worst case.
       if (body.maxStoredSize !== undefined && body.maxStoredSize > maxObject) throw tooLarge();
+      await checkLaterWrite();
       const plan = planParts({ maxSize: body.maxStoredSize ?? maxObject, preferredPartSize: deps.preferredPartBytes });
       const staged = await store.acquireBlob(randomBytes(16).toString('hex'), 0, now, `upload:${namespace}`);
       const objectKey = blobObjectKey(namespace, staged.name);
@@ -276,6 +330,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
         pin: staged.pin,
         multipart: { s3UploadId, partSize: plan.partSize, partCount: plan.partCount },
         maxSize,
+        ...dated,
         createdAt: now,
         expiresAt: now + UPLOAD_TTL_MS,
       }).catch(async (err) => {
@@ -290,6 +345,8 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     checkPlainCodec(body.codec, body);
     if (record.storedSize > maxObject) throw tooLarge();
     record.blobId = body.blobId;
+    // Before the reservation, so a refused write leaves no pin (this covers the deduplicated path too).
+    await checkLaterWrite();
     const reservation = await store.acquireBlob(body.blobId, record.storedSize, now, `upload:${namespace}`);
     const objectKey = blobObjectKey(namespace, reservation.name);
     if (reservation.ready && (await objectSize(deps.s3, deps.bucket, objectKey)) === record.storedSize) {
@@ -305,6 +362,7 @@ export function createApp(deps: ApiDeps): Hono<Env> {
       blobName: reservation.name,
       pin: reservation.pin,
       maxSize: null,
+      ...dated,
       createdAt: now,
       expiresAt: now + UPLOAD_TTL_MS,
     };
@@ -389,19 +447,33 @@ export function createApp(deps: ApiDeps): Hono<Env> {
       const limit = streamed && size > (upload.maxSize as number) ? `, over this upload's limit of ${upload.maxSize}` : '';
       throw new ApiError(422, 'EINTEGRITY', `The uploaded object has ${size} bytes${limit}; ${announced} were announced.${streamed ? ' Start a new upload.' : ''}`);
     }
-    // The write happens now: creation time and expiry count from completion, not from the announcement.
     const now = clock();
-    const ttl = upload.record.expiresAt === null ? null : upload.record.expiresAt - upload.record.createdAt;
-    const record: EntryRecord = { ...upload.record, createdAt: now, accessedAt: now, expiresAt: ttl === null ? null : now + ttl };
+    const store = c.get('store');
+    let record: EntryRecord;
+    if (upload.writtenAt != null) {
+      // A write dated by its client keeps its times; a later write stored meanwhile wins, and this upload is over.
+      record = { ...upload.record };
+      await refuseIfLaterStored(store, upload.key, upload.writtenAt, now).catch(async (err) => {
+        // As for EINTEGRITY above: the unpinned blob is garbage for the sweeper; no pending row is left.
+        await store.releasePin(upload.pin);
+        await deleteUpload(deps.sql, namespace, upload.id);
+        throw err;
+      });
+    } else {
+      // The write happens now: creation time and a ttl count from completion, not from the announcement.
+      const ttl = upload.record.expiresAt === null ? null : upload.record.expiresAt - upload.record.createdAt;
+      const expiresAt = upload.fixedExpiry || ttl === null ? upload.record.expiresAt : now + ttl;
+      record = { ...upload.record, createdAt: now, accessedAt: now, expiresAt };
+    }
     let blobName = upload.blobName;
     let deduplicated = false;
     if (streamed) {
-      const adopted = await c.get('store').adoptStagedBlob(upload.blobName, upload.pin, done.blobId as string, size);
+      const adopted = await store.adoptStagedBlob(upload.blobName, upload.pin, done.blobId as string, size);
       Object.assign(record, { size: done.size, storedSize: size, contentHash: done.contentHash, blobId: adopted.blobId });
       blobName = adopted.name;
       deduplicated = adopted.deduplicated;
     }
-    await c.get('store').put(record, { tables: upload.tables ?? undefined, pin: upload.pin, blobName });
+    await store.put(record, { tables: upload.tables ?? undefined, pin: upload.pin, blobName });
     await deleteUpload(deps.sql, namespace, upload.id);
     return c.json({ entry: toWireEntry(toEntryInfo(record)), ...(deduplicated ? { deduplicated: true as const } : {}) } satisfies CompleteUploadResponse, 201);
   });
@@ -424,15 +496,56 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     return c.json({ aborted: true } satisfies AbortUploadResponse);
   });
 
+  /** A new expiry for a live entry: `ttl` from now, or an absolute `expiresAt` (null: never). */
   app.post('/v1/entries/:key/touch', async (c) => {
     need(c.get('principal'), 'write');
     const parsed = Touch.safeParse(await c.req.json().catch(() => ({})));
     if (!parsed.success) throw new ApiError(400, 'EVALIDATION', `Invalid touch: ${z.prettifyError(parsed.error)}`);
+    const q = parsed.data;
+    checkOneExpiry(q);
     const now = clock();
-    const ttlMs = parsed.data.ttl === undefined || parsed.data.ttl === null ? null : ttlToMs(parsed.data.ttl);
-    const touched = await c.get('store').touch(c.req.param('key'), ttlMs === null ? null : now + ttlMs, now);
+    const ttlMs = q.ttl === undefined || q.ttl === null ? null : ttlToMs(q.ttl);
+    const expiresAt = q.expiresAt !== undefined ? (q.expiresAt === null ? null : Date.parse(q.expiresAt)) : ttlMs === null ? null : now + ttlMs;
+    const touched = await c.get('store').touch(c.req.param('key'), expiresAt, now);
     if (!touched) throw new ApiError(404, 'ENOTFOUND', `No live entry '${c.req.param('key')}'.`);
-    return c.json({ touched: true, expiresAt: ttlMs === null ? null : new Date(now + ttlMs).toISOString() } satisfies TouchResponse);
+    return c.json({ touched: true, expiresAt: expiresAt === null ? null : new Date(expiresAt).toISOString() } satisfies TouchResponse);
+  });
+
+  /** Reads a client counted itself (`GET ?count=0`), in batches: hit counts, access times and the hits/misses counters. */
+  app.post('/v1/access', async (c) => {
+    need(c.get('principal'), 'read');
+    const parsed = Access.safeParse(await c.req.json().catch(() => undefined));
+    if (!parsed.success) throw new ApiError(400, 'EVALIDATION', `Invalid access report: ${z.prettifyError(parsed.error)}`);
+    const q = parsed.data;
+    const now = clock();
+    // Access times from a client's clock, never later than the server's (a clock ahead would skew LRU).
+    const accesses = q.accesses.map((a) => ({ key: a.key, hits: a.hits, accessedAt: Math.min(Date.parse(a.accessedAt), now) }));
+    await c.get('store').recordAccess(accesses, { ...(q.hits ? { hits: q.hits } : {}), ...(q.misses ? { misses: q.misses } : {}) });
+    return c.json({ recorded: true } satisfies AccessResponse);
+  });
+
+  /** How many entries match a list filter (prefix, where; live ones unless includeExpired). */
+  app.post('/v1/entries/count', async (c) => {
+    need(c.get('principal'), 'read');
+    const parsed = Count.safeParse(await c.req.json().catch(() => ({})));
+    if (!parsed.success) throw new ApiError(400, 'EVALIDATION', `Invalid count request: ${z.prettifyError(parsed.error)}`);
+    const q = parsed.data;
+    const count = await c.get('store').count({ prefix: q.prefix, where: q.where as Where | undefined, includeExpired: q.includeExpired, now: clock() });
+    return c.json({ count } satisfies CountResponse);
+  });
+
+  /** Deletes every entry whose key starts with `prefix`; `''` deletes them all. */
+  app.post('/v1/entries/delete', async (c) => {
+    need(c.get('principal'), 'write');
+    const parsed = DeletePrefix.safeParse(await c.req.json().catch(() => undefined));
+    if (!parsed.success) throw new ApiError(400, 'EVALIDATION', `Invalid delete request (send { prefix }, '' for every entry): ${z.prettifyError(parsed.error)}`);
+    return c.json({ deleted: await c.get('store').deletePrefix(parsed.data.prefix) } satisfies DeletePrefixResponse);
+  });
+
+  /** An entry's rows in every custom table (for export); `{}` when it has none or does not exist. */
+  app.get('/v1/entries/:key/rows', async (c) => {
+    need(c.get('principal'), 'read');
+    return c.json({ tables: await c.get('store').rowsOf(c.req.param('key')) } satisfies RowsResponse);
   });
 
   app.post('/v1/entries/list', async (c) => {
@@ -449,6 +562,12 @@ export function createApp(deps: ApiDeps): Hono<Env> {
       entries: page.map((r) => toWireEntry(toEntryInfo(r))),
       ...(rows.length > limit && last ? { cursor: Buffer.from(last.key, 'utf8').toString('base64url') } : {}),
     } satisfies ListResponse);
+  });
+
+  /** Every custom table's definition, by name. */
+  app.get('/v1/tables', async (c) => {
+    need(c.get('principal'), 'read');
+    return c.json({ tables: await c.get('store').tables() } satisfies TablesResponse);
   });
 
   app.put('/v1/tables/:name', async (c) => {
@@ -489,10 +608,24 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     return c.json({ revoked: await revokeApiKey(deps.sql, c.get('principal').namespace, c.req.param('id')) } satisfies RevokeKeyResponse);
   });
 
+  /**
+   * Deletes an entry. With `?writtenAt=<ISO 8601>` (a replayed offline delete), only if the stored
+   * version was written at or before that time, and only that version: a later write survives.
+   */
   app.delete('/v1/entries/:key', async (c) => {
     need(c.get('principal'), 'write');
-    const deleted = await c.get('store').delete(c.req.param('key'));
-    return c.json({ deleted } satisfies DeleteResponse);
+    const store = c.get('store');
+    const key = c.req.param('key');
+    const raw = c.req.query('writtenAt');
+    if (raw === undefined) return c.json({ deleted: await store.delete(key) } satisfies DeleteResponse);
+    if (!IsoTime.safeParse(raw).success) {
+      throw new ApiError(400, 'EVALIDATION', `writtenAt must be an ISO 8601 time with a time zone, like 2024-05-01T12:00:00.000Z (got '${raw}').`);
+    }
+    const writtenAt = Date.parse(raw);
+    const stored = await store.head(key);
+    if (!stored || stored.createdAt > writtenAt) return c.json({ deleted: false } satisfies DeleteResponse);
+    const version = { createdAt: stored.createdAt, contentHash: stored.contentHash, blobId: stored.blobId };
+    return c.json({ deleted: await store.delete(key, 'delete', version) } satisfies DeleteResponse);
   });
 
   return app;

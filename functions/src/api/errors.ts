@@ -51,6 +51,7 @@ const STATUS: Record<ErrorCode, number> = {
   EUNREACHABLE: 502,
   EAUTH: 401,
   EREMOTE: 502,
+  ECONFLICT: 409,
 };
 
 export interface ErrorBody {

@@ -5,10 +5,14 @@
  * @module
  */
 import {
+  type AccessRequest,
   type CompleteUploadRequest,
+  type CountRequest,
   type CreateEntryRequest,
   type DefineTableRequest,
+  type DeletePrefixRequest,
   type ListRequest,
+  MAX_KEY_LENGTH,
   MAX_TYPE_LENGTH,
   type NewKeyRequest,
   type PartUrlsRequest,
@@ -19,6 +23,10 @@ import * as z from 'zod';
 
 const Hash = z.string().regex(/^[0-9a-f]{32}$/);
 const ByteCount = z.number().int().nonnegative();
+/** An instant as ISO 8601 with a time zone (`2024-05-01T12:00:00.000Z`, or an offset). */
+export const IsoTime = z.iso.datetime({ offset: true });
+const Ttl = z.union([z.number().nonnegative(), z.string().max(32), z.null()]);
+const Prefix = z.string().max(1024);
 
 /**
  * The body of `PUT /v1/entries/:key`: the entry's description, plus its bytes when they are small.
@@ -37,7 +45,11 @@ export const CreateEntry = z.strictObject({
   blobId: Hash.optional(),
   /** Streamed uploads: an upper bound of the stored size, if known (default 5 TiB); it sets the part size. */
   maxStoredSize: ByteCount.optional(),
-  ttl: z.union([z.number().nonnegative(), z.string().max(32), z.null()]).optional(),
+  ttl: Ttl.optional(),
+  /** Absolute expiry, or null for never; instead of `ttl`. */
+  expiresAt: IsoTime.nullable().optional(),
+  /** When the client wrote the value: the entry's createdAt (clamped to the server's clock); a later stored write wins (409). */
+  writtenAt: IsoTime.optional(),
   metadata: z.record(z.string(), z.unknown()).nullable().optional(),
   description: z.string().max(10_000).nullable().optional(),
   tables: z.record(z.string(), z.union([z.record(z.string(), z.unknown()), z.array(z.record(z.string(), z.unknown()))])).optional(),
@@ -48,14 +60,15 @@ export const CreateEntry = z.strictObject({
     .optional(),
 }) satisfies z.ZodType<CreateEntryRequest>;
 
-export const Touch = z.strictObject({ ttl: z.union([z.number().nonnegative(), z.string().max(32), z.null()]).optional() }) satisfies z.ZodType<TouchRequest>;
+/** The body of `POST /v1/entries/:key/touch`: `ttl` (from now) or an absolute `expiresAt`, not both. */
+export const Touch = z.strictObject({ ttl: Ttl.optional(), expiresAt: IsoTime.nullable().optional() }) satisfies z.ZodType<TouchRequest>;
 
 export const WhereSchema = z.record(z.string(), z.unknown());
 
 export const List = z.strictObject({
-  prefix: z.string().max(1024).optional(),
+  prefix: Prefix.optional(),
   where: WhereSchema.optional(),
-  limit: z.number().int().min(1).max(1000).optional(),
+  limit: z.number().int().min(1).max(10_000).optional(),
   cursor: z
     .string()
     .regex(/^[A-Za-z0-9_-]*$/)
@@ -63,6 +76,25 @@ export const List = z.strictObject({
     .optional(),
   includeExpired: z.boolean().optional(),
 }) satisfies z.ZodType<ListRequest>;
+
+/** The body of `POST /v1/entries/count`: a list filter without paging. */
+export const Count = z.strictObject({
+  prefix: Prefix.optional(),
+  where: WhereSchema.optional(),
+  includeExpired: z.boolean().optional(),
+}) satisfies z.ZodType<CountRequest>;
+
+/** The body of `POST /v1/entries/delete`: every entry whose key starts with `prefix` (`''`: all). */
+export const DeletePrefix = z.strictObject({ prefix: Prefix }) satisfies z.ZodType<DeletePrefixRequest>;
+
+const HitCount = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+/** The body of `POST /v1/access`: reads a client counted itself, in batches of at most 10,000 keys. */
+export const Access = z.strictObject({
+  accesses: z.array(z.strictObject({ key: z.string().min(1).max(MAX_KEY_LENGTH), hits: HitCount, accessedAt: IsoTime })).max(10_000),
+  hits: HitCount.optional(),
+  misses: HitCount.optional(),
+}) satisfies z.ZodType<AccessRequest>;
 
 export const ColumnGroups = z
   .array(z.union([z.string(), z.array(z.string())]))
@@ -75,7 +107,8 @@ export const DefineTable = z.strictObject({
   index: ColumnGroups,
 }) satisfies z.ZodType<DefineTableRequest>;
 
-export const Order = z.record(z.string(), z.enum(['asc', 'desc']));
+/** Directions are checked by the store (EQUERY, the same error as in every other mode), not here: typed as the store takes them. */
+export const Order = z.record(z.string(), z.string().max(16)) as unknown as z.ZodType<Record<string, 'asc' | 'desc'>>;
 
 export const Query = z.strictObject({
   where: WhereSchema.optional(),

@@ -290,6 +290,19 @@ CREATE TABLE blob_graveyard (
 );
 `,
   },
+  {
+    version: 8,
+    name: 'pending uploads dated by their writer',
+    sql: `
+-- A write replayed with the client's own time (writtenAt): the entry keeps that creation time when its
+-- upload completes, and completion checks again that no later write was stored meanwhile. NULL: the
+-- write happens at completion, as before.
+ALTER TABLE uploads ADD COLUMN written_at timestamptz;
+-- The record's expiresAt was given as an absolute time: completion keeps it instead of counting the
+-- ttl from completion.
+ALTER TABLE uploads ADD COLUMN fixed_expiry boolean NOT NULL DEFAULT false;
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied; returns the versions it applied. */

@@ -19,6 +19,14 @@ export interface PendingUpload {
   multipart: { s3UploadId: string; partSize: number; partCount: number } | null;
   /** Streamed uploads (size unknown until completion): the largest stored size the plan carries; null otherwise. */
   maxSize: number | null;
+  /**
+   * When the client wrote the entry (`writtenAt`, clamped to the server's clock): completion keeps the
+   * record's createdAt and expiresAt, and refuses if a later write was stored meanwhile. Null or absent:
+   * the write happens at completion (createdAt and the ttl count from then).
+   */
+  writtenAt?: number | null;
+  /** The record's expiresAt is absolute (the client sent `expiresAt`): completion keeps it. */
+  fixedExpiry?: boolean;
   createdAt: number;
   expiresAt: number;
 }
@@ -26,10 +34,10 @@ export interface PendingUpload {
 export async function createUpload(sql: Sql, u: Omit<PendingUpload, 'id'>): Promise<PendingUpload> {
   const id = randomBytes(12).toString('hex');
   await sql`
-    INSERT INTO uploads (id, namespace, key, record, tables, blob_name, pin, s3_upload_id, part_size, part_count, max_size, created_at, expires_at)
+    INSERT INTO uploads (id, namespace, key, record, tables, blob_name, pin, s3_upload_id, part_size, part_count, max_size, written_at, fixed_expiry, created_at, expires_at)
     VALUES (${id}, ${u.namespace}, ${u.key}, ${sql.json({ ...u.record, inline: null } as never)}, ${u.tables === null ? null : sql.json(u.tables as never)},
             ${u.blobName}, ${u.pin}, ${u.multipart?.s3UploadId ?? null}, ${u.multipart?.partSize ?? null}, ${u.multipart?.partCount ?? null},
-            ${u.maxSize}, ${new Date(u.createdAt)}, ${new Date(u.expiresAt)})`;
+            ${u.maxSize}, ${u.writtenAt == null ? null : new Date(u.writtenAt)}, ${u.fixedExpiry ?? false}, ${new Date(u.createdAt)}, ${new Date(u.expiresAt)})`;
   return { ...u, id };
 }
 
@@ -47,6 +55,8 @@ export async function getUpload(sql: Sql, namespace: string, id: string, now: nu
     pin: r.pin as string,
     multipart: r.s3_upload_id ? { s3UploadId: r.s3_upload_id as string, partSize: Number(r.part_size), partCount: Number(r.part_count) } : null,
     maxSize: r.max_size === null ? null : Number(r.max_size),
+    writtenAt: r.written_at === null ? null : (r.written_at as Date).getTime(),
+    fixedExpiry: r.fixed_expiry === true,
     createdAt: (r.created_at as Date).getTime(),
     expiresAt: (r.expires_at as Date).getTime(),
   };

@@ -75,6 +75,7 @@ const LIBRARY_ERRORS: Partial<Record<ErrorCode, new (code: ErrorCode, message: s
   EINTEGRITY: IntegrityError,
   ENOHANDLER: HandlerError,
   EDUMP: StoreError,
+  ECONFLICT: RemoteError,
 };
 
 /** A JSON client of the cloud API. Reuses connections; call {@link close} when done. */
@@ -145,6 +146,11 @@ export class ApiClient {
         return { failure: serverError(method, path, r.status, text), retryable, waitMs: retryAfterMs(r.headers) };
       },
     );
+  }
+
+  /** The API's base URL (normalized), which identifies it. */
+  get origin(): string {
+    return this.base.href;
   }
 
   /** Closes kept-alive connections. */
