@@ -21,6 +21,7 @@ import { xxh128Hex, xxh128Stream } from './hash.js';
 import { type Key, type KeyParams, keyOf, resolveKey, resolveKeyFast } from './key/index.js';
 import { projectParams } from './key/projection.js';
 import { isOwnerAlive, processOwner } from './owner.js';
+import type { SyncResult } from './remote/tier.js';
 import type { BlobReader, BlobStore, EntryWhere, EvictionPolicy, MetadataStore, ReadRecord } from './stores/types.js';
 import type { TableColumns, TableDefinition, TableOptions, TableRow } from './tables/schema.js';
 import type { OrderBy, Where } from './tables/where.js';
@@ -133,6 +134,30 @@ export interface EngineSettings {
   onError: (err: CachenessError) => void;
   /** Human-readable location, for error messages. */
   location: string;
+  /** The cloud API behind a remote cache (modes `remote` and `auto`). */
+  remote?: RemoteControl;
+}
+
+/** What a remote cache adds to the engine (see remote/tier.ts). */
+export interface RemoteControl {
+  mode: 'remote' | 'auto';
+  readonly status: 'online' | 'offline';
+  queued(): number;
+  uploads(): number;
+  sync(): Promise<SyncResult>;
+  resumeUploads(): Promise<number>;
+}
+
+/** Result of {@link Cache.status}. */
+export interface CacheStatus {
+  /** `local`, `remote` (the cloud API only) or `auto` (the cloud API, with the local store when it is unreachable). */
+  mode: 'local' | 'remote' | 'auto';
+  /** `local` for a local cache; else whether the cloud API is reachable now. */
+  state: 'local' | 'online' | 'offline';
+  /** Writes made offline waiting to be pushed (mode `auto`). */
+  queued: number;
+  /** Uploads started and not finished (resume them with {@link Cache.resumeUploads}). */
+  uploads: number;
 }
 
 /** What describes a payload being written, besides its bytes. */
@@ -148,6 +173,9 @@ interface PayloadMeta {
 }
 
 const MISS: Lookup = { hit: false };
+
+/** An entry's payload as read: its bytes, or for a chunked entry read as a stream, an open reader. */
+type Payload = { e: ReadRecord; now: number; bytes?: Uint8Array; reader?: BlobReader };
 /** The largest Buffer this Node.js can make (4 GiB on Node 20): larger values are read as streams. */
 const MAX_BUFFER = constants.MAX_LENGTH;
 const NO_COMPRESSION = resolveCompression({ codec: 'none' });
@@ -478,7 +506,7 @@ export class Cache {
    * stream, an open reader (with `stream`). A miss (absent, expired, damaged) is counted and returns
    * undefined; a hit is the caller's to count.
    */
-  private async payload(k: string, stream?: 'stream', attempt = 1): Promise<{ e: ReadRecord; now: number; bytes?: Uint8Array; reader?: BlobReader } | undefined> {
+  private async payload(k: string, stream?: 'stream', attempt = 1, retried = false): Promise<Payload | undefined> {
     const e = await this.meta.read(k);
     const now = this.s.clock();
     if (!e || isExpired(e, now)) {
@@ -495,13 +523,20 @@ export class Cache {
       if (e.codec === 'chunked' && (stream || handlerByName(e.handler, this.s.handlers()).handler.deserializeStream)) {
         const reader = await this.blobs.open(e.blobName);
         if (reader) return { e, now, reader };
-      } else stored = await this.blobs.read(e.blobName);
+      } else {
+        try {
+          stored = await this.blobs.read(e.blobName);
+        } catch (err) {
+          if (!(err instanceof IntegrityError)) throw err; // a remote store checks a download against its hash
+          return this.damaged(k, e, err.message, now, stream, retried);
+        }
+      }
     }
     if (!stored) {
       // The entry may have been replaced or deleted since we read it: look again before calling it dangling.
       const again = await this.meta.head(k);
       if (again && (again.blobName !== e.blobName || again.createdAt !== e.createdAt)) {
-        if (attempt < 3) return await this.payload(k, stream, attempt + 1);
+        if (attempt < 3) return await this.payload(k, stream, attempt + 1, retried);
         this.countRead(undefined, now); // rewritten faster than we can read it: a miss, not a corruption
         return undefined;
       }
@@ -509,29 +544,44 @@ export class Cache {
         this.countRead(undefined, now);
         return undefined;
       }
-      await this.corrupt(e, 'its blob is missing', now);
-      return undefined;
+      return this.damaged(k, e, 'its blob is missing', now, stream, retried);
     }
     try {
-      if (stored.length !== e.storedSize) return void (await this.corrupt(e, `it has ${stored.length} bytes, ${e.storedSize} were stored`, now));
+      if (stored.length !== e.storedSize) return this.damaged(k, e, `it has ${stored.length} bytes, ${e.storedSize} were stored`, now, stream, retried);
       const verify = this.s.verifyIntegrity;
       let bytes: Uint8Array;
       if (e.codec === 'chunked') {
         bytes = decodeChunked(stored, e, verify); // checks the index against blobId and every chunk against its hash
       } else {
-        if (verify && e.blobId && xxh128Hex(stored) !== e.blobId) return void (await this.corrupt(e, 'its stored bytes do not match their hash', now));
+        if (verify && e.blobId && xxh128Hex(stored) !== e.blobId) return this.damaged(k, e, 'its stored bytes do not match their hash', now, stream, retried);
         bytes = e.codec === 'none' ? stored : decompress(e.codec, stored, e.size);
         if (verify && !e.verified && !(e.blobId && e.codec === 'none') && bytes.length === e.size && xxh128Hex(bytes) !== e.contentHash) {
-          return void (await this.corrupt(e, 'its content hash does not match', now));
+          return this.damaged(k, e, 'its content hash does not match', now, stream, retried);
         }
       }
-      if (bytes.length !== e.size) return void (await this.corrupt(e, 'it decoded to the wrong size', now));
+      if (bytes.length !== e.size) return this.damaged(k, e, 'it decoded to the wrong size', now, stream, retried);
       return { e, now, bytes };
     } catch (err) {
-      if (err instanceof IntegrityError) return void (await this.corrupt(e, err.message, now));
+      if (err instanceof IntegrityError) return this.damaged(k, e, err.message, now, stream, retried);
       if (err instanceof CachenessError || err instanceof RangeError) throw err; // RangeError: out of memory, not damage
-      return void (await this.corrupt(e, `it could not be decoded (${(err as Error).message})`, now));
+      return this.damaged(k, e, `it could not be decoded (${(err as Error).message})`, now, stream, retried);
     }
+  }
+
+  /**
+   * Damage found reading `e`. The store drops that version; a store that keeps a shared copy elsewhere
+   * (the cloud, behind a remote cache's local tier) still has it afterwards, and then it is read once
+   * more (a download damaged on the way); otherwise, or if the second read is damaged too, the damage
+   * is reported and the read is a miss.
+   */
+  private async damaged(k: string, e: ReadRecord, why: string, now: number, stream: 'stream' | undefined, retried: boolean): Promise<Payload | undefined> {
+    if (!retried) {
+      await this.meta.delete(e.key, 'corrupt', e);
+      const again = await this.meta.head(k);
+      if (again && again.createdAt === e.createdAt && again.contentHash === e.contentHash) return this.payload(k, stream, 1, true);
+    }
+    await this.corrupt(e, why, now);
+    return undefined;
   }
 
   /** The payload bytes `[start, end)` of a chunked entry, chunk by chunk, each verified. */
@@ -1062,6 +1112,43 @@ export class Cache {
       // A chunked payload is cut and compressed again by this cache's settings; others keep their stored form.
       stored: e.codec === 'chunked' ? undefined : { codec: e.codec, bytes: stored },
     });
+  }
+
+  /** Where this cache's calls go now, and what waits to be pushed to the cloud. */
+  status(): CacheStatus {
+    const r = this.s.remote;
+    if (!r) return { mode: 'local', state: 'local', queued: 0, uploads: 0 };
+    return { mode: r.mode, state: r.status, queued: r.queued(), uploads: r.uploads() };
+  }
+
+  /**
+   * Pushes the writes made while the cloud API was unreachable (mode `auto` also does this by itself,
+   * with backoff, once the API answers again), oldest first. A write whose key the cloud holds a later
+   * write of is dropped: the later write wins (docs/remote.md). Resolves when the outbox is empty, or
+   * when the API became unreachable again (`queued` says what is left). A local cache has nothing to push.
+   */
+  async sync(): Promise<SyncResult> {
+    try {
+      this.assertOpen();
+      await this.flush();
+      return (await this.s.remote?.sync()) ?? { pushed: 0, superseded: 0, refused: 0, queued: 0 };
+    } catch (err) {
+      throw asCachenessError(err);
+    }
+  }
+
+  /**
+   * Finishes uploads that a process left unfinished (killed, or cut off from the network), each from
+   * the parts S3 already has, re-sending only the missing ones. A put of the same value resumes its
+   * upload too. Returns how many were finished (0 for a local cache).
+   */
+  async resumeUploads(): Promise<number> {
+    try {
+      this.assertOpen();
+      return (await this.s.remote?.resumeUploads()) ?? 0;
+    } catch (err) {
+      throw asCachenessError(err);
+    }
   }
 
   /** Flushes pending statistics and closes the stores. Further calls fail with `ECLOSED`. */

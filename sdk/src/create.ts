@@ -7,21 +7,53 @@ import { resolveCompression } from './compression.js';
 import type { Ttl } from './duration.js';
 import { ttlToMs } from './duration.js';
 import { type CachenessError, OptionError, StoreError } from './errors.js';
+import { ApiClient } from './remote/client.js';
+import { RemoteTier } from './remote/tier.js';
 import { FsBlobStore } from './stores/fs-blobs.js';
 import { MemoryBlobStore } from './stores/memory-blobs.js';
 import { SqliteMetadataStore } from './stores/sqlite-metadata.js';
 import type { BlobStore, EvictionPolicy, MetadataStore } from './stores/types.js';
 import { handlerResolver, type ValueHandler } from './values/index.js';
 
+/** The cloud API a remote cache talks to (see docs/remote.md). */
+export interface RemoteOptions {
+  /** The API's URL (the `ApiUrl` output of `cdk deploy`). Default: `CACHENESS_ENDPOINT`. */
+  endpoint?: string;
+  /** An API key (`ck_...`). Default: `CACHENESS_API_KEY`. */
+  apiKey?: string;
+  /** Parts of an upload (and windows of a download) in flight at once. Default 4. */
+  concurrency?: number;
+  /** Time to open a connection, in ms. Default 3,000 (mode `auto`: 1,000, so a fallback comes quickly). */
+  connectTimeoutMs?: number;
+  /** Once connected, the longest time with no byte moving, in ms. Default 30,000 (mode `auto`: 10,000). */
+  responseTimeoutMs?: number;
+  /** Time for one API call, all attempts included, in ms. Default 60,000. */
+  deadlineMs?: number;
+  /** Attempts after the first for failures worth repeating. Default 4 (mode `auto`: 2). */
+  retries?: number;
+}
+
+/** Where a cache lives: see {@link CacheOptions.mode}. */
+export type CacheMode = 'local' | 'remote' | 'auto';
+
 /** Options of {@link createCache}. */
 export interface CacheOptions {
-  /** Directory of a local cache (SQLite index + blob files). Default `./.cacheness`. */
+  /**
+   * `'local'`: SQLite + files in `dir` only (the default without a remote). `'remote'`: the cloud API,
+   * with `dir` as a local copy of what was read and written; an unreachable API is an error (the
+   * default with a remote). `'auto'`: the cloud API, falling back to `dir` while it is unreachable,
+   * with writes queued and pushed later. Default: `CACHENESS_MODE`, else as said. See docs/remote.md.
+   */
+  mode?: CacheMode;
+  /** The cloud API (modes `remote` and `auto`). Also from `CACHENESS_ENDPOINT` / `CACHENESS_API_KEY`. */
+  remote?: RemoteOptions;
+  /** Directory of a local cache (SQLite index + blob files), and a remote cache's local tier. Default `CACHENESS_DIR`, else `./.cacheness`. */
   dir?: string;
   /** `'sqlite'` (default): SQLite + files under `dir`. `'memory'`: nothing touches disk; gone on close. */
   store?: 'sqlite' | 'memory';
   /** TTL of entries put without one. Default `null` (never expire). */
   defaultTtl?: Ttl;
-  /** Stored bytes above which entries are evicted. Default 1 GiB; `null` for unbounded. */
+  /** Stored bytes above which entries are evicted (a remote cache: from its local tier only). Default 1 GiB; `null` for unbounded. */
   maxSize?: number | null;
   /** Which entries go first when over `maxSize`: `'lru'` (default), `'lfu'`, `'fifo'`, `'none'` (never evict). */
   eviction?: EvictionPolicy;
@@ -101,6 +133,51 @@ export function createCache(options: CacheOptions = {}): Cache {
   }
   const storeKind = options.store ?? 'sqlite';
   if (storeKind !== 'sqlite' && storeKind !== 'memory') throw new OptionError('EOPTION', `store must be 'sqlite' or 'memory'; got ${JSON.stringify(storeKind)}.`);
+  const remote = remoteSettings(options);
+  const settings = {
+    defaultTtl: options.defaultTtl ?? null,
+    maxSize,
+    eviction,
+    compression: options.compression,
+    verifyIntegrity: options.verifyIntegrity ?? true,
+    storeKeyParams: options.storeKeyParams ?? true,
+    inlineThreshold,
+    chunkSize,
+    workers,
+    handlers: handlerResolver(options.handlers ?? []),
+    clock: options.clock ?? Date.now,
+    onError: options.onError ?? ((err: CachenessError) => process.emitWarning(err.message, { code: `CACHENESS_${err.code}` })),
+  };
+  if (remote) {
+    if (options.stores || storeKind === 'memory') {
+      throw new OptionError(
+        'EOPTION',
+        `Mode '${remote.mode}' keeps its local tier in dir (SQLite + files); it cannot use store: 'memory' or custom stores. Use mode 'local' for those.`,
+      );
+    }
+    const dir = localDir(options.dir);
+    const local = new SqliteMetadataStore({ path: join(dir, 'cache.db'), readCacheBytes });
+    let tier: RemoteTier;
+    try {
+      tier = new RemoteTier({
+        api: remote.api,
+        mode: remote.mode,
+        dir,
+        local,
+        files: new FsBlobStore({ dir, fsync: options.fsync ?? false }),
+        maxSize,
+        eviction,
+        concurrency: remote.concurrency,
+        clock: settings.clock,
+        onError: settings.onError,
+      });
+    } catch (err) {
+      void local.close();
+      remote.api.close();
+      throw err;
+    }
+    return new Cache(tier.metadata, tier.blobs, { ...settings, location: `${remote.api.origin} (${remote.mode}, local tier ${dir})`, remote: tier.control() });
+  }
 
   let metadata: MetadataStore;
   let blobs: BlobStore;
@@ -113,12 +190,7 @@ export function createCache(options: CacheOptions = {}): Cache {
     blobs = new MemoryBlobStore();
     location = 'memory';
   } else {
-    const dir = resolve(options.dir ?? process.env.CACHENESS_DIR ?? '.cacheness');
-    try {
-      mkdirSync(dir, { recursive: true });
-    } catch (cause) {
-      throw new StoreError('ESTORE', `Cannot use ${dir} as a cache directory: ${(cause as Error).message}. Pass another dir.`, { cause });
-    }
+    const dir = localDir(options.dir);
     metadata = new SqliteMetadataStore({ path: join(dir, 'cache.db'), readCacheBytes });
     try {
       blobs = new FsBlobStore({ dir, fsync: options.fsync ?? false });
@@ -128,19 +200,46 @@ export function createCache(options: CacheOptions = {}): Cache {
     }
     location = dir;
   }
-  return new Cache(metadata, blobs, {
-    defaultTtl: options.defaultTtl ?? null,
-    maxSize,
-    eviction,
-    compression: options.compression,
-    verifyIntegrity: options.verifyIntegrity ?? true,
-    storeKeyParams: options.storeKeyParams ?? true,
-    inlineThreshold,
-    chunkSize,
-    workers,
-    handlers: handlerResolver(options.handlers ?? []),
-    clock: options.clock ?? Date.now,
-    onError: options.onError ?? ((err) => process.emitWarning(err.message, { code: `CACHENESS_${err.code}` })),
-    location,
+  return new Cache(metadata, blobs, { ...settings, location });
+}
+
+/** The local directory (created): `dir`, else `CACHENESS_DIR`, else `./.cacheness`. */
+function localDir(given: string | undefined): string {
+  const dir = resolve(given ?? process.env.CACHENESS_DIR ?? '.cacheness');
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (cause) {
+    throw new StoreError('ESTORE', `Cannot use ${dir} as a cache directory: ${(cause as Error).message}. Pass another dir.`, { cause });
+  }
+  return dir;
+}
+
+const MODES = new Set(['local', 'remote', 'auto']);
+
+/** The mode and API client of a remote cache, from the options and the environment; undefined for a local cache. */
+function remoteSettings(options: CacheOptions): { mode: 'remote' | 'auto'; api: ApiClient; concurrency: number } | undefined {
+  const env = process.env;
+  const r = options.remote ?? {};
+  if (typeof r !== 'object' || r === null) throw new OptionError('EOPTION', 'remote must be an object like { endpoint, apiKey }.');
+  const endpoint = r.endpoint ?? env.CACHENESS_ENDPOINT;
+  const mode = (options.mode ?? (env.CACHENESS_MODE || undefined) ?? (endpoint ? 'remote' : 'local')) as CacheMode;
+  if (!MODES.has(mode)) throw new OptionError('EOPTION', `mode must be 'local', 'remote' or 'auto' (option mode or CACHENESS_MODE); got ${JSON.stringify(mode)}.`);
+  if (mode === 'local') return undefined;
+  if (!endpoint) {
+    throw new OptionError('EOPTION', `Mode '${mode}' needs the cloud API's URL: pass remote: { endpoint } or set CACHENESS_ENDPOINT (the ApiUrl output of cdk deploy).`);
+  }
+  const auto = mode === 'auto';
+  const concurrency = r.concurrency ?? 4;
+  if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 64) {
+    throw new OptionError('EOPTION', `remote.concurrency must be a whole number from 1 to 64; got ${r.concurrency}.`);
+  }
+  const api = new ApiClient({
+    endpoint,
+    apiKey: r.apiKey ?? env.CACHENESS_API_KEY ?? '',
+    connectTimeoutMs: r.connectTimeoutMs ?? (auto ? 1_000 : undefined),
+    responseTimeoutMs: r.responseTimeoutMs ?? (auto ? 10_000 : undefined),
+    deadlineMs: r.deadlineMs,
+    retries: r.retries ?? (auto ? 2 : undefined),
   });
+  return { mode, api, concurrency };
 }

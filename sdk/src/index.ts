@@ -8,12 +8,12 @@
  * @module
  */
 
-export type { CacheStats, CleanupResult, ListOptions, Lookup, PutOptions, QueryOptions, VerifyReport } from './cache.js';
+export type { CacheStats, CacheStatus, CleanupResult, ListOptions, Lookup, PutOptions, QueryOptions, VerifyReport } from './cache.js';
 export { Cache } from './cache.js';
 export type { CachedFunction, CachedOptions, CacheInfo } from './cached.js';
 export { cached, getDefaultCache } from './cached.js';
 export type { CodecName, CompressionOptions, StoredCodec } from './compression.js';
-export type { CacheOptions } from './create.js';
+export type { CacheMode, CacheOptions, RemoteOptions } from './create.js';
 export { createCache } from './create.js';
 export type { DumpResult } from './dump.js';
 export { DUMP_FORMAT } from './dump.js';
@@ -56,6 +56,7 @@ export {
 } from './key/index.js';
 export type { Json } from './key/projection.js';
 export { projectParams } from './key/projection.js';
+export type { SyncResult } from './remote/tier.js';
 export type { ColumnType, TableColumns, TableDefinition, TableOptions, TableRow } from './tables/schema.js';
 export type { Condition, Operators, OrderBy, Scalar, Where } from './tables/where.js';
 export type { HandlerContext, HandlerPosition, NdArray, Serialized, SerializedBytes, SerializedStream, ValueHandler } from './values/index.js';

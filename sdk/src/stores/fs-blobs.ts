@@ -151,43 +151,28 @@ export class FsBlobStore implements BlobStore {
   }
 
   async open(name: string): Promise<BlobReader | undefined> {
-    let fh: FileHandle;
+    return openFileReader(this.pathOf(name));
+  }
+
+  /**
+   * Writes blob `name` through `fill`, which gets an open temp file to write at any offsets (parallel
+   * downloads); the blob appears whole, renamed into place once `fill` resolves, or not at all.
+   */
+  async receive(name: string, fill: (fh: FileHandle) => Promise<void>): Promise<void> {
+    this.pathOf(name);
+    await mkdir(this.tmpDir, { recursive: true });
+    const tmp = this.tmpPath();
+    const fh = await open(tmp, 'wx');
     try {
-      fh = await open(this.pathOf(name), 'r');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
-    // An open file keeps its bytes even if the blob is deleted (unlinked) meanwhile.
-    let size: number;
-    try {
-      size = (await fh.stat()).size;
-    } catch (err) {
+      await fill(fh);
+      if (this.fsync) await fh.sync();
       await fh.close();
+      await this.place(tmp, name);
+    } catch (err) {
+      await fh.close().catch(() => {});
+      await rm(tmp, { force: true });
       throw err;
     }
-    let closed: Promise<void> | undefined;
-    return {
-      size,
-      read: async (offset, length, into) => {
-        if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
-          throw new StoreError('ESTORE', `Invalid blob read of ${length} bytes at ${offset}.`);
-        }
-        const n = Math.max(0, Math.min(length, size - offset));
-        const out = into && into.length >= n ? into.subarray(0, n) : Buffer.allocUnsafe(n);
-        let off = 0;
-        while (off < out.length) {
-          const { bytesRead } = await fh.read(out, off, Math.min(CHUNK, out.length - off), offset + off);
-          if (bytesRead === 0) break;
-          off += bytesRead;
-        }
-        return off === out.length ? out : out.subarray(0, off);
-      },
-      close: () => {
-        closed ??= fh.close();
-        return closed;
-      },
-    };
   }
 
   async size(name: string): Promise<number | undefined> {
@@ -236,6 +221,49 @@ export class FsBlobStore implements BlobStore {
   }
 
   async close(): Promise<void> {}
+}
+
+/**
+ * Opens the file at `path` for reads at any offset (a {@link BlobReader}); undefined when it is missing.
+ * An open file keeps its bytes even if it is deleted (unlinked) meanwhile.
+ */
+export async function openFileReader(path: string): Promise<BlobReader | undefined> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  let size: number;
+  try {
+    size = (await fh.stat()).size;
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+  let closed: Promise<void> | undefined;
+  return {
+    size,
+    read: async (offset, length, into) => {
+      if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+        throw new StoreError('ESTORE', `Invalid blob read of ${length} bytes at ${offset}.`);
+      }
+      const n = Math.max(0, Math.min(length, size - offset));
+      const out = into && into.length >= n ? into.subarray(0, n) : Buffer.allocUnsafe(n);
+      let off = 0;
+      while (off < out.length) {
+        const { bytesRead } = await fh.read(out, off, Math.min(CHUNK, out.length - off), offset + off);
+        if (bytesRead === 0) break;
+        off += bytesRead;
+      }
+      return off === out.length ? out : out.subarray(0, off);
+    },
+    close: () => {
+      closed ??= fh.close();
+      return closed;
+    },
+  };
 }
 
 /** I/O step: fs.writeFile/readFile move 512 KiB per thread-pool round trip; large blobs go about twice as fast in 8 MiB steps. */

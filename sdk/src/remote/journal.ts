@@ -1,0 +1,157 @@
+/**
+ * The remote tier's durable state in `<dir>/remote.db` (SQLite, beside the local tier's `cache.db`):
+ * the outbox of writes made while the cloud API was unreachable, and the uploads in progress (so a
+ * process killed mid-upload resumes where it stopped). Every change is committed before the call
+ * returns, so a crash loses neither.
+ * @module
+ */
+import Database from 'better-sqlite3';
+import { OptionError } from '../errors.js';
+import type { SentPart } from './transfer.js';
+
+/** What a queued write does when it is pushed. */
+export type OutboxOp = 'put' | 'delete' | 'touch' | 'defineTable' | 'deletePrefix';
+
+/** A write waiting for the cloud API, in the order it was made. */
+export interface OutboxItem {
+  seq: number;
+  op: OutboxOp;
+  /** The entry's key (the table's name for `defineTable`, the prefix for `deletePrefix`). */
+  key: string;
+  /** The operation's arguments (JSON). */
+  body: unknown;
+  /** A put's stored bytes, when they are not inline: a file the outbox owns (a hard link to the local blob). */
+  blob: string | null;
+  /** When the write was made (ms since the epoch): the later-write-wins clock. */
+  at: number;
+}
+
+/** An upload in progress: enough to finish it after a crash, re-sending only the parts S3 lacks. */
+export interface UploadState {
+  uploadId: string;
+  partSize: number;
+  partCount: number;
+  /** Parts sent, with their ETags. */
+  parts: SentPart[];
+}
+
+/** The outbox and upload state of one local directory. */
+export class Journal {
+  private readonly db: Database.Database;
+  private readonly s;
+
+  constructor(path: string, endpoint: string) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('busy_timeout = 10000');
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, blob TEXT, at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS uploads (key TEXT NOT NULL, blob_id TEXT NOT NULL, upload_id TEXT NOT NULL, part_size INTEGER NOT NULL,
+        part_count INTEGER NOT NULL, parts TEXT NOT NULL DEFAULT '[]', started_at INTEGER NOT NULL, PRIMARY KEY (key, blob_id));`);
+    const bound = this.db.prepare("SELECT value FROM settings WHERE name = 'endpoint'").get() as { value: string } | undefined;
+    if (bound && bound.value !== endpoint) {
+      this.db.close();
+      throw new OptionError(
+        'EOPTION',
+        `The directory of ${path} belongs to the cloud API at ${bound.value}, not ${endpoint}: its queued writes are for that one. Use another dir (CACHENESS_DIR) for this endpoint.`,
+      );
+    }
+    if (!bound) this.db.prepare("INSERT INTO settings (name, value) VALUES ('endpoint', ?)").run(endpoint);
+    this.s = {
+      enqueue: this.db.prepare('INSERT INTO outbox (op, key, body, blob, at) VALUES (?, ?, ?, ?, ?)'),
+      pending: this.db.prepare('SELECT seq, op, key, body, blob, at FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?'),
+      done: this.db.prepare('DELETE FROM outbox WHERE seq = ?'),
+      count: this.db.prepare('SELECT count(*) AS n FROM outbox'),
+      blobs: this.db.prepare('SELECT blob FROM outbox WHERE blob IS NOT NULL'),
+      upload: this.db.prepare('SELECT upload_id, part_size, part_count, parts FROM uploads WHERE key = ? AND blob_id = ?'),
+      uploads: this.db.prepare('SELECT key, blob_id FROM uploads ORDER BY started_at'),
+      saveUpload: this.db.prepare('INSERT OR REPLACE INTO uploads (key, blob_id, upload_id, part_size, part_count, parts, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      addPart: this.db.prepare("UPDATE uploads SET parts = json_insert(parts, '$[#]', json(?)) WHERE key = ? AND blob_id = ? AND upload_id = ?"),
+      dropUpload: this.db.prepare('DELETE FROM uploads WHERE key = ? AND blob_id = ?'),
+      later: this.db.prepare("SELECT 1 FROM outbox WHERE key = ? AND seq > ? AND op IN ('put', 'delete') LIMIT 1"),
+      queuedPut: this.db.prepare("SELECT 1 FROM outbox WHERE op = 'put' AND key = ? AND json_extract(body, '$.record.blobId') = ? LIMIT 1"),
+      lease: this.db.prepare(
+        "INSERT INTO settings (name, value) VALUES ('sync', json_object('owner', ?, 'until', ?)) ON CONFLICT (name) DO UPDATE SET value = excluded.value WHERE json_extract(value, '$.owner') = ? OR json_extract(value, '$.until') < ?",
+      ),
+      release: this.db.prepare("DELETE FROM settings WHERE name = 'sync' AND json_extract(value, '$.owner') = ?"),
+    };
+  }
+
+  /** Queues a write; returns its sequence number. */
+  enqueue(op: OutboxOp, key: string, body: unknown, blob: string | null, at: number): number {
+    return Number(this.s.enqueue.run(op, key, JSON.stringify(body ?? null), blob, at).lastInsertRowid);
+  }
+
+  /** Queued writes after `afterSeq`, oldest first. */
+  pending(afterSeq: number, limit: number): OutboxItem[] {
+    const rows = this.s.pending.all(afterSeq, limit) as { seq: number; op: OutboxOp; key: string; body: string; blob: string | null; at: number }[];
+    return rows.map((r) => ({ ...r, body: JSON.parse(r.body) as unknown }));
+  }
+
+  /** Forgets a write that was pushed (or superseded). */
+  done(seq: number): void {
+    this.s.done.run(seq);
+  }
+
+  /** Writes still queued. */
+  get queued(): number {
+    return (this.s.count.get() as { n: number }).n;
+  }
+
+  /** Files the outbox owns (to tell them from leftovers). */
+  blobFiles(): Set<string> {
+    return new Set((this.s.blobs.all() as { blob: string }[]).map((r) => r.blob));
+  }
+
+  /** The upload in progress of `blobId` under `key`, if one was started. */
+  upload(key: string, blobId: string): UploadState | undefined {
+    const r = this.s.upload.get(key, blobId) as { upload_id: string; part_size: number; part_count: number; parts: string } | undefined;
+    return r && { uploadId: r.upload_id, partSize: r.part_size, partCount: r.part_count, parts: JSON.parse(r.parts) as SentPart[] };
+  }
+
+  /** Uploads in progress, oldest first. */
+  uploads(): { key: string; blobId: string }[] {
+    return (this.s.uploads.all() as { key: string; blob_id: string }[]).map((r) => ({ key: r.key, blobId: r.blob_id }));
+  }
+
+  saveUpload(key: string, blobId: string, u: Omit<UploadState, 'parts'>, at: number): void {
+    this.s.saveUpload.run(key, blobId, u.uploadId, u.partSize, u.partCount, '[]', at);
+  }
+
+  /** Records a part sent (committed before the next part is counted as done). */
+  addPart(key: string, blobId: string, uploadId: string, part: SentPart): void {
+    this.s.addPart.run(JSON.stringify(part), key, blobId, uploadId);
+  }
+
+  dropUpload(key: string, blobId: string): void {
+    this.s.dropUpload.run(key, blobId);
+  }
+
+  /** True when a put or delete of `key` was queued after `seq` (which it supersedes). */
+  hasLaterWrite(key: string, seq: number): boolean {
+    return this.s.later.get(key, seq) !== undefined;
+  }
+
+  /** True when a put of `blobId` under `key` is queued. */
+  queuedPutFile(key: string, blobId: string): boolean {
+    return this.s.queuedPut.get(key, blobId) !== undefined;
+  }
+
+  /** Takes (or renews) the right to push this directory's outbox for `ttlMs`: false while another live owner holds it. */
+  claimLease(owner: string, now: number, ttlMs: number): boolean {
+    return this.s.lease.run(owner, now + ttlMs, owner, now).changes > 0;
+  }
+
+  renewLease(owner: string, now: number, ttlMs: number): void {
+    this.claimLease(owner, now, ttlMs);
+  }
+
+  releaseLease(owner: string): void {
+    this.s.release.run(owner);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,305 @@
+/**
+ * Remote caches beyond the contract suite: the offline fallback and sync of mode `auto`, resumable
+ * uploads across a killed process, parallel downloads, a tampered object, and memoized calls. All
+ * against the cloud API over real HTTP, PostgreSQL and the S3-protocol server; outages are a real
+ * proxy refusing connections.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import Database from 'better-sqlite3';
+import { type Cache, CachenessError, type CacheOptions, cached, createCache } from 'cacheness';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type ApiServer, startApi } from './fixtures/api-server.js';
+import { type HttpProxy, startHttpProxy } from './fixtures/http-proxy.js';
+
+const PART = 5 * 1024 * 1024;
+let api: ApiServer;
+let apiProxy: HttpProxy;
+const dirs: string[] = [];
+const caches: Cache[] = [];
+
+beforeAll(async () => {
+  // Small parts (S3's smallest) so a modest file makes a multipart upload of many parts.
+  api = await startApi({ rateLimit: false, preferredPartBytes: PART, singlePutMaxBytes: PART, s3Proxy: true });
+  apiProxy = await startHttpProxy(api.base);
+});
+afterAll(async () => {
+  await apiProxy?.close().catch(() => {});
+  await api?.stop();
+});
+afterEach(async () => {
+  await Promise.all(caches.splice(0).map((c) => c.close()));
+  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+  if (api.s3Proxy) api.s3Proxy.hold = undefined;
+});
+
+async function tempDir(): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), 'cacheness-rm-'));
+  dirs.push(d);
+  return d;
+}
+
+async function newKey(): Promise<string> {
+  return api.key(`rm-${randomBytes(5).toString('hex')}`, ['read', 'write']);
+}
+
+/** A cache on the API through the proxy (which tests close to cut the network). */
+async function open(apiKey: string, o: CacheOptions & { dir?: string } = {}): Promise<Cache> {
+  const c = createCache({ dir: o.dir ?? (await tempDir()), ...o, remote: { endpoint: apiProxy.url, apiKey, ...o.remote } });
+  caches.push(c);
+  return c;
+}
+
+describe("mode 'auto'", () => {
+  it('falls back to the local store when the API is unreachable, queues writes durably, and pushes them in order once it is back', async () => {
+    const key = await newKey();
+    const dir = await tempDir();
+    const errors: CachenessError[] = [];
+    let cache = await open(key, { mode: 'auto', dir, onError: (e) => errors.push(e) });
+    await cache.put({ v: 'before' }, 'kept');
+    await cache.put({ v: 'old' }, 'changed');
+    expect(cache.status()).toMatchObject({ mode: 'auto', state: 'online', queued: 0 });
+
+    await apiProxy.close();
+    const big = randomBytes(300_000); // a blob, uploaded later from the outbox's own copy
+    await cache.put(big, 'offline-blob');
+    expect(cache.status()).toMatchObject({ state: 'offline', queued: 1 });
+    const asked = apiProxy.forwarded.length;
+    await cache.put({ v: 'offline' }, 'offline-small', { tables: undefined });
+    await cache.put({ v: 'new' }, 'changed');
+    await cache.put({ v: 'newer' }, 'changed'); // supersedes the one before it in the outbox
+    expect(await cache.delete('kept')).toBe(true);
+    expect(await cache.get('offline-small')).toEqual({ v: 'offline' }); // from the local store
+    expect((await cache.list()).entries.map((e) => e.key).sort()).toEqual(['changed', 'offline-blob', 'offline-small']);
+    expect(apiProxy.forwarded.length).toBe(asked); // offline: no call tried the network
+    expect(cache.status()).toMatchObject({ state: 'offline', queued: 5 });
+
+    // Nothing queued is lost across a restart.
+    await cache.close();
+    caches.splice(caches.indexOf(cache), 1);
+    cache = await open(key, { mode: 'auto', dir, onError: (e) => errors.push(e) });
+    expect(cache.status().queued).toBe(5);
+
+    await apiProxy.reopen();
+    const r = await cache.sync();
+    expect(r).toEqual({ pushed: 4, superseded: 1, refused: 0, queued: 0 });
+    expect(cache.status()).toMatchObject({ state: 'online', queued: 0 });
+
+    // Another machine (its own local tier) sees every offline write.
+    const other = await open(key, { mode: 'remote' });
+    expect(Buffer.compare((await other.get('offline-blob')) as Buffer, big)).toBe(0);
+    expect(await other.get('offline-small')).toEqual({ v: 'offline' });
+    expect(await other.get('changed')).toEqual({ v: 'newer' });
+    expect(await other.has('kept')).toBe(false);
+    expect(errors).toEqual([]);
+  });
+
+  it('lets the later write win when the cloud changed while offline', async () => {
+    const key = await newKey();
+    let now = Date.now();
+    const cache = await open(key, { mode: 'auto', clock: () => now });
+    const other = await open(key, { mode: 'remote', clock: () => now });
+    await cache.put('first', 'k');
+    await apiProxy.close();
+    await cache.put('offline, earlier', 'k');
+    await cache.put('offline, survives', 'k2');
+    now += 1000;
+    await apiProxy.reopen();
+    await other.put('online, later', 'k'); // written after the offline write: it wins
+    expect(await cache.sync()).toMatchObject({ pushed: 1, superseded: 1, queued: 0 });
+    expect(await other.get('k')).toBe('online, later');
+    expect(await other.get('k2')).toBe('offline, survives');
+  });
+
+  it('answers from its local copy without the network, and reads through to the cloud on a local miss', async () => {
+    const key = await newKey();
+    const writer = await open(key, { mode: 'remote' });
+    await writer.put({ n: 1 }, 'small');
+    const data = randomBytes(200_000);
+    await writer.put(data, 'blob');
+    const reader = await open(key, { mode: 'auto' });
+    expect(await reader.get('small')).toEqual({ n: 1 }); // from the cloud, kept locally
+    expect(Buffer.compare((await reader.get('blob')) as Buffer, data)).toBe(0);
+    const asked = apiProxy.forwarded.length;
+    expect(await reader.get('small')).toEqual({ n: 1 });
+    expect(Buffer.compare((await reader.get('blob')) as Buffer, data)).toBe(0);
+    expect(apiProxy.forwarded.length).toBe(asked); // local hits
+  });
+});
+
+describe("mode 'remote'", () => {
+  it('fails with EUNREACHABLE when the API is unreachable, and writes nothing it reports as stored', async () => {
+    const key = await newKey();
+    const cache = await open(key, { mode: 'remote', remote: { retries: 0 } });
+    await apiProxy.close();
+    try {
+      await expect(cache.put(1, 'k')).rejects.toMatchObject({ code: 'EUNREACHABLE' });
+      await expect(cache.get('k')).rejects.toMatchObject({ code: 'EUNREACHABLE' });
+      expect(cache.status()).toMatchObject({ mode: 'remote', state: 'online', queued: 0 });
+    } finally {
+      await apiProxy.reopen();
+    }
+    expect(await cache.has('k')).toBe(false);
+  });
+
+  it('runs a memoized function once for a burst of concurrent calls with one key', async () => {
+    const cache = await open(await newKey(), { mode: 'remote' });
+    let runs = 0;
+    const slow = cached(
+      async (x: number) => {
+        runs++;
+        await sleep(50); // a function that takes a while, so the calls overlap
+        return { square: x * x };
+      },
+      { cache },
+    );
+    const results = await Promise.all(Array.from({ length: 20 }, () => slow(7)));
+    expect(results.every((r) => r.square === 49)).toBe(true);
+    expect(runs).toBe(1);
+    expect(await slow(7)).toEqual({ square: 49 });
+    expect(runs).toBe(1);
+  });
+
+  it('downloads large values with parallel ranged reads, byte for byte, and reads ranges without the rest', async () => {
+    const key = await newKey();
+    const writer = await open(key, { mode: 'remote', maxSize: null });
+    const data = randomBytes(24 * 1024 * 1024 + 123);
+    const src = join(await tempDir(), 'in.bin');
+    await writeFile(src, data);
+    await writer.putFile(src, 'big');
+
+    const ranged = api.s3Proxy?.forwarded.length ?? 0;
+    // A local tier too small to keep it: byte ranges come straight from S3.
+    const small = await open(key, { mode: 'remote', maxSize: 1024 * 1024 });
+    const part = await new Promise<Buffer>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      void small.getStream('big', { start: 10_000_000, end: 10_000_099 }).then((s) => {
+        s?.on('data', (c: Buffer) => chunks.push(c));
+        s?.on('end', () => resolve(Buffer.concat(chunks)));
+        s?.on('error', reject);
+      });
+    });
+    expect(part.equals(data.subarray(10_000_000, 10_000_100))).toBe(true);
+    const gets = (api.s3Proxy?.forwarded ?? []).slice(ranged).filter((l) => l.startsWith('GET'));
+    expect(gets.length).toBeGreaterThan(0);
+    expect(gets.length).toBeLessThan(5); // the index and the chunk holding the range, not 24 MiB
+
+    const fresh = await open(key, { mode: 'remote', maxSize: null });
+    const dest = join(await tempDir(), 'out.bin');
+    expect(await fresh.getFile('big', dest)).toBe(true);
+    expect((await readFile(dest)).equals(data)).toBe(true);
+  });
+
+  it('detects a tampered object, reads it once more, then reports it and keeps the shared entry', async () => {
+    const key = await newKey();
+    const writer = await open(key, { mode: 'remote' });
+    const data = randomBytes(100_000);
+    await writer.put(data, 'victim');
+    // Change the stored object in S3 (same length) behind the API's back.
+    const listed = await api.s3.client.send(new ListObjectsV2Command({ Bucket: api.s3.bucket }));
+    const object = (listed.Contents ?? []).filter((o) => o.Size === data.length).at(-1);
+    expect(object?.Key).toBeDefined();
+    await api.s3.client.send(new PutObjectCommand({ Bucket: api.s3.bucket, Key: object?.Key, Body: randomBytes(data.length) }));
+
+    const errors: CachenessError[] = [];
+    const reader = await open(key, { mode: 'remote', onError: (e) => errors.push(e) });
+    const before = api.s3Proxy?.forwarded.length ?? 0;
+    expect(await reader.get('victim')).toBeUndefined();
+    expect(errors.map((e) => e.code)).toEqual(['EINTEGRITY']);
+    const downloads = (api.s3Proxy?.forwarded ?? []).slice(before).filter((l) => l.startsWith('GET'));
+    expect(downloads.length).toBe(2); // read once more before giving up
+    expect(await reader.has('victim')).toBe(true); // the cloud's entry stays: other readers may have a good path
+  });
+});
+
+describe('resumable uploads', () => {
+  it('resumes a multipart upload of a killed process, sending only the parts S3 lacks', async () => {
+    const key = await newKey();
+    const dir = await tempDir();
+    const data = randomBytes(200 * 1024 * 1024);
+    const src = join(await tempDir(), 'model.bin');
+    await writeFile(src, data);
+    const proxy = api.s3Proxy as HttpProxy;
+    const isPart = (method: string, url: string) => method === 'PUT' && url.includes('partNumber=');
+    // Let 6 parts through, then hold every other part: the child is stuck mid-upload.
+    let let_through = 6;
+    proxy.hold = (method, url) => isPart(method, url) && let_through-- <= 0;
+
+    const script = fileURLToPath(new URL('./fixtures/remote-put.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', script, dir, apiProxy.url, key, src, 'model'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise((r) => child.once('exit', r));
+    // Wait until the journal holds the 6 parts that got through (polling the child's state on disk).
+    const journal = join(dir, 'remote.db');
+    const upload = () => {
+      try {
+        const db = new Database(journal, { readonly: true, fileMustExist: true });
+        try {
+          const row = db.prepare('SELECT parts, part_count FROM uploads').get() as { parts: string; part_count: number } | undefined;
+          return row ? { done: (JSON.parse(row.parts) as unknown[]).length, count: row.part_count } : { done: 0, count: 0 };
+        } finally {
+          db.close();
+        }
+      } catch {
+        return { done: 0, count: 0 };
+      }
+    };
+    for (const deadline = Date.now() + 120_000; upload().done < 6; ) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the upload never got 6 parts in (${stderr})`);
+      await sleep(25);
+    }
+    child.kill('SIGKILL');
+    await exited;
+    proxy.hold = undefined;
+    const { count } = upload();
+    expect(count).toBeGreaterThanOrEqual(Math.ceil(data.length / PART)); // the data plus the container's index
+
+    const before = proxy.forwarded.length;
+    const cache = await open(key, { mode: 'remote', dir, maxSize: null });
+    expect(cache.status().uploads).toBe(1);
+    expect(await cache.resumeUploads()).toBe(1);
+    expect(cache.status().uploads).toBe(0);
+    const sent = proxy.forwarded.slice(before).filter((l) => isPart(l.split(' ')[0] as string, l));
+    expect(sent.length).toBe(count - 6); // only the missing parts
+    expect(sent.some((l) => /partNumber=[1-6](&|$)/.test(l))).toBe(false);
+
+    const elsewhere = await open(key, { mode: 'remote', maxSize: null });
+    const dest = join(await tempDir(), 'out.bin');
+    expect(await elsewhere.getFile('model', dest)).toBe(true);
+    expect((await readFile(dest)).equals(data)).toBe(true);
+  }, 240_000);
+});
+
+describe('configuration', () => {
+  it('takes the endpoint, key, dir and mode from the environment, and explains what is missing', async () => {
+    const key = await newKey();
+    const dir = await tempDir();
+    const saved = { ...process.env };
+    try {
+      Object.assign(process.env, { CACHENESS_ENDPOINT: apiProxy.url, CACHENESS_API_KEY: key, CACHENESS_DIR: dir, CACHENESS_MODE: 'auto' });
+      const c = createCache();
+      caches.push(c);
+      expect(c.status()).toMatchObject({ mode: 'auto', state: 'online' });
+      await c.put(1, 'env');
+      expect(c.location).toContain(dir);
+      delete process.env.CACHENESS_ENDPOINT;
+      expect(() => createCache()).toThrow(expect.objectContaining({ code: 'EOPTION', message: expect.stringMatching(/CACHENESS_ENDPOINT/) }));
+      process.env.CACHENESS_MODE = 'cloud';
+      expect(() => createCache()).toThrow(expect.objectContaining({ code: 'EOPTION' }));
+    } finally {
+      process.env = saved;
+    }
+    expect(() => createCache({ mode: 'remote', store: 'memory', remote: { endpoint: apiProxy.url, apiKey: key } })).toThrow(CachenessError);
+    const local = createCache({ dir: await tempDir() });
+    caches.push(local);
+    expect(local.status()).toEqual({ mode: 'local', state: 'local', queued: 0, uploads: 0 });
+    expect(await local.sync()).toEqual({ pushed: 0, superseded: 0, refused: 0, queued: 0 });
+  });
+});
