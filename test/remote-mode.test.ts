@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import Database from 'better-sqlite3';
-import { type Cache, CachenessError, type CacheOptions, cached, createCache } from 'cacheness';
+import { type Cache, CachenessError, type CacheOptions, cached, createCache, type Progress } from 'cacheness';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiServer, startApi } from './fixtures/api-server.js';
 import { type HttpProxy, startHttpProxy } from './fixtures/http-proxy.js';
@@ -275,6 +275,76 @@ describe('resumable uploads', () => {
     expect(await elsewhere.getFile('model', dest)).toBe(true);
     expect((await readFile(dest)).equals(data)).toBe(true);
   }, 240_000);
+});
+
+describe('progress and abort', () => {
+  it('reports a local put and stops it on abort, storing nothing', async () => {
+    const cache = createCache({ dir: await tempDir(), chunkSize: 64 * 1024 });
+    caches.push(cache);
+    await cache.put('previous', 'k');
+    const seen: Progress[] = [];
+    const ac = new AbortController();
+    const source = (async function* () {
+      for (let i = 0; i < 50; i++) yield randomBytes(64 * 1024);
+    })();
+    const put = cache.put(source, 'k', {
+      signal: ac.signal,
+      onProgress: (p) => {
+        seen.push(p);
+        if (p.bytes >= 5 * 64 * 1024) ac.abort();
+      },
+    });
+    await expect(put).rejects.toMatchObject({ code: 'EABORTED' });
+    expect(await cache.get('k')).toBe('previous');
+    expect(seen.length).toBeGreaterThanOrEqual(5);
+    expect(seen.every((p) => p.phase === 'write' && p.total === null)).toBe(true);
+
+    const file = join(await tempDir(), 'f.bin');
+    await writeFile(file, randomBytes(1_000_000));
+    const reports: Progress[] = [];
+    await cache.putFile(file, 'file', { onProgress: (p) => reports.push(p) });
+    expect(reports.at(-1)).toEqual({ phase: 'write', bytes: 1_000_000, total: 1_000_000 });
+    expect(reports.map((p) => p.bytes)).toEqual([...reports.map((p) => p.bytes)].sort((a, b) => a - b));
+  });
+
+  it('reports an upload, and aborts it on the server too when the caller aborts', async () => {
+    const key = await newKey();
+    const dir = await tempDir();
+    const cache = await open(key, { mode: 'remote', dir, maxSize: null });
+    const file = join(await tempDir(), 'big.bin');
+    await writeFile(file, randomBytes(40 * 1024 * 1024));
+    const phases = new Set<string>();
+    const ac = new AbortController();
+    const before = apiProxy.forwarded.length;
+    const put = cache.putFile(file, 'big', {
+      signal: ac.signal,
+      onProgress: (p) => {
+        phases.add(p.phase);
+        if (p.phase === 'upload' && p.bytes >= 2 * PART) ac.abort();
+      },
+    });
+    await expect(put).rejects.toMatchObject({ code: 'EABORTED' });
+    expect([...phases].sort()).toEqual(['upload', 'write']);
+    expect(apiProxy.forwarded.slice(before).some((l) => l.startsWith('DELETE /v1/uploads/'))).toBe(true);
+    expect(cache.status().uploads).toBe(0);
+    expect(await cache.has('big')).toBe(false);
+
+    // A complete upload reports its last byte, and a download reports both phases.
+    const reports: Progress[] = [];
+    await cache.putFile(file, 'big', { onProgress: (p) => reports.push(p) });
+    const uploads = reports.filter((p) => p.phase === 'upload');
+    expect(uploads.at(-1)?.bytes).toBe(uploads.at(-1)?.total);
+    const reader = await open(key, { mode: 'remote', maxSize: null });
+    const got: Progress[] = [];
+    const dest = join(await tempDir(), 'out.bin');
+    expect(await reader.getFile('big', dest, { onProgress: (p) => got.push(p) })).toBe(true);
+    expect([...new Set(got.map((p) => p.phase))]).toEqual(['download', 'read']);
+    expect(got.at(-1)).toEqual({ phase: 'read', bytes: 40 * 1024 * 1024, total: 40 * 1024 * 1024 });
+
+    const stopped = new AbortController();
+    stopped.abort();
+    await expect(reader.getFile('big', join(await tempDir(), 'never.bin'), { signal: stopped.signal })).rejects.toMatchObject({ code: 'EABORTED' });
+  });
 });
 
 describe('configuration', () => {

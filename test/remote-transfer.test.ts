@@ -119,7 +119,7 @@ describe('single PUTs', () => {
     const p = (await plan('single/a', bytes)) as SinglePutPlan;
     expect(p.method).toBe('PUT');
     const source = sourceOf(bytes);
-    await uploadSingle(api, p, source, 256 * 1024);
+    await uploadSingle(api, p, source, undefined, 256 * 1024);
     expect(source.reads.length).toBe(13); // never held whole: 13 pieces of at most 256 KiB
     await complete(p.id);
     expect((await readBack('single/a')).whole.equals(bytes)).toBe(true);
@@ -129,7 +129,7 @@ describe('single PUTs', () => {
     const bytes = randomBytes(2 * MiB);
     const p = (await plan('single/b', bytes)) as SinglePutPlan;
     const source = sourceOf(bytes, MiB);
-    await expect(uploadSingle(api, p, source, 256 * 1024)).rejects.toMatchObject({ code: 'ESTORE', cause: { code: 'EIO' } });
+    await expect(uploadSingle(api, p, source, undefined, 256 * 1024)).rejects.toMatchObject({ code: 'ESTORE', cause: { code: 'EIO' } });
     expect(source.reads.length).toBe(4); // one pass, not one per retry
   });
 });

@@ -16,13 +16,13 @@ import { type CompressionOptions, decompress, looksCompressible, maybeCompress, 
 import { type DumpResult, exportCache, importCache } from './dump.js';
 import { type Ttl, ttlToMs } from './duration.js';
 import { type EntryInfo, type EntryRecord, isExpired, type JsonObject, type StoredEntry } from './entry.js';
-import { asCachenessError, CachenessError, describeType, IntegrityError, OptionError, StoreError, TableError, ValueError } from './errors.js';
+import { asCachenessError, CachenessError, checkAborted, describeType, IntegrityError, OptionError, StoreError, TableError, ValueError } from './errors.js';
 import { xxh128Hex, xxh128Stream } from './hash.js';
 import { type Key, type KeyParams, keyOf, resolveKey, resolveKeyFast } from './key/index.js';
 import { projectParams } from './key/projection.js';
 import { isOwnerAlive, processOwner } from './owner.js';
 import type { SyncResult } from './remote/tier.js';
-import type { BlobReader, BlobStore, EntryWhere, EvictionPolicy, MetadataStore, ReadRecord } from './stores/types.js';
+import type { BlobReader, BlobStore, EntryWhere, EvictionPolicy, MetadataStore, Progress, ReadRecord, TransferControl } from './stores/types.js';
 import type { TableColumns, TableDefinition, TableOptions, TableRow } from './tables/schema.js';
 import type { OrderBy, Where } from './tables/where.js';
 import { entryInfo, handlerByName, handlerFor, handlerId, type ValueHandler } from './values/index.js';
@@ -37,6 +37,21 @@ export interface PutOptions {
   description?: string;
   /** Rows for custom tables, by table name (one row or an array). Replaces this entry's rows in those tables. */
   tables?: Record<string, TableRow | TableRow[]>;
+  /** Stops the put (`EABORTED`; nothing is stored, and a remote cache aborts its upload on the server too). */
+  signal?: AbortSignal;
+  /**
+   * Called as the value is written (`phase: 'write'`, `total` null for a stream) and, in a remote cache,
+   * uploaded (`phase: 'upload'`, bytes of its stored form).
+   */
+  onProgress?: (p: Progress) => void;
+}
+
+/** Options of {@link Cache.getFile}. */
+export interface GetFileOptions {
+  /** Stops the read (`EABORTED`); the destination is left as it was. */
+  signal?: AbortSignal;
+  /** Called as the value is downloaded (a remote cache, `phase: 'download'`) and written to the file (`phase: 'read'`). */
+  onProgress?: (p: Progress) => void;
 }
 
 /** Options of {@link Cache.getStream}. */
@@ -170,6 +185,10 @@ interface PayloadMeta {
   tables: Record<string, TableRow[]> | undefined;
   ttlMs: number | null;
   times?: { createdAt: number; expiresAt: number | null } | undefined;
+  /** The caller's signal and progress callback. */
+  control?: TransferControl | undefined;
+  /** The payload's size when known before it is read (a file's), for progress reports. */
+  total?: number | undefined;
 }
 
 const MISS: Lookup = { hit: false };
@@ -278,10 +297,13 @@ export class Cache {
         throw new OptionError('EOPTION', `description must be a string; got ${describeType(opts.description)}.`);
       }
       const tables = normalizeTables(opts.tables);
+      const control = transferControl(opts, 'put');
+      checkAborted(control?.signal, `The put of '${k}'`);
       const handler = handlerFor(value, this.s.handlers());
       const serialized = handler.serialize(value, { compress: this.compression.codec !== 'none', minCompressBytes: this.compression.threshold });
       const out = serialized instanceof Promise ? await serialized : serialized;
-      const o = { handler: handlerId(handler), type: out.type, params, metadata, description: opts.description ?? null, tables, ttlMs, times };
+      const total = value instanceof FileSource ? value.size : undefined;
+      const o = { handler: handlerId(handler), type: out.type, params, metadata, description: opts.description ?? null, tables, ttlMs, times, control, total };
       if ('stream' in out) return await this.putStream(k, out.stream, o);
       let { bytes } = out;
       let stored: { codec: EntryRecord['codec']; bytes: Uint8Array } | undefined;
@@ -342,12 +364,7 @@ export class Cache {
   ): Promise<EntryInfo> {
     const stage = await this.blobs.stage();
     try {
-      const source =
-        Symbol.asyncIterator in chunks
-          ? chunks
-          : (async function* () {
-              yield* chunks;
-            })();
+      const source = watched(chunks, o.control, o.total ?? null, k);
       const r = await writeChunked(source, stage, {
         chunkSize: this.s.chunkSize,
         compression,
@@ -359,7 +376,7 @@ export class Cache {
       });
       const record = this.newRecord(k, o, { codec: 'chunked', size: r.size, storedSize: r.storedSize, contentHash: r.contentHash });
       record.blobId = r.blobId;
-      await this.putBlob(record, r.storedSize, (name) => stage.publish(name), o.tables);
+      await this.putBlob(record, r.storedSize, (name) => stage.publish(name), o);
       this.accesses.delete(k);
       await this.afterWrite(k, true);
       return entryInfo(record, this.s.handlers());
@@ -393,16 +410,19 @@ export class Cache {
     bytes: Uint8Array,
     o: PayloadMeta & { stored?: { codec: EntryRecord['codec']; bytes: Uint8Array }; compression?: ResolvedCompression },
   ): Promise<EntryInfo> {
-    if (!o.stored && bytes.length > this.s.chunkSize) return this.putChunked(k, slices(bytes, this.s.chunkSize), undefined, o.compression ?? this.compression, o);
+    if (!o.stored && bytes.length > this.s.chunkSize)
+      return this.putChunked(k, slices(bytes, this.s.chunkSize), undefined, o.compression ?? this.compression, { ...o, total: bytes.length });
     const { codec, bytes: stored } = o.stored ?? maybeCompress(bytes, o.compression ?? this.compression);
     if (this.s.maxSize !== null && stored.length > this.s.maxSize) throw tooLarge(k, stored.length, this.s.maxSize);
     const record = this.newRecord(k, o, { codec, size: bytes.length, storedSize: stored.length, contentHash: xxh128Hex(bytes) });
+    o.control?.onProgress?.({ phase: 'write', bytes: bytes.length, total: bytes.length });
     if (stored.length < this.s.inlineThreshold) {
       record.inline = stored;
-      await this.meta.put(record, { tables: o.tables });
+      checkAborted(o.control?.signal, `The put of '${k}'`);
+      await this.meta.put(record, { tables: o.tables, transfer: o.control });
     } else {
       record.blobId = codec === 'none' ? record.contentHash : xxh128Hex(stored);
-      await this.putBlob(record, stored.length, (name) => this.blobs.write(name, stored), o.tables, true);
+      await this.putBlob(record, stored.length, (name) => this.blobs.write(name, stored), o, true);
     }
     this.accesses.delete(k); // a re-put resets hits
     await this.afterWrite(k, record.blobId !== null);
@@ -418,7 +438,7 @@ export class Cache {
     record: EntryRecord,
     size: number,
     write: (name: string) => Promise<void>,
-    tables: Record<string, TableRow[]> | undefined,
+    o: Pick<PayloadMeta, 'tables' | 'control'>,
     rewritable = false,
     attempt = 1,
   ): Promise<void> {
@@ -426,13 +446,14 @@ export class Cache {
     const res = await this.meta.acquireBlob(blobId, size, this.s.clock(), this.owner);
     try {
       if (!res.ready || (await this.blobs.size(res.name)) !== size) await write(res.name);
-      await this.meta.put(record, { tables, pin: res.pin, blobName: res.name });
+      checkAborted(o.control?.signal, `The put of '${record.key}'`);
+      await this.meta.put(record, { tables: o.tables, pin: res.pin, blobName: res.name, transfer: o.control });
     } catch (err) {
       await this.meta.releasePin(res.pin);
       await this.collectGarbage();
       // Names are never reused: bytes written under a name whose record is gone are ours to remove.
       if (!(await this.meta.isLiveBlob(res.name))) await this.blobs.delete([res.name]);
-      if (rewritable && attempt === 1 && err instanceof CachenessError && err.details?.retry === true) return this.putBlob(record, size, write, tables, rewritable, 2);
+      if (rewritable && attempt === 1 && err instanceof CachenessError && err.details?.retry === true) return this.putBlob(record, size, write, o, rewritable, 2);
       throw err;
     }
   }
@@ -506,7 +527,7 @@ export class Cache {
    * stream, an open reader (with `stream`). A miss (absent, expired, damaged) is counted and returns
    * undefined; a hit is the caller's to count.
    */
-  private async payload(k: string, stream?: 'stream', attempt = 1, retried = false): Promise<Payload | undefined> {
+  private async payload(k: string, stream?: 'stream', attempt = 1, retried = false, control?: TransferControl): Promise<Payload | undefined> {
     const e = await this.meta.read(k);
     const now = this.s.clock();
     if (!e || isExpired(e, now)) {
@@ -521,14 +542,14 @@ export class Cache {
     let stored: Uint8Array | null | undefined = e.inline;
     if (!stored && e.blobName) {
       if (e.codec === 'chunked' && (stream || handlerByName(e.handler, this.s.handlers()).handler.deserializeStream)) {
-        const reader = await this.blobs.open(e.blobName);
+        const reader = await this.blobs.open(e.blobName, control);
         if (reader) return { e, now, reader };
       } else {
         try {
-          stored = await this.blobs.read(e.blobName);
+          stored = await this.blobs.read(e.blobName, control);
         } catch (err) {
           if (!(err instanceof IntegrityError)) throw err; // a remote store checks a download against its hash
-          return this.damaged(k, e, err.message, now, stream, retried);
+          return this.damaged(k, e, err.message, now, stream, retried, control);
         }
       }
     }
@@ -536,7 +557,7 @@ export class Cache {
       // The entry may have been replaced or deleted since we read it: look again before calling it dangling.
       const again = await this.meta.head(k);
       if (again && (again.blobName !== e.blobName || again.createdAt !== e.createdAt)) {
-        if (attempt < 3) return await this.payload(k, stream, attempt + 1, retried);
+        if (attempt < 3) return await this.payload(k, stream, attempt + 1, retried, control);
         this.countRead(undefined, now); // rewritten faster than we can read it: a miss, not a corruption
         return undefined;
       }
@@ -544,27 +565,27 @@ export class Cache {
         this.countRead(undefined, now);
         return undefined;
       }
-      return this.damaged(k, e, 'its blob is missing', now, stream, retried);
+      return this.damaged(k, e, 'its blob is missing', now, stream, retried, control);
     }
     try {
-      if (stored.length !== e.storedSize) return this.damaged(k, e, `it has ${stored.length} bytes, ${e.storedSize} were stored`, now, stream, retried);
+      if (stored.length !== e.storedSize) return this.damaged(k, e, `it has ${stored.length} bytes, ${e.storedSize} were stored`, now, stream, retried, control);
       const verify = this.s.verifyIntegrity;
       let bytes: Uint8Array;
       if (e.codec === 'chunked') {
         bytes = decodeChunked(stored, e, verify); // checks the index against blobId and every chunk against its hash
       } else {
-        if (verify && e.blobId && xxh128Hex(stored) !== e.blobId) return this.damaged(k, e, 'its stored bytes do not match their hash', now, stream, retried);
+        if (verify && e.blobId && xxh128Hex(stored) !== e.blobId) return this.damaged(k, e, 'its stored bytes do not match their hash', now, stream, retried, control);
         bytes = e.codec === 'none' ? stored : decompress(e.codec, stored, e.size);
         if (verify && !e.verified && !(e.blobId && e.codec === 'none') && bytes.length === e.size && xxh128Hex(bytes) !== e.contentHash) {
-          return this.damaged(k, e, 'its content hash does not match', now, stream, retried);
+          return this.damaged(k, e, 'its content hash does not match', now, stream, retried, control);
         }
       }
-      if (bytes.length !== e.size) return this.damaged(k, e, 'it decoded to the wrong size', now, stream, retried);
+      if (bytes.length !== e.size) return this.damaged(k, e, 'it decoded to the wrong size', now, stream, retried, control);
       return { e, now, bytes };
     } catch (err) {
-      if (err instanceof IntegrityError) return this.damaged(k, e, err.message, now, stream, retried);
+      if (err instanceof IntegrityError) return this.damaged(k, e, err.message, now, stream, retried, control);
       if (err instanceof CachenessError || err instanceof RangeError) throw err; // RangeError: out of memory, not damage
-      return this.damaged(k, e, `it could not be decoded (${(err as Error).message})`, now, stream, retried);
+      return this.damaged(k, e, `it could not be decoded (${(err as Error).message})`, now, stream, retried, control);
     }
   }
 
@@ -574,11 +595,19 @@ export class Cache {
    * more (a download damaged on the way); otherwise, or if the second read is damaged too, the damage
    * is reported and the read is a miss.
    */
-  private async damaged(k: string, e: ReadRecord, why: string, now: number, stream: 'stream' | undefined, retried: boolean): Promise<Payload | undefined> {
+  private async damaged(
+    k: string,
+    e: ReadRecord,
+    why: string,
+    now: number,
+    stream: 'stream' | undefined,
+    retried: boolean,
+    control: TransferControl | undefined,
+  ): Promise<Payload | undefined> {
     if (!retried) {
       await this.meta.delete(e.key, 'corrupt', e);
       const again = await this.meta.head(k);
-      if (again && again.createdAt === e.createdAt && again.contentHash === e.contentHash) return this.payload(k, stream, 1, true);
+      if (again && again.createdAt === e.createdAt && again.contentHash === e.contentHash) return this.payload(k, stream, 1, true, control);
     }
     await this.corrupt(e, why, now);
     return undefined;
@@ -681,8 +710,9 @@ export class Cache {
     from: number | undefined,
     to: number | undefined,
     reuse: boolean,
-  ): Promise<{ pieces: AsyncGenerator<Uint8Array>; close(): Promise<void> } | undefined> {
-    const p = await this.payload(k, 'stream');
+    control?: TransferControl,
+  ): Promise<{ pieces: AsyncGenerator<Uint8Array>; size: number; close(): Promise<void> } | undefined> {
+    const p = await this.payload(k, 'stream', 1, false, control);
     if (!p) return undefined;
     const { e, now, bytes, reader } = p;
     const start = Math.min(from ?? 0, e.size);
@@ -704,7 +734,7 @@ export class Cache {
         await reader?.close();
       }
     };
-    return { pieces: pieces(), close: async () => void (await reader?.close()) };
+    return { pieces: pieces(), size: end - start, close: async () => void (await reader?.close()) };
   }
 
   /**
@@ -713,19 +743,26 @@ export class Cache {
    * over it at the end. Returns false on a miss (and leaves `dest` alone).
    * @throws {CachenessError} `EFILE` when `dest` cannot be written; `EINTEGRITY` when stored bytes are damaged.
    */
-  async getFile(key: Key, dest: string): Promise<boolean> {
+  async getFile(key: Key, dest: string, opts: GetFileOptions = {}): Promise<boolean> {
     try {
       this.assertOpen();
       if (typeof dest !== 'string' || dest === '') throw new OptionError('EOPTION', `getFile needs a destination path; got ${describeType(dest)}.`);
+      const control = transferControl(opts, 'getFile');
+      const what = `The getFile of '${typeof key === 'string' ? key : this.keyOf(key)}'`;
+      checkAborted(control?.signal, what);
       // Each piece is written before the next is read, so the pieces can share reused memory.
-      const r = await this.pieces(resolveKey(key), undefined, undefined, true);
+      const r = await this.pieces(resolveKey(key), undefined, undefined, true, control);
       if (!r) return false;
+      let bytes = 0;
       const tmp = join(dirname(dest), `.${basename(dest)}.${process.pid}-${randomBytes(6).toString('hex')}.cacheness-tmp`);
       let fh: FileHandle | undefined;
       try {
         fh = await openFile(tmp, 'wx');
         for await (const piece of r.pieces) {
+          checkAborted(control?.signal, what);
           for (let off = 0; off < piece.length; ) off += (await fh.write(piece, off, piece.length - off)).bytesWritten;
+          bytes += piece.length;
+          control?.onProgress?.({ phase: 'read', bytes, total: r.size });
         }
         await fh.close();
         fh = undefined;
@@ -761,7 +798,7 @@ export class Cache {
       }
       try {
         if (!(await fh.stat()).isFile()) throw new ValueError('EFILE', `Cannot store ${path}: it is not a regular file.`, { details: { path } });
-        return await this.put(new FileSource(fh, path), key, opts);
+        return await this.put(new FileSource(fh, path, (await fh.stat()).size), key, opts);
       } finally {
         await fh.close();
       }
@@ -1198,6 +1235,30 @@ function checkMetadata(m: unknown): JsonObject | null {
     throw new OptionError('EOPTION', `metadata must be a plain JSON object; ${describeType(m)} serializes to ${json}.`);
   }
   return parsed as JsonObject;
+}
+
+/** The caller's signal and progress callback, checked; undefined when neither was given. */
+function transferControl(o: { signal?: unknown; onProgress?: unknown }, method: string): TransferControl | undefined {
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new OptionError('EOPTION', `${method} signal must be an AbortSignal; got ${describeType(o.signal)}.`);
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function')
+    throw new OptionError('EOPTION', `${method} onProgress must be a function; got ${describeType(o.onProgress)}.`);
+  return o.signal || o.onProgress ? { signal: o.signal as AbortSignal | undefined, onProgress: o.onProgress as TransferControl['onProgress'] } : undefined;
+}
+
+/** The chunks of a payload being written, stopping when the caller aborts and reporting each one written. */
+async function* watched(
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  control: TransferControl | undefined,
+  total: number | null,
+  k: string,
+): AsyncGenerator<Uint8Array> {
+  let bytes = 0;
+  for await (const chunk of chunks) {
+    checkAborted(control?.signal, `The put of '${k}'`);
+    yield chunk;
+    bytes += chunk.length;
+    control?.onProgress?.({ phase: 'write', bytes, total });
+  }
 }
 
 function normalizeTables(t: PutOptions['tables']): Record<string, TableRow[]> | undefined {

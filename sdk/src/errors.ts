@@ -30,6 +30,7 @@ export type ErrorCode =
   | 'ESTORE' // the underlying store failed
   | 'EUNREACHABLE' // the cloud API could not be reached (connection refused or reset, DNS failure, timeout)
   | 'EAUTH' // the cloud API refused the API key (missing, unknown, revoked, or without the scope needed)
+  | 'EABORTED' // the caller's AbortSignal stopped the operation (nothing was stored)
   | 'ECONFLICT' // the cloud holds a later write of this key than the one sent (later write wins)
   | 'EREMOTE'; // the cloud API answered with an error that has no library code (e.g. unavailable, rate limited)
 
@@ -71,6 +72,14 @@ export class StoreError extends CachenessError {}
  * status and the server's code).
  */
 export class RemoteError extends CachenessError {}
+
+/** An operation was stopped by the caller's `AbortSignal`. Code: `EABORTED`; `cause` is the signal's reason. */
+export class AbortedError extends CachenessError {}
+
+/** Throws `EABORTED` when `signal` has fired. */
+export function checkAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw new AbortedError('EABORTED', `${what} was aborted (its AbortSignal fired).`, { cause: signal.reason });
+}
 
 /**
  * The public API raises only CachenessErrors: failures of SQLite or the filesystem underneath (a full

@@ -8,7 +8,7 @@
  * @module
  */
 
-export type { CacheStats, CacheStatus, CleanupResult, ListOptions, Lookup, PutOptions, QueryOptions, VerifyReport } from './cache.js';
+export type { CacheStats, CacheStatus, CleanupResult, GetFileOptions, ListOptions, Lookup, PutOptions, QueryOptions, VerifyReport } from './cache.js';
 export { Cache } from './cache.js';
 export type { CachedFunction, CachedOptions, CacheInfo } from './cached.js';
 export { cached, getDefaultCache } from './cached.js';
@@ -23,6 +23,7 @@ export type { EntryInfo, EntryRecord, JsonObject, StoredEntry } from './entry.js
 export { isExpired, MAX_TYPE_LENGTH, toEntryInfo } from './entry.js';
 export type { ErrorCode } from './errors.js';
 export {
+  AbortedError,
   CachenessError,
   CodecError,
   HandlerError,
@@ -57,6 +58,7 @@ export {
 export type { Json } from './key/projection.js';
 export { projectParams } from './key/projection.js';
 export type { SyncResult } from './remote/tier.js';
+export type { Progress, TransferControl } from './stores/types.js';
 export type { ColumnType, TableColumns, TableDefinition, TableOptions, TableRow } from './tables/schema.js';
 export type { Condition, Operators, OrderBy, Scalar, Where } from './tables/where.js';
 export type { HandlerContext, HandlerPosition, NdArray, Serialized, SerializedBytes, SerializedStream, ValueHandler } from './values/index.js';

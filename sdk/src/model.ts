@@ -12,6 +12,7 @@ export type { EntryInfo, EntryRecord, JsonObject, StoredEntry } from './entry.js
 export { isExpired, MAX_TYPE_LENGTH, toEntryInfo } from './entry.js';
 export type { ErrorCode } from './errors.js';
 export {
+  AbortedError,
   CachenessError,
   CodecError,
   HandlerError,

@@ -52,6 +52,7 @@ const STATUS: Record<ErrorCode, number> = {
   EAUTH: 401,
   EREMOTE: 502,
   ECONFLICT: 409,
+  EABORTED: 400, // raised by the SDK when its caller aborts, never by the API
 };
 
 export interface ErrorBody {

@@ -13,6 +13,8 @@ export class FileSource implements AsyncIterable<Uint8Array> {
     private readonly fh: FileHandle,
     /** For error messages. */
     readonly path: string,
+    /** The file's size when opened (for progress reports). */
+    readonly size?: number,
   ) {}
 
   /** The file's bytes in pieces of 1 MiB, each the consumer's to keep. */

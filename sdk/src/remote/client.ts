@@ -42,6 +42,8 @@ export interface CallOptions {
   idempotent?: boolean;
   /** Overrides the client's deadline for this call. */
   deadlineMs?: number;
+  /** Stops the call (`EABORTED`). */
+  signal?: AbortSignal | undefined;
 }
 
 /** What a failure means to a caller deciding whether to fall back to local storage. */
@@ -123,7 +125,7 @@ export class ApiClient {
     return retrying(
       this.retries,
       deadline,
-      () => attempt(this.transport, url, { method, headers, body, deadline }),
+      () => attempt(this.transport, url, { method, headers, body, deadline, signal: o.signal }),
       (r): Verdict<T> => {
         if ('error' in r) return { failure: unreachable(this.base.origin, r), retryable: idempotent || !r.sent };
         const text = Buffer.from(r.body).toString('utf8');
@@ -145,6 +147,7 @@ export class ApiClient {
         const retryable = r.status === 429 || r.status === 503 || (idempotent && r.status >= 500);
         return { failure: serverError(method, path, r.status, text), retryable, waitMs: retryAfterMs(r.headers) };
       },
+      o.signal,
     );
   }
 

@@ -6,7 +6,7 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
-import type { CachenessError } from '../errors.js';
+import { type CachenessError, checkAborted } from '../errors.js';
 
 /** Time limits of one attempt, and the connections it reuses. */
 export interface Transport {
@@ -56,6 +56,8 @@ export function attempt(
     body?: Uint8Array | (() => AsyncIterable<Uint8Array>);
     deadline: number;
     into?: Uint8Array;
+    /** Stops the attempt (a network failure; {@link retrying} then throws `EABORTED`). */
+    signal?: AbortSignal | undefined;
   },
 ): Promise<Answer | NetworkFailure> {
   return new Promise((resolve) => {
@@ -67,14 +69,18 @@ export function attempt(
       settled = true;
       clearTimeout(timer);
       clearInterval(watch);
+      o.signal?.removeEventListener('abort', onAbort);
       resolve(r);
     };
+    const onAbort = () => fail('ABORT_ERR', 'the operation was aborted');
     const https = url.protocol === 'https:';
     const req = (https ? (httpsRequest as typeof httpRequest) : httpRequest)(url, { method: o.method, agent: https ? t.https : t.http, headers: o.headers });
     const fail = (code: string, message: string) => req.destroy(Object.assign(new Error(message), { code }));
     if (o.deadline <= Date.now()) {
       queueMicrotask(() => fail('ETIMEDOUT', 'the deadline passed before the request could start'));
     }
+    if (o.signal?.aborted) queueMicrotask(onAbort);
+    else o.signal?.addEventListener('abort', onAbort, { once: true });
     // Connecting has its own limit; after that the attempt fails only when no byte moves either way for
     // responseTimeoutMs (a large upload or download may take long, but never stalls that long), or at the deadline.
     const timer = setTimeout(() => fail('ETIMEDOUT', `no connection within ${t.connectTimeoutMs} ms`), Math.max(0, Math.min(t.connectTimeoutMs, o.deadline - Date.now())));
@@ -162,9 +168,18 @@ export type Verdict<T> = { value: T } | { failure: CachenessError; retryable: bo
  * spent, or the next wait would pass `deadline`. Waits back off exponentially with jitter (100 ms
  * doubling to 2 s), or as long as the server asked (`waitMs`, from Retry-After).
  */
-export async function retrying<T>(retries: number, deadline: number, once: () => Promise<Answer | NetworkFailure>, judge: (r: Answer | NetworkFailure) => Verdict<T>): Promise<T> {
+export async function retrying<T>(
+  retries: number,
+  deadline: number,
+  once: () => Promise<Answer | NetworkFailure>,
+  judge: (r: Answer | NetworkFailure) => Verdict<T>,
+  signal?: AbortSignal,
+): Promise<T> {
   for (let n = 0; ; n++) {
-    const v = judge(await once());
+    checkAborted(signal, 'A transfer');
+    const r = await once();
+    checkAborted(signal, 'A transfer');
+    const v = judge(r);
     if ('value' in v) return v.value;
     if (!v.retryable || n >= retries) throw v.failure;
     const delay = v.waitMs ?? Math.min(2_000, 100 * 2 ** n) * (0.5 + Math.random() / 2);

@@ -6,10 +6,10 @@
  * @module
  */
 import type { EntryRecord } from '../entry.js';
-import { CachenessError } from '../errors.js';
+import { CachenessError, checkAborted } from '../errors.js';
 import { xxh128Hex } from '../hash.js';
 import type { CompleteUploadResponse, CreateEntryRequest, CreateEntryResponse, MultipartPlan, WireEntry } from '../protocol.js';
-import type { BlobReader } from '../stores/types.js';
+import type { BlobReader, TransferControl } from '../stores/types.js';
 import type { TableRow } from '../tables/schema.js';
 import type { ApiClient } from './client.js';
 import type { Journal } from './journal.js';
@@ -30,7 +30,8 @@ export interface PushItem {
 export interface PushOptions {
   /** Parts in flight at once. */
   concurrency: number;
-  onProgress?: ((p: { bytes: number; total: number }) => void) | undefined;
+  /** Upload progress, and a signal that stops the push (the upload is then aborted on the server too). */
+  control?: TransferControl | undefined;
 }
 
 /** The path of an entry under `/v1/`. */
@@ -64,8 +65,10 @@ export async function pushEntry(api: ApiClient, journal: Journal, item: PushItem
   const { record } = item;
   const path = entryPath(record.key);
   const body = describe(record, item.tables);
+  const signal = o.control?.signal;
+  checkAborted(signal, `The upload of '${record.key}'`);
   if (record.inline && record.inline.length <= INLINE_MAX) {
-    const r = await api.request<CreateEntryResponse>('PUT', path, { body: { ...body, body: Buffer.from(record.inline).toString('base64') } });
+    const r = await api.request<CreateEntryResponse>('PUT', path, { body: { ...body, body: Buffer.from(record.inline).toString('base64') }, signal });
     return (r as { entry: WireEntry }).entry;
   }
   const blobId = record.blobId ?? (record.codec === 'none' ? record.contentHash : xxh128Hex(record.inline as Uint8Array));
@@ -80,21 +83,30 @@ export async function pushEntry(api: ApiClient, journal: Journal, item: PushItem
   };
   const saved = journal.upload(record.key, blobId);
   if (saved) await resume(api, journal, record.key, blobId, saved, source, o);
-  const r = await api.request<CreateEntryResponse>('PUT', path, { body: { ...body, blobId } });
+  const r = await api.request<CreateEntryResponse>('PUT', path, { body: { ...body, blobId }, signal });
   if ('entry' in r) return r.entry;
   const plan = r.upload;
   const reader = await source();
   try {
     if (plan.method === 'PUT') {
-      await uploadSingle(api, plan, reader);
-      o.onProgress?.({ bytes: reader.size, total: reader.size });
-      return (await api.request<CompleteUploadResponse>('POST', `uploads/${plan.id}/complete`, { body: {}, idempotent: true })).entry;
+      await uploadSingle(api, plan, reader, signal);
+      o.control?.onProgress?.({ phase: 'upload', bytes: reader.size, total: reader.size });
+      return (await api.request<CompleteUploadResponse>('POST', `uploads/${plan.id}/complete`, { body: {}, idempotent: true, signal })).entry;
     }
     journal.saveUpload(record.key, blobId, { uploadId: plan.id, partSize: plan.partSize, partCount: plan.partCount }, Date.now());
     return await finish(api, journal, record.key, blobId, plan, reader, [], o);
+  } catch (err) {
+    if (err instanceof CachenessError && err.code === 'EABORTED') await abandon(api, journal, record.key, blobId, plan.id);
+    throw err;
   } finally {
     await reader.close();
   }
+}
+
+/** An aborted upload is aborted on the server too (its parts deleted), and forgotten here. */
+async function abandon(api: ApiClient, journal: Journal, key: string, blobId: string, uploadId: string): Promise<void> {
+  journal.dropUpload(key, blobId);
+  await api.request('DELETE', `uploads/${encodeURIComponent(uploadId)}`, { deadlineMs: 10_000 }).catch(() => {}); // best effort: the sweeper expires what this misses
 }
 
 /** Sends the parts of `plan` not in `done`, completes the upload, and forgets its journal entry. */
@@ -108,14 +120,16 @@ async function finish(
   done: SentPart[],
   o: PushOptions,
 ): Promise<WireEntry> {
+  const progress = o.control?.onProgress;
   const parts = await uploadParts(api, plan, reader, {
     concurrency: o.concurrency,
     done,
     onPart: (p) => journal.addPart(key, blobId, plan.id, p),
-    onProgress: o.onProgress,
+    onProgress: progress && ((p) => progress({ phase: 'upload', ...p })),
+    signal: o.control?.signal,
   });
   try {
-    const { entry } = await api.request<CompleteUploadResponse>('POST', `uploads/${plan.id}/complete`, { body: { parts }, idempotent: true });
+    const { entry } = await api.request<CompleteUploadResponse>('POST', `uploads/${plan.id}/complete`, { body: { parts }, idempotent: true, signal: o.control?.signal });
     journal.dropUpload(key, blobId);
     return entry;
   } catch (err) {
@@ -152,6 +166,7 @@ async function resume(
     };
     await finish(api, journal, key, blobId, plan, reader, saved.parts, o);
   } catch (err) {
+    if (err instanceof CachenessError && err.code === 'EABORTED') await abandon(api, journal, key, blobId, saved.uploadId);
     const code = err instanceof CachenessError ? err.details?.code : undefined;
     // Gone (410) or refused as not matching: start over. ECONFLICT and outages are the caller's.
     if (code === 'EUPLOADGONE' || code === 'EUPLOADINCOMPLETE' || (err instanceof CachenessError && err.code === 'EINTEGRITY')) {

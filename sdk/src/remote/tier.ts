@@ -53,6 +53,7 @@ import type {
   ReadRecord,
   StoreCounters,
   TableQuery,
+  TransferControl,
 } from '../stores/types.js';
 import type { TableColumns, TableDefinition, TableOptions, TableRow } from '../tables/schema.js';
 import type { ApiClient } from './client.js';
@@ -110,6 +111,12 @@ const PIN_STALE_MS = 60 * 60_000;
 const SYNC_LEASE_MS = 10 * 60_000;
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** Download progress, as the caller's `onProgress` takes it. */
+function downloadProgress(control: TransferControl | undefined): ((p: { bytes: number; total: number }) => void) | undefined {
+  const report = control?.onProgress;
+  return report && ((p) => report({ phase: 'download', ...p }));
+}
 
 function isNotFound(err: unknown): boolean {
   return err instanceof CachenessError && err.details?.status === 404;
@@ -254,7 +261,7 @@ export class RemoteTier {
    * already has those bytes), then trims the tier to `maxSize`. Returns the local blob name. Failures
    * are reported, never thrown: the copy is an optimisation.
    */
-  private async keepLocally(e: StoredEntry, write: ((name: string) => Promise<void>) | undefined): Promise<string | undefined> {
+  private async keepLocally(e: StoredEntry, write: ((name: string) => Promise<void>) | undefined, rethrow = false): Promise<string | undefined> {
     const record: EntryRecord = { ...e };
     delete (record as Partial<StoredEntry>).blobName;
     try {
@@ -274,6 +281,8 @@ export class RemoteTier {
       await this.trim(e.key);
       return res.name;
     } catch (err) {
+      // The caller reading through this copy needs to know it failed (an abort, a download error).
+      if (rethrow) throw err;
       this.o.onError(asCachenessError(err));
       return undefined;
     }
@@ -297,13 +306,16 @@ export class RemoteTier {
    * Downloads a remote blob whole, checked against its id, and keeps a copy locally when it fits. A
    * mismatch is `EINTEGRITY`; the engine then drops the local state and reads the entry once more.
    */
-  private async download(name: string): Promise<Uint8Array | undefined> {
+  private async download(name: string, control: TransferControl | undefined): Promise<Uint8Array | undefined> {
     const b = await this.urlOf(name);
     if (!b?.url) return undefined;
     const { entry } = b;
     let bytes: Uint8Array;
     try {
-      bytes = await readParallel(openUrl(this.api, b.url, entry.storedSize), Buffer.allocUnsafe(entry.storedSize), { concurrency: this.o.concurrency });
+      bytes = await readParallel(openUrl(this.api, b.url, entry.storedSize, control?.signal), Buffer.allocUnsafe(entry.storedSize), {
+        concurrency: this.o.concurrency,
+        onProgress: downloadProgress(control),
+      });
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -318,14 +330,19 @@ export class RemoteTier {
   }
 
   /** Opens a remote blob: downloaded into the local tier first when it fits there, else read by ranged GETs. */
-  private async openRemote(name: string): Promise<BlobReader | undefined> {
+  private async openRemote(name: string, control: TransferControl | undefined): Promise<BlobReader | undefined> {
     const b = await this.urlOf(name);
     if (!b?.url) return undefined;
     const { entry, url } = b;
     if (this.fits(entry.storedSize)) {
       try {
-        const local = await this.keepLocally(entry, (n) =>
-          this.files.receive(n, (fh) => downloadToFile(openUrl(this.api, url, entry.storedSize), fh, { concurrency: this.o.concurrency })),
+        const local = await this.keepLocally(
+          entry,
+          (n) =>
+            this.files.receive(n, (fh) =>
+              downloadToFile(openUrl(this.api, url, entry.storedSize, control?.signal), fh, { concurrency: this.o.concurrency, onProgress: downloadProgress(control) }),
+            ),
+          true,
         );
         if (local) return this.files.open(local);
       } catch (err) {
@@ -333,7 +350,7 @@ export class RemoteTier {
         throw err;
       }
     }
-    return openUrl(this.api, url, entry.storedSize);
+    return openUrl(this.api, url, entry.storedSize, control?.signal);
   }
 
   // ---- writes ----
@@ -342,7 +359,12 @@ export class RemoteTier {
     await this.local.put(record, opts);
     if (this.o.mode === 'auto' && this.link.status === 'offline') return this.enqueuePut(record, opts);
     try {
-      await pushEntry(this.api, this.journal, { record, tables: opts.tables, open: () => this.openLocal(opts.blobName) }, { concurrency: this.o.concurrency });
+      await pushEntry(
+        this.api,
+        this.journal,
+        { record, tables: opts.tables, open: () => this.openLocal(opts.blobName) },
+        { concurrency: this.o.concurrency, control: opts.transfer },
+      );
     } catch (err) {
       if (err instanceof CachenessError && err.code === 'ECONFLICT') {
         // The cloud holds a later write of this key, which wins: drop this older one locally too.
@@ -698,8 +720,8 @@ export class RemoteTier {
     return {
       write: (name, data) => files.write(name, data),
       stage: () => files.stage(),
-      read: (name) => (name.startsWith(REMOTE) ? this.download(name) : files.read(name)),
-      open: (name) => (name.startsWith(REMOTE) ? this.openRemote(name) : files.open(name)),
+      read: (name, control) => (name.startsWith(REMOTE) ? this.download(name, control) : files.read(name)),
+      open: (name, control) => (name.startsWith(REMOTE) ? this.openRemote(name, control) : files.open(name)),
       size: async (name) => (name.startsWith(REMOTE) ? this.remoteBlobs.get(name)?.entry.storedSize : files.size(name)),
       delete: (names) => files.delete(names.filter((n) => !n.startsWith(REMOTE))),
       names: () => files.names(),

@@ -33,11 +33,15 @@ export interface UploadPartsOptions {
   /** Called as each part lands, in any order (to record it for a resume). */
   onPart?: (part: SentPart) => void | Promise<void>;
   /** Bytes sent so far, of `total`. */
-  onProgress?: (p: { bytes: number; total: number }) => void;
+  onProgress?: ((p: { bytes: number; total: number }) => void) | undefined;
+  /** Stops the upload (`EABORTED`); parts already sent stay sent (the caller aborts the upload). */
+  signal?: AbortSignal | undefined;
 }
 
 /** Part URLs asked for at once when more are needed. */
 const URL_BATCH = 100;
+/** Part URLs live 15 minutes: one older than this is replaced before use rather than risk a refusal midway. */
+const URL_FRESH_MS = 10 * 60_000;
 
 /**
  * Sends `source` as the parts of `plan` (parts of `plan.partSize` bytes, the last shorter), up to
@@ -65,6 +69,7 @@ export async function uploadParts(api: ApiClient, plan: MultipartPlan, source: B
   }
   const sent = new Map((o.done ?? []).filter((p) => p.partNumber <= count).map((p) => [p.partNumber, p.etag]));
   const urls = new Map(plan.parts.map((p) => [p.partNumber, p.url]));
+  const urlTimes = new Map(plan.parts.map((p) => [p.partNumber, Date.now()]));
   const todo = Array.from({ length: count }, (_, i) => i + 1).filter((n) => !sent.has(n));
   const sizeOf = (n: number) => Math.min(plan.partSize, source.size - (n - 1) * plan.partSize);
   let bytes = todo.reduce((sum, n) => sum - sizeOf(n), source.size);
@@ -81,9 +86,13 @@ export async function uploadParts(api: ApiClient, plan: MultipartPlan, source: B
         const wanted = todo.filter((m) => m >= n && !urls.has(m)).slice(0, URL_BATCH);
         if (!wanted.includes(n)) wanted.unshift(n);
         refill = api
-          .request<PartUrlsResponse>('POST', `uploads/${encodeURIComponent(plan.id)}/parts`, { body: { partNumbers: wanted }, idempotent: true })
+          .request<PartUrlsResponse>('POST', `uploads/${encodeURIComponent(plan.id)}/parts`, { body: { partNumbers: wanted }, idempotent: true, signal: o.signal })
           .then((r) => {
-            for (const p of r.parts) urls.set(p.partNumber, p.url);
+            const now = Date.now();
+            for (const p of r.parts) {
+              urls.set(p.partNumber, p.url);
+              urlTimes.set(p.partNumber, now);
+            }
           })
           .finally(() => {
             refill = undefined;
@@ -99,14 +108,15 @@ export async function uploadParts(api: ApiClient, plan: MultipartPlan, source: B
     if (body.length !== length) throw new IntegrityError('EINTEGRITY', `The bytes to upload ended early: part ${n} has ${body.length} of ${length} bytes.`);
     let refreshed = false;
     for (;;) {
-      await more(n);
+      await more(n, Date.now() - (urlTimes.get(n) ?? 0) > URL_FRESH_MS);
       const deadline = Date.now() + api.deadlineMs;
       try {
         const etag = await retrying(
           api.retries,
           deadline,
-          () => attempt(api.transport, new URL(urls.get(n) as string), { method: 'PUT', headers: { 'content-length': length }, body, deadline }),
+          () => attempt(api.transport, new URL(urls.get(n) as string), { method: 'PUT', headers: { 'content-length': length }, body, deadline, signal: o.signal }),
           (r) => partVerdict(r, n),
+          o.signal,
         );
         sent.set(n, etag);
         bytes += length;
@@ -152,7 +162,7 @@ function partVerdict(r: Answer | NetworkFailure, n: number): Verdict<string> {
  * Sends `source` whole to a single-PUT plan, streamed from it in pieces of `pieceSize` bytes (never
  * held whole), retried from the start on failure.
  */
-export async function uploadSingle(api: ApiClient, plan: SinglePutPlan, source: ByteSource, pieceSize = 1024 * 1024): Promise<void> {
+export async function uploadSingle(api: ApiClient, plan: SinglePutPlan, source: ByteSource, signal?: AbortSignal, pieceSize = 1024 * 1024): Promise<void> {
   if (source.size !== plan.size) throw new ValueError('EVALUETOOLARGE', `${source.size} bytes do not fit this upload of ${plan.size}; start a new upload.`);
   const piece = Math.min(pieceSize, Math.max(1, source.size));
   // Memory of its own for each attempt: an abandoned attempt may still be reading into its memory.
@@ -164,8 +174,9 @@ export async function uploadSingle(api: ApiClient, plan: SinglePutPlan, source: 
   await retrying(
     api.retries,
     deadline,
-    () => attempt(api.transport, new URL(plan.url), { method: 'PUT', headers: { 'content-length': source.size }, body: pieces, deadline }),
+    () => attempt(api.transport, new URL(plan.url), { method: 'PUT', headers: { 'content-length': source.size }, body: pieces, deadline, signal }),
     (r) => partVerdict(r, 1),
+    signal,
   );
 }
 
@@ -173,7 +184,7 @@ export async function uploadSingle(api: ApiClient, plan: SinglePutPlan, source: 
  * A {@link BlobReader} over a presigned GET URL of `size` bytes: each read is a ranged GET, into the
  * caller's memory when given, retried on network errors and 5xx, and must return exactly the bytes asked.
  */
-export function openUrl(api: ApiClient, url: string, size: number): BlobReader {
+export function openUrl(api: ApiClient, url: string, size: number, signal?: AbortSignal): BlobReader {
   const target = new URL(url);
   return {
     size,
@@ -185,7 +196,7 @@ export function openUrl(api: ApiClient, url: string, size: number): BlobReader {
       return retrying(
         api.retries,
         deadline,
-        () => attempt(api.transport, target, { method: 'GET', headers: { range: `bytes=${offset}-${offset + n - 1}` }, deadline, into: memory }),
+        () => attempt(api.transport, target, { method: 'GET', headers: { range: `bytes=${offset}-${offset + n - 1}` }, deadline, into: memory, signal }),
         (r): Verdict<Uint8Array> => {
           if ('error' in r)
             return {
@@ -210,6 +221,7 @@ export function openUrl(api: ApiClient, url: string, size: number): BlobReader {
           }
           return { value: r.body };
         },
+        signal,
       );
     },
     close: async () => {},
@@ -223,7 +235,7 @@ export interface ParallelReadOptions {
   /** Ranged reads in flight at once. Default 4. */
   concurrency?: number;
   /** Bytes read so far, of `total`. */
-  onProgress?: (p: { bytes: number; total: number }) => void;
+  onProgress?: ((p: { bytes: number; total: number }) => void) | undefined;
 }
 
 /**

@@ -79,8 +79,24 @@ export interface BlobReservation {
   pin: string;
 }
 
+/** How far a long operation got: `bytes` of `total` (null while unknown, as for a stream being written). */
+export interface Progress {
+  /** `write`: the value going into the store; `upload`/`download`: bytes moving to or from the cloud; `read`: the value coming out. */
+  phase: 'write' | 'upload' | 'download' | 'read';
+  bytes: number;
+  total: number | null;
+}
+
+/** A caller's hold on a long operation: stop it (`EABORTED`), or watch it. */
+export interface TransferControl {
+  signal?: AbortSignal | undefined;
+  onProgress?: ((p: Progress) => void) | undefined;
+}
+
 /** Options of {@link MetadataStore.put}. */
 export interface PutRecordOptions {
+  /** The caller's control of the write: a store that moves the bytes elsewhere (the cloud) reports and stops on it. */
+  transfer?: TransferControl | undefined;
   /** Custom-table rows: tables named here get this entry's rows replaced; others keep theirs. */
   tables?: Record<string, TableRow[]>;
   /**
@@ -208,10 +224,10 @@ export interface BlobStore {
   write(name: string, data: Uint8Array): Promise<void>;
   /** Starts a blob whose name will be known once its bytes are written (see {@link BlobStage}). */
   stage(): Promise<BlobStage>;
-  /** Reads a whole blob; undefined when missing. */
-  read(name: string): Promise<Uint8Array | undefined>;
-  /** Opens a blob for ranged reads; undefined when missing. */
-  open(name: string): Promise<BlobReader | undefined>;
+  /** Reads a whole blob; undefined when missing. A store that downloads it reports and stops on `control`. */
+  read(name: string, control?: TransferControl): Promise<Uint8Array | undefined>;
+  /** Opens a blob for ranged reads; undefined when missing. A store that downloads it first reports and stops on `control`. */
+  open(name: string, control?: TransferControl): Promise<BlobReader | undefined>;
   /** Size in bytes, or undefined when missing. */
   size(name: string): Promise<number | undefined>;
   /** Deletes blobs; missing ones are ignored. */
