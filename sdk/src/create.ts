@@ -176,7 +176,13 @@ export function createCache(options: CacheOptions = {}): Cache {
       remote.api.close();
       throw err;
     }
-    return new Cache(tier.metadata, tier.blobs, { ...settings, location: `${remote.api.origin} (${remote.mode}, local tier ${dir})`, remote: tier.control() });
+    // maxSize bounds the local tier (the tier trims it), never what the cloud may store.
+    return new Cache(tier.metadata, tier.blobs, {
+      ...settings,
+      maxSize: null,
+      location: `${remote.api.origin} (${remote.mode}, local tier ${dir})`,
+      remote: tier.control(),
+    });
   }
 
   let metadata: MetadataStore;

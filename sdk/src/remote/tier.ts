@@ -357,7 +357,10 @@ export class RemoteTier {
 
   private async put(record: EntryRecord, opts: PutRecordOptions = {}): Promise<void> {
     await this.local.put(record, opts);
-    if (this.o.mode === 'auto' && this.link.status === 'offline') return this.enqueuePut(record, opts);
+    if (this.o.mode === 'auto' && this.link.status === 'offline') {
+      await this.enqueuePut(record, opts);
+      return this.keepWithin(record);
+    }
     try {
       await pushEntry(
         this.api,
@@ -373,13 +376,21 @@ export class RemoteTier {
       }
       if (this.o.mode === 'auto' && this.link.isOutage(err)) {
         this.link.goOffline();
-        return this.enqueuePut(record, opts);
+        await this.enqueuePut(record, opts);
+        return this.keepWithin(record);
       }
-      // Refused (bad input, a constraint): the local copy goes too, so both tiers agree. After an
-      // outage in mode remote it stays, with its upload journalled: a re-put resumes it.
+      // Refused (bad input, a constraint, an abort): the local copy goes too, so both tiers agree. After
+      // an outage in mode remote it stays, with its upload journalled: a re-put resumes it.
       if (!this.link.isOutage(err)) await this.local.delete(record.key, 'delete', record).catch(() => {});
       throw err;
     }
+    await this.keepWithin(record);
+  }
+
+  /** After a write: a value too large for the local tier leaves it (the cloud or the outbox has it); the rest is trimmed to maxSize. */
+  private async keepWithin(record: EntryRecord): Promise<void> {
+    if (!this.fits(record.storedSize)) await this.local.delete(record.key, 'evicted', record);
+    await this.trim(record.key);
   }
 
   private async openLocal(blobName: string | undefined): Promise<BlobReader | undefined> {
@@ -541,6 +552,7 @@ export class RemoteTier {
         continue;
       }
       if (queued) continue; // the outbox pushes it (and resumes the upload) in order
+      if (!e?.blobName) continue; // its local copy is not there (evicted): a re-put resumes it
       try {
         await pushEntry(this.api, this.journal, { record: e as StoredEntry, open: () => this.openLocal(e?.blobName ?? undefined) }, { concurrency: this.o.concurrency });
         finished++;
