@@ -13,54 +13,25 @@
  *   they answer from the local tier.
  * @module
  */
-import { randomBytes } from 'node:crypto';
-import { copyFile, link, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RemoteControl } from '../cache.js';
 import type { EntryRecord, StoredEntry } from '../entry.js';
 import { isExpired } from '../entry.js';
-import { asCachenessError, CachenessError, IntegrityError, RemoteError, TableError } from '../errors.js';
+import { asCachenessError, CachenessError, IntegrityError, TableError } from '../errors.js';
 import { xxh128Hex } from '../hash.js';
 import { processOwner } from '../owner.js';
-import type {
-  AccessRequest,
-  CountResponse,
-  DefineTableResponse,
-  DeletePrefixResponse,
-  DeleteResponse,
-  EntryOnlyResponse,
-  GetEntryResponse,
-  ListResponse,
-  QueryResponse,
-  RowsResponse,
-  StatsResponse,
-  TablesResponse,
-  TouchResponse,
-  WireEntry,
-} from '../protocol.js';
 import type { FsBlobStore } from '../stores/fs-blobs.js';
-import { openFileReader } from '../stores/fs-blobs.js';
 import type { SqliteMetadataStore } from '../stores/sqlite-metadata.js';
-import type {
-  AccessRecord,
-  BlobReader,
-  BlobStore,
-  EntryVersion,
-  EvictionPolicy,
-  ListQuery,
-  MetadataStore,
-  PutRecordOptions,
-  ReadRecord,
-  StoreCounters,
-  TableQuery,
-  TransferControl,
-} from '../stores/types.js';
-import type { TableColumns, TableDefinition, TableOptions, TableRow } from '../tables/schema.js';
+import type { BlobReader, BlobStore, EntryVersion, EvictionPolicy, MetadataStore, PutRecordOptions, ReadRecord, TransferControl } from '../stores/types.js';
 import type { ApiClient } from './client.js';
-import { Journal, type OutboxItem } from './journal.js';
-import { Link } from './link.js';
-import { entryPath, pushEntry } from './push.js';
+import { Cloud, isNotFound } from './cloud.js';
+import { Journal } from './journal.js';
+import { Link, type Reached } from './link.js';
+import { Outbox, type SyncResult } from './outbox.js';
+import { pushEntry } from './push.js';
 import { downloadToFile, openUrl, readParallel } from './transfer.js';
+
+export type { SyncResult };
 
 /** Options of {@link RemoteTier}. */
 export interface RemoteTierOptions {
@@ -79,18 +50,6 @@ export interface RemoteTierOptions {
   onError: (err: CachenessError) => void;
 }
 
-/** Result of {@link RemoteTier.sync}. */
-export interface SyncResult {
-  /** Queued writes the API took. */
-  pushed: number;
-  /** Queued writes dropped because the cloud holds a later write of their key (later write wins). */
-  superseded: number;
-  /** Queued writes the API refused (reported through `onError`); they stay in the local tier only. */
-  refused: number;
-  /** Writes still queued (the API became unreachable again, or another process is pushing them). */
-  queued: number;
-}
-
 /** A remote blob the engine may read next: what it is, and where. */
 interface RemoteBlob {
   key: string;
@@ -105,12 +64,7 @@ const REMOTE = '~';
 const URL_REUSE_MS = 5 * 60_000;
 /** Remote blobs remembered between a metadata read and its blob read. */
 const REMOTE_BLOBS_KEPT = 10_000;
-const LIST_PAGE_MAX = 10_000;
-const ACCESS_BATCH = 10_000;
 const PIN_STALE_MS = 60 * 60_000;
-const SYNC_LEASE_MS = 10 * 60_000;
-
-const iso = (ms: number) => new Date(ms).toISOString();
 
 /** Download progress, as the caller's `onProgress` takes it. */
 function downloadProgress(control: TransferControl | undefined): ((p: { bytes: number; total: number }) => void) | undefined {
@@ -118,62 +72,45 @@ function downloadProgress(control: TransferControl | undefined): ((p: { bytes: n
   return report && ((p) => report({ phase: 'download', ...p }));
 }
 
-function isNotFound(err: unknown): boolean {
-  return err instanceof CachenessError && err.details?.status === 404;
-}
-
-/** An entry of the wire, in the stores' shape. */
-function storedFromWire(w: WireEntry, blobId: string | null, inline: Uint8Array | null, blobName: string | null): StoredEntry {
-  return {
-    key: w.key,
-    params: w.params,
-    handler: w.handler,
-    type: w.type,
-    codec: w.codec,
-    size: w.size,
-    storedSize: w.storedSize,
-    contentHash: w.contentHash,
-    blobId,
-    inline,
-    blobName,
-    createdAt: Date.parse(w.createdAt),
-    accessedAt: Date.parse(w.accessedAt),
-    expiresAt: w.expiresAt === null ? null : Date.parse(w.expiresAt),
-    hits: w.hits,
-    description: w.description,
-    metadata: w.metadata,
-  };
-}
-
 /** The cloud API with a local tier: a {@link MetadataStore} and {@link BlobStore} pair for the engine. */
 export class RemoteTier {
   readonly metadata: MetadataStore;
   readonly blobs: BlobStore;
-  readonly link: Link;
-  readonly journal: Journal;
+  private readonly link: Link;
+  private readonly journal: Journal;
+  private readonly outbox: Outbox;
+  private readonly cloud: Cloud;
   private readonly o: RemoteTierOptions;
   private readonly local: SqliteMetadataStore;
   private readonly files: FsBlobStore;
   private readonly api: ApiClient;
   private readonly remoteBlobs = new Map<string, RemoteBlob>();
-  /** Custom table definitions seen, to give rows from JSON their column types. */
-  private readonly definitions = new Map<string, TableDefinition>();
-  private readonly outboxDir: string;
   private readonly owner = processOwner();
-  private syncing: Promise<SyncResult> | undefined;
-  private closed = false;
 
   constructor(o: RemoteTierOptions) {
     this.o = o;
     this.local = o.local;
     this.files = o.files;
     this.api = o.api;
-    this.outboxDir = join(o.dir, 'outbox');
+    this.cloud = new Cloud(o.api);
     this.journal = new Journal(join(o.dir, 'remote.db'), o.api.origin);
-    this.link = new Link(o.api, o.mode, () => this.syncInBackground());
+    this.link = new Link(o.api, o.mode, () => this.outbox.syncInBackground());
+    this.outbox = new Outbox({
+      cloud: this.cloud,
+      link: this.link,
+      journal: this.journal,
+      dir: join(o.dir, 'outbox'),
+      concurrency: o.concurrency,
+      onError: (err) => o.onError(asCachenessError(err)),
+      localCopy: async (key) => {
+        const entry = await this.local.head(key);
+        const name = entry?.blobName;
+        return entry && name ? { entry, open: () => this.files.open(name) } : undefined;
+      },
+    });
     this.metadata = this.metadataFacade();
     this.blobs = this.blobFacade();
-    if (o.mode === 'auto' && this.journal.queued > 0) this.syncInBackground();
+    if (o.mode === 'auto' && this.journal.queued > 0) this.outbox.syncInBackground();
   }
 
   /** What the engine's `status()`, `sync()` and `resumeUploads()` use. */
@@ -186,33 +123,31 @@ export class RemoteTier {
       },
       queued: () => t.journal.queued,
       uploads: () => t.journal.uploads().length,
-      sync: () => t.sync(),
-      resumeUploads: () => t.resumeUploads(),
+      sync: () => t.outbox.sync(),
+      resumeUploads: () => t.outbox.resumeUploads(),
     };
   }
 
   // ---- reads ----
 
-  /** The entry as the API has it (payload: its inline bytes, or a URL for its blob), or undefined. */
+  /**
+   * The entry as the API has it (payload: with its inline bytes), or undefined. A blob entry is named
+   * for the local copy of its bytes when the local tier holds them, else `~<blob id>`, remembered with
+   * its URL for the engine's next blob read.
+   */
   private async fetch(key: string, payload: boolean): Promise<StoredEntry | undefined> {
-    let r: GetEntryResponse | EntryOnlyResponse;
-    try {
-      r = await this.api.request<GetEntryResponse | EntryOnlyResponse>('GET', `${entryPath(key)}?count=0${payload ? '' : '&payload=0'}`);
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
-    const inline = 'body' in r ? Buffer.from(r.body, 'base64') : null;
-    const blobId = r.blobId ?? null;
-    const e = storedFromWire(r.entry, blobId, inline, null);
-    if (blobId === null || inline) return e;
+    const r = await this.cloud.entry(key, payload);
+    if (!r) return undefined;
+    const e = r.entry;
+    const blobId = e.blobId;
+    if (blobId === null || e.inline) return e;
     // Bytes the local tier holds under the same id are read from there.
     const mine = await this.local.head(key);
     if (mine?.blobName && mine.blobId === blobId && mine.contentHash === e.contentHash && mine.storedSize === e.storedSize) {
       if ((await this.files.size(mine.blobName)) === e.storedSize) return { ...e, blobName: mine.blobName };
     }
     e.blobName = REMOTE + blobId;
-    this.remember(e, 'url' in r ? r.url : undefined);
+    this.remember(e, r.url);
     return e;
   }
 
@@ -358,7 +293,7 @@ export class RemoteTier {
   private async put(record: EntryRecord, opts: PutRecordOptions = {}): Promise<void> {
     await this.local.put(record, opts);
     if (this.o.mode === 'auto' && this.link.status === 'offline') {
-      await this.enqueuePut(record, opts);
+      await this.queuePut(record, opts);
       return this.keepWithin(record);
     }
     try {
@@ -376,7 +311,7 @@ export class RemoteTier {
       }
       if (this.o.mode === 'auto' && this.link.isOutage(err)) {
         this.link.goOffline();
-        await this.enqueuePut(record, opts);
+        await this.queuePut(record, opts);
         return this.keepWithin(record);
       }
       // Refused (bad input, a constraint, an abort): the local copy goes too, so both tiers agree. After
@@ -397,176 +332,19 @@ export class RemoteTier {
     return blobName ? this.files.open(blobName) : undefined;
   }
 
-  /** Queues a put: its record, and its bytes as a file of the outbox's own (a hard link to the local blob). */
-  private async enqueuePut(record: EntryRecord, opts: PutRecordOptions): Promise<void> {
-    let file: string | null = null;
-    if (!record.inline && opts.blobName) {
-      await mkdir(this.outboxDir, { recursive: true });
-      file = join(this.outboxDir, randomBytes(12).toString('hex'));
-      const from = this.files.pathOf(opts.blobName);
-      await link(from, file).catch(() => copyFile(from, file as string));
-    }
-    const inline = record.inline ? Buffer.from(record.inline).toString('base64') : null;
-    this.journal.enqueue('put', record.key, { record: { ...record, inline }, tables: opts.tables ?? null }, file, record.createdAt);
+  private queuePut(record: EntryRecord, opts: PutRecordOptions): Promise<void> {
+    return this.outbox.enqueuePut(record, opts, opts.blobName ? this.files.pathOf(opts.blobName) : undefined);
   }
 
   /** Runs a write against the API, or queues it (mode `auto`, offline). */
-  private async write<T>(op: OutboxItem['op'], key: string, body: unknown, at: number, call: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false }> {
+  private async write<T>(op: 'delete' | 'touch' | 'defineTable' | 'deletePrefix', key: string, body: unknown, at: number, call: () => Promise<T>): Promise<Reached<T>> {
     const r = await this.link.call(call);
-    if (!r.ok) this.journal.enqueue(op, key, body, null, at);
+    if (!r.ok) this.outbox.enqueue(op, key, body, at);
     return r;
   }
 
-  private remoteDelete(key: string, at: number): Promise<DeleteResponse> {
-    return this.api.request<DeleteResponse>('DELETE', `${entryPath(key)}?writtenAt=${encodeURIComponent(iso(at))}`);
-  }
-
-  private async remoteTouch(key: string, expiresAt: number | null): Promise<boolean> {
-    try {
-      await this.api.request<TouchResponse>('POST', `${entryPath(key)}/touch`, { body: { expiresAt: expiresAt === null ? null : iso(expiresAt) }, idempotent: true });
-      return true;
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      throw err;
-    }
-  }
-
-  private remoteDeletePrefix(prefix: string): Promise<DeletePrefixResponse> {
-    return this.api.request<DeletePrefixResponse>('POST', 'entries/delete', { body: { prefix }, idempotent: true });
-  }
-
-  private remoteDefine(name: string, columns: TableColumns, options: TableOptions | undefined): Promise<DefineTableResponse> {
-    return this.api.request<DefineTableResponse>('PUT', `tables/${encodeURIComponent(name)}`, { body: { columns, unique: options?.unique, index: options?.index } });
-  }
-
-  // ---- the outbox ----
-
-  private syncInBackground(): void {
-    if (this.closed) return;
-    void this.sync().catch((err) => this.o.onError(asCachenessError(err)));
-  }
-
-  /**
-   * Pushes the queued writes, oldest first. A put superseded by a later queued write of its key is
-   * skipped; one the cloud holds a later write of is dropped (later write wins). Stops, keeping the
-   * rest, when the API becomes unreachable. One process at a time pushes a directory's outbox.
-   */
-  sync(): Promise<SyncResult> {
-    this.syncing ??= this.drain().finally(() => {
-      this.syncing = undefined;
-    });
-    return this.syncing;
-  }
-
-  private async drain(): Promise<SyncResult> {
-    const result: SyncResult = { pushed: 0, superseded: 0, refused: 0, queued: 0 };
-    if (this.journal.queued === 0 || !(await this.link.probe()) || !this.journal.claimLease(this.owner, Date.now(), SYNC_LEASE_MS)) {
-      result.queued = this.journal.queued;
-      return result;
-    }
-    try {
-      for (let after = 0; ; ) {
-        const batch = this.journal.pending(after, 100);
-        if (batch.length === 0) break;
-        for (const item of batch) {
-          after = item.seq;
-          if (this.closed) break;
-          if ((item.op === 'put' || item.op === 'delete') && this.journal.hasLaterWrite(item.key, item.seq)) {
-            result.superseded++;
-          } else {
-            try {
-              await this.push(item);
-              result.pushed++;
-            } catch (err) {
-              if (err instanceof CachenessError && err.code === 'ECONFLICT') result.superseded++;
-              else if (this.link.isOutage(err)) {
-                this.link.goOffline();
-                return result;
-              } else {
-                result.refused++;
-                this.o.onError(
-                  new RemoteError('EREMOTE', `A write of '${item.key}' made offline was refused by the cloud API (${(err as Error).message}); it stays in the local store only.`, {
-                    cause: err,
-                    details: { key: item.key, op: item.op },
-                  }),
-                );
-              }
-            }
-          }
-          this.journal.done(item.seq);
-          if (item.blob) await rm(item.blob, { force: true });
-          this.journal.renewLease(this.owner, Date.now(), SYNC_LEASE_MS);
-        }
-      }
-      return result;
-    } finally {
-      this.journal.releaseLease(this.owner);
-      result.queued = this.journal.queued;
-    }
-  }
-
-  private async push(item: OutboxItem): Promise<void> {
-    const body = item.body as Record<string, unknown>;
-    switch (item.op) {
-      case 'put': {
-        const { record, tables } = body as { record: EntryRecord & { inline: string | null }; tables: Record<string, TableRow[]> | null };
-        const r: EntryRecord = { ...record, inline: record.inline === null ? null : Buffer.from(record.inline, 'base64') };
-        await pushEntry(
-          this.api,
-          this.journal,
-          { record: r, tables: tables ?? undefined, open: () => (item.blob ? openFileReader(item.blob) : Promise.resolve(undefined)) },
-          {
-            concurrency: this.o.concurrency,
-          },
-        );
-        return;
-      }
-      case 'delete':
-        await this.remoteDelete(item.key, item.at);
-        return;
-      case 'touch':
-        await this.remoteTouch(item.key, (body as { expiresAt: number | null }).expiresAt);
-        return;
-      case 'defineTable': {
-        const { columns, options } = body as { columns: TableColumns; options?: TableOptions };
-        await this.remoteDefine(item.key, columns, options);
-        return;
-      }
-      case 'deletePrefix':
-        await this.remoteDeletePrefix(item.key);
-        return;
-    }
-  }
-
-  /**
-   * Finishes uploads a process left unfinished (killed, or cut off): each is resumed from the parts S3
-   * already has, from the local copy of its entry. Returns how many were finished.
-   */
-  async resumeUploads(): Promise<number> {
-    let finished = 0;
-    for (const { key, blobId } of this.journal.uploads()) {
-      const e = await this.local.head(key);
-      const queued = this.journal.queuedPutFile(key, blobId);
-      if ((!e || e.blobId !== blobId) && !queued) {
-        this.journal.dropUpload(key, blobId); // its local copy was replaced or removed: nothing to resume from
-        continue;
-      }
-      if (queued) continue; // the outbox pushes it (and resumes the upload) in order
-      if (!e?.blobName) continue; // its local copy is not there (evicted): a re-put resumes it
-      try {
-        await pushEntry(this.api, this.journal, { record: e as StoredEntry, open: () => this.openLocal(e?.blobName ?? undefined) }, { concurrency: this.o.concurrency });
-        finished++;
-      } catch (err) {
-        if (!(err instanceof CachenessError && err.code === 'ECONFLICT')) throw err;
-        this.journal.dropUpload(key, blobId);
-      }
-    }
-    return finished;
-  }
-
   async close(): Promise<void> {
-    this.closed = true;
-    await this.syncing?.catch(() => {});
+    await this.outbox.close();
     this.link.close();
     this.journal.close();
     await this.local.close();
@@ -599,51 +377,41 @@ export class RemoteTier {
         if (reason === 'corrupt') return local.delete(key, reason, ifMatch);
         const at = this.o.clock();
         const here = await local.delete(key, reason, ifMatch);
-        const r = await this.write('delete', key, null, at, () => this.remoteDelete(key, at));
-        return r.ok ? r.value.deleted : here;
+        const r = await this.write('delete', key, null, at, () => this.cloud.delete(key, at));
+        return r.ok ? r.value : here;
       },
       deletePrefix: async (prefix) => {
         const here = await local.deletePrefix(prefix);
-        const r = await this.write('deletePrefix', prefix, null, this.o.clock(), () => this.remoteDeletePrefix(prefix));
-        return r.ok ? r.value.deleted : here;
+        const r = await this.write('deletePrefix', prefix, null, this.o.clock(), () => this.cloud.deletePrefix(prefix));
+        return r.ok ? r.value : here;
       },
       clear: async () => {
         const here = await local.clear();
-        const r = await this.write('deletePrefix', '', null, this.o.clock(), () => this.remoteDeletePrefix(''));
-        return r.ok ? r.value.deleted : here;
+        const r = await this.write('deletePrefix', '', null, this.o.clock(), () => this.cloud.deletePrefix(''));
+        return r.ok ? r.value : here;
       },
       touch: async (key, expiresAt, now) => {
         const here = await local.touch(key, expiresAt, now);
-        const r = await this.write('touch', key, { expiresAt }, now, () => this.remoteTouch(key, expiresAt));
+        const r = await this.write('touch', key, { expiresAt }, now, () => this.cloud.touch(key, expiresAt));
         return r.ok ? r.value : here;
       },
-      recordAccess: async (accesses: AccessRecord[], counters: Partial<StoreCounters>) => {
+      recordAccess: async (accesses, counters) => {
         await local.recordAccess(accesses, counters);
-        for (let i = 0; i === 0 || i < accesses.length; i += ACCESS_BATCH) {
-          const body: AccessRequest = {
-            accesses: accesses.slice(i, i + ACCESS_BATCH).map((a) => ({ key: a.key, hits: a.hits, accessedAt: iso(a.accessedAt) })),
-            ...(i === 0 ? { hits: counters.hits ?? 0, misses: counters.misses ?? 0 } : {}),
-          };
-          // Reads counted while offline stay in the local tier's counters only.
-          if (!(await this.link.call(() => this.api.request('POST', 'access', { body, idempotent: false }))).ok) return;
-        }
+        await this.link.call(() => this.cloud.recordAccess(accesses, counters)); // offline: counted in the local tier only
       },
-      list: (q: ListQuery) =>
+      list: (q) =>
         remoteOr(
-          () => this.remoteList(q),
+          () => this.cloud.list(q),
           () => local.list(q),
         ),
       count: (q) =>
         remoteOr(
-          async () => (await this.api.request<CountResponse>('POST', 'entries/count', { body: { prefix: q.prefix, where: q.where, includeExpired: q.includeExpired } })).count,
+          () => this.cloud.count(q),
           () => local.count(q),
         ),
       counters: () =>
         remoteOr(
-          async () => {
-            const { hitRate: _, ...c } = await this.api.request<StatsResponse>('GET', 'stats');
-            return c;
-          },
+          () => this.cloud.counters(),
           () => local.counters(),
         ),
       // Bounds and maintenance of the local tier; the cloud's own sweeper expires remote entries.
@@ -657,26 +425,18 @@ export class RemoteTier {
       dropGarbage: (names) => local.dropGarbage(names),
       isLiveBlob: (name) => local.isLiveBlob(name),
       defineTable: async (name, columns, options) => {
-        const r = await this.write('defineTable', name, { columns, options }, this.o.clock(), () => this.remoteDefine(name, columns, options));
+        const r = await this.write('defineTable', name, { columns, options }, this.o.clock(), () => this.cloud.defineTable(name, columns, options));
         const here = await local.defineTable(name, columns, options);
-        const def = r.ok ? r.value.table : here;
-        this.definitions.set(name, def);
-        return def;
+        return r.ok ? r.value : here;
       },
       tables: () =>
         remoteOr(
-          async () => (await this.api.request<TablesResponse>('GET', 'tables')).tables,
+          () => this.cloud.tables(),
           () => local.tables(),
         ),
-      query: (table: string, q: TableQuery) =>
+      query: (table, q) =>
         remoteOr(
-          async () => {
-            const { rows } = await this.api.request<QueryResponse>('POST', `tables/${encodeURIComponent(table)}/query`, {
-              body: { where: q.where, orderBy: q.orderBy, limit: q.limit, offset: q.offset, includeExpired: q.includeExpired },
-              idempotent: true,
-            });
-            return this.revive(table, rows);
-          },
+          () => this.cloud.query(table, q),
           () => local.query(table, q),
         ),
       sql: async () => {
@@ -684,47 +444,11 @@ export class RemoteTier {
       },
       rowsOf: (key) =>
         remoteOr(
-          async () => {
-            const { tables } = await this.api.request<RowsResponse>('GET', `${entryPath(key)}/rows`);
-            const out: Record<string, TableRow[]> = {};
-            for (const [name, rows] of Object.entries(tables)) out[name] = (await this.revive(name, rows)) as TableRow[];
-            return out;
-          },
+          () => this.cloud.rowsOf(key),
           () => local.rowsOf(key),
         ),
       close: () => this.close(),
     };
-  }
-
-  /** Rows of `table` from JSON: timestamps (ISO strings on the wire) as Dates again. */
-  private async revive(table: string, rows: Record<string, unknown>[]): Promise<Record<string, unknown>[]> {
-    let def = this.definitions.get(table);
-    if (!def && rows.length) {
-      const { tables } = await this.api.request<TablesResponse>('GET', 'tables');
-      for (const [name, d] of Object.entries(tables)) this.definitions.set(name, d);
-      def = this.definitions.get(table);
-    }
-    const stamps = Object.entries(def?.columns ?? {})
-      .filter(([, type]) => type === 'timestamp')
-      .map(([col]) => col);
-    if (stamps.length === 0) return rows;
-    for (const row of rows) for (const col of stamps) if (typeof row[col] === 'string') row[col] = new Date(row[col] as string);
-    return rows;
-  }
-
-  /** A page of at least `q.limit` entries (when there are that many), in API pages of up to 10,000. */
-  private async remoteList(q: ListQuery): Promise<StoredEntry[]> {
-    const out: StoredEntry[] = [];
-    let cursor = q.after === undefined ? undefined : Buffer.from(q.after, 'utf8').toString('base64url');
-    do {
-      const r = await this.api.request<ListResponse>('POST', 'entries/list', {
-        body: { prefix: q.prefix, where: q.where, includeExpired: q.includeExpired, limit: Math.min(LIST_PAGE_MAX, q.limit - out.length), cursor },
-        idempotent: true,
-      });
-      for (const w of r.entries) out.push(storedFromWire(w, null, null, null));
-      cursor = r.cursor;
-    } while (cursor && out.length < q.limit);
-    return out;
   }
 
   private blobFacade(): BlobStore {
