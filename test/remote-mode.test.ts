@@ -277,6 +277,27 @@ describe('resumable uploads', () => {
   }, 240_000);
 });
 
+describe('resumable uploads, in one process', () => {
+  it('resumes an upload cut off by the network when the same value is put again', async () => {
+    const key = await newKey();
+    const proxy = api.s3Proxy as HttpProxy;
+    const cache = await open(key, { mode: 'remote', maxSize: null, remote: { retries: 0, responseTimeoutMs: 500, concurrency: 2 } });
+    const data = randomBytes(12 * PART);
+    let through = 4;
+    proxy.hold = (method, url) => method === 'PUT' && url.includes('partNumber=') && through-- <= 0;
+    await expect(cache.put(data, 'weights')).rejects.toMatchObject({ code: 'EUNREACHABLE' });
+    expect(cache.status().uploads).toBe(1);
+    proxy.hold = undefined;
+    const before = proxy.forwarded.length;
+    await cache.put(data, 'weights');
+    const parts = proxy.forwarded.slice(before).filter((l) => l.startsWith('PUT') && l.includes('partNumber='));
+    expect(parts.some((l) => /partNumber=[1-4](&|$)/.test(l))).toBe(false); // the 4 that got through are not sent again
+    expect(cache.status().uploads).toBe(0);
+    const other = await open(key, { mode: 'remote', maxSize: null });
+    expect(Buffer.compare((await other.get('weights')) as Buffer, data)).toBe(0);
+  });
+});
+
 describe('progress and abort', () => {
   it('reports a local put and stops it on abort, storing nothing', async () => {
     const cache = createCache({ dir: await tempDir(), chunkSize: 64 * 1024 });
