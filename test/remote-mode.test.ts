@@ -115,6 +115,108 @@ describe("mode 'auto'", () => {
     expect(await cache.sync()).toMatchObject({ pushed: 1, superseded: 1, queued: 0 });
     expect(await other.get('k')).toBe('online, later');
     expect(await other.get('k2')).toBe('offline, survives');
+    expect(await cache.get('k')).toBe('online, later'); // the losing write left the local tier too
+  });
+
+  it('replays a clear and a touch made offline without touching what was written after them', async () => {
+    const key = await newKey();
+    const cache = await open(key, { mode: 'auto' });
+    const other = await open(key, { mode: 'remote' });
+    await cache.put('old', 'x/1');
+    await cache.put('t', 't');
+    await apiProxy.close();
+    await cache.clear();
+    await cache.put('t again', 't');
+    expect(await cache.touch('t', { ttl: '1m' })).toBe(true);
+    await sleep(5); // the writes below come after these by the clock, as later writes do
+    await apiProxy.reopen();
+    await other.put('written later', 'x/2');
+    await other.put('rewritten later', 't', { ttl: null });
+    expect(await cache.sync()).toMatchObject({ queued: 0 });
+    expect(await other.has('x/1')).toBe(false); // older than the clear
+    expect(await other.get('x/2')).toBe('written later');
+    expect((await other.getEntry('t'))?.expiresAt).toBeNull(); // the touch was older than this write
+  });
+
+  it('pushes a put whose process died mid-upload, from the write-ahead queue', async () => {
+    const key = await newKey();
+    const dir = await tempDir();
+    const data = randomBytes(1_000_000); // one presigned PUT
+    const src = join(await tempDir(), 'v.bin');
+    await writeFile(src, data);
+    const proxy = api.s3Proxy as HttpProxy;
+    const heldBefore = proxy.held;
+    proxy.hold = (method) => method === 'PUT';
+    const script = fileURLToPath(new URL('./fixtures/remote-put.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', script, dir, apiProxy.url, key, src, 'v', 'auto'], { stdio: 'ignore' });
+    const exited = new Promise((r) => child.once('exit', r));
+    for (const deadline = Date.now() + 60_000; proxy.held === heldBefore; ) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error('the upload never started');
+      await sleep(20);
+    }
+    child.kill('SIGKILL');
+    await exited;
+    proxy.hold = undefined;
+    const cache = await open(key, { mode: 'auto', dir, maxSize: null });
+    expect(cache.status().queued).toBe(1);
+    expect(await cache.sync()).toMatchObject({ pushed: 1, queued: 0 });
+    const other = await open(key, { mode: 'remote' });
+    expect(Buffer.compare((await other.get('v')) as Buffer, data)).toBe(0);
+  });
+
+  it('keeps queued writes when the API refuses the key, and pushes them once the key is fixed', async () => {
+    const namespace = `rm-${randomBytes(5).toString('hex')}`;
+    const writer = await api.key(namespace, ['read', 'write']);
+    const reader = await api.key(namespace, ['read']);
+    const dir = await tempDir();
+    let cache = await open(writer, { mode: 'auto', dir });
+    await cache.put(0, 'warm'); // binds the directory to the namespace
+    await apiProxy.close();
+    await cache.put('queued', 'q');
+    await cache.close();
+    caches.splice(caches.indexOf(cache), 1);
+    await apiProxy.reopen();
+    const errors: CachenessError[] = [];
+    cache = await open(reader, { mode: 'auto', dir, onError: (e) => errors.push(e) });
+    expect(await cache.sync()).toMatchObject({ pushed: 0, refused: 0, queued: 1 });
+    expect(errors.at(-1)?.message).toMatch(/stay queued/);
+    await cache.close();
+    caches.splice(caches.indexOf(cache), 1);
+    cache = await open(writer, { mode: 'auto', dir });
+    expect(await cache.sync()).toMatchObject({ pushed: 1, queued: 0 });
+    expect(await (await open(writer, { mode: 'remote' })).get('q')).toBe('queued');
+  });
+
+  it("keeps a directory to one namespace, and refuses a local cache's directory", async () => {
+    const dir = await tempDir();
+    const a = await open(await newKey(), { mode: 'auto', dir });
+    await a.put('a', 'shared-name');
+    await a.close();
+    caches.splice(caches.indexOf(a), 1);
+    const b = await open(await newKey(), { mode: 'auto', dir });
+    await expect(b.get('shared-name')).rejects.toMatchObject({ code: 'EOPTION', message: expect.stringMatching(/another cloud namespace/) });
+    const localDir = await tempDir();
+    const local = createCache({ dir: localDir });
+    await local.put(1, 'k');
+    await local.close();
+    expect(() => createCache({ mode: 'auto', dir: localDir, remote: { endpoint: apiProxy.url, apiKey: 'ck_x' } })).toThrow(
+      expect.objectContaining({ code: 'EOPTION', message: expect.stringMatching(/local cache/) }),
+    );
+  });
+
+  it('lets many concurrent puts through a small local tier without losing any', async () => {
+    const key = await newKey();
+    const cache = await open(key, { mode: 'auto', maxSize: 200_000 });
+    const values = Array.from({ length: 30 }, () => randomBytes(40_000));
+    await Promise.all(values.map((v, i) => cache.put(v, `c${i}`)));
+    await apiProxy.close();
+    const offline = Array.from({ length: 30 }, () => randomBytes(40_000));
+    await Promise.all(offline.map((v, i) => cache.put(v, `o${i}`)));
+    await apiProxy.reopen();
+    expect(await cache.sync()).toMatchObject({ pushed: 30, queued: 0 });
+    const other = await open(key, { mode: 'remote', maxSize: null });
+    for (const [i, v] of values.entries()) expect(Buffer.compare((await other.get(`c${i}`)) as Buffer, v)).toBe(0);
+    for (const [i, v] of offline.entries()) expect(Buffer.compare((await other.get(`o${i}`)) as Buffer, v)).toBe(0);
   });
 
   it('answers from its local copy without the network, and reads through to the cloud on a local miss', async () => {
@@ -146,6 +248,17 @@ describe("mode 'remote'", () => {
       await apiProxy.reopen();
     }
     expect(await cache.has('k')).toBe(false);
+  });
+
+  it('lets a client whose clock runs behind overwrite and delete what others wrote (live writes take the server time)', async () => {
+    const key = await newKey();
+    const a = await open(key, { mode: 'remote' });
+    const b = await open(key, { mode: 'remote', clock: () => Date.now() - 60_000 });
+    await a.put('from a', 'k');
+    await b.put('from b', 'k');
+    expect(await a.get('k')).toBe('from b');
+    expect(await b.delete('k')).toBe(true);
+    expect(await a.has('k')).toBe(false);
   });
 
   it('runs a memoized function once for a burst of concurrent calls with one key', async () => {
@@ -197,13 +310,14 @@ describe("mode 'remote'", () => {
   });
 
   it('detects a tampered object, reads it once more, then reports it and keeps the shared entry', async () => {
-    const key = await newKey();
+    const namespace = `rm-${randomBytes(5).toString('hex')}`;
+    const key = await api.key(namespace, ['read', 'write']);
+    const objects = async () => (await api.s3.client.send(new ListObjectsV2Command({ Bucket: api.s3.bucket, Prefix: `ns/${namespace}/` }))).Contents ?? [];
     const writer = await open(key, { mode: 'remote' });
     const data = randomBytes(100_000);
     await writer.put(data, 'victim');
     // Change the stored object in S3 (same length) behind the API's back.
-    const listed = await api.s3.client.send(new ListObjectsV2Command({ Bucket: api.s3.bucket }));
-    const object = (listed.Contents ?? []).filter((o) => o.Size === data.length).at(-1);
+    const object = (await objects()).find((o) => o.Size === data.length);
     expect(object?.Key).toBeDefined();
     await api.s3.client.send(new PutObjectCommand({ Bucket: api.s3.bucket, Key: object?.Key, Body: randomBytes(data.length) }));
 
@@ -215,6 +329,19 @@ describe("mode 'remote'", () => {
     const downloads = (api.s3Proxy?.forwarded ?? []).slice(before).filter((l) => l.startsWith('GET'));
     expect(downloads.length).toBe(2); // read once more before giving up
     expect(await reader.has('victim')).toBe(true); // the cloud's entry stays: other readers may have a good path
+
+    // A chunked value read into a file: checked chunk by chunk, read once more, then reported.
+    const big = randomBytes(3 * 1024 * 1024);
+    await writer.put(big, 'chunked');
+    const container = (await objects()).find((o) => (o.Size ?? 0) > big.length);
+    expect(container?.Key).toBeDefined();
+    const bytes = randomBytes(container?.Size ?? 0);
+    await api.s3.client.send(new PutObjectCommand({ Bucket: api.s3.bucket, Key: container?.Key, Body: bytes }));
+    const fresh = await open(key, { mode: 'remote', onError: (e) => errors.push(e) });
+    const start = api.s3Proxy?.forwarded.length ?? 0;
+    await expect(fresh.getFile('chunked', join(await tempDir(), 'x.bin'))).rejects.toMatchObject({ code: 'EINTEGRITY' });
+    expect((api.s3Proxy?.forwarded ?? []).slice(start).filter((l) => l.startsWith('GET')).length).toBe(2);
+    expect(await fresh.has('chunked')).toBe(true);
   });
 });
 
@@ -281,14 +408,18 @@ describe('resumable uploads, in one process', () => {
   it('resumes an upload cut off by the network when the same value is put again', async () => {
     const key = await newKey();
     const proxy = api.s3Proxy as HttpProxy;
-    const cache = await open(key, { mode: 'remote', maxSize: null, remote: { retries: 0, responseTimeoutMs: 500, concurrency: 2 } });
+    const dir = await tempDir();
+    // Quick to give up, so the held parts end the first put soon.
+    const impatient = await open(key, { mode: 'remote', dir, maxSize: null, remote: { retries: 0, responseTimeoutMs: 500, concurrency: 2 } });
     const data = randomBytes(12 * PART);
     let through = 4;
     proxy.hold = (method, url) => method === 'PUT' && url.includes('partNumber=') && through-- <= 0;
-    await expect(cache.put(data, 'weights')).rejects.toMatchObject({ code: 'EUNREACHABLE' });
-    expect(cache.status().uploads).toBe(1);
+    await expect(impatient.put(data, 'weights')).rejects.toMatchObject({ code: 'EUNREACHABLE' });
+    expect(impatient.status().uploads).toBe(1);
+    await impatient.close();
     proxy.hold = undefined;
     const before = proxy.forwarded.length;
+    const cache = await open(key, { mode: 'remote', dir, maxSize: null });
     await cache.put(data, 'weights');
     const parts = proxy.forwarded.slice(before).filter((l) => l.startsWith('PUT') && l.includes('partNumber='));
     expect(parts.some((l) => /partNumber=[1-4](&|$)/.test(l))).toBe(false); // the 4 that got through are not sent again

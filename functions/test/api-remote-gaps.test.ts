@@ -380,3 +380,35 @@ describe('conditional deletes and touch', () => {
     expect(await (await t.send('POST', '/v1/entries/k/touch', { ttl: 60 })).json()).toEqual({ touched: true, expiresAt: iso(now + 60_000) });
   });
 });
+
+describe('replayed touches and prefix deletes, and whoami', () => {
+  it('a dated touch leaves alone an entry written after it (409 ECONFLICT) and touches an older one', async () => {
+    const t = await tenant();
+    await t.put('k', inlineEntry(text('v'), { writtenAt: iso(now - HOUR) }));
+    const later = now + 2 * HOUR;
+    expect(await errorOf(await t.send('POST', '/v1/entries/k/touch', { expiresAt: iso(later), writtenAt: iso(now - 2 * HOUR) }))).toEqual([409, 'ECONFLICT']);
+    expect((await t.head('k'))?.expiresAt).toBeNull();
+    expect(await (await t.send('POST', '/v1/entries/k/touch', { expiresAt: iso(later), writtenAt: iso(now - HOUR) })).json()).toEqual({ touched: true, expiresAt: iso(later) });
+    expect(await errorOf(await t.send('POST', '/v1/entries/k/touch', { expiresAt: null, writtenAt: 'yesterday' }))).toEqual([400, 'EVALIDATION']);
+  });
+
+  it('a dated prefix delete removes only entries written at or before it', async () => {
+    const t = await tenant();
+    await t.put('p/old', inlineEntry(text('1'), { writtenAt: iso(now - 2 * HOUR) }));
+    await t.put('p/new', inlineEntry(text('2'), { writtenAt: iso(now) }));
+    await t.put('q/old', inlineEntry(text('3'), { writtenAt: iso(now - 2 * HOUR) }));
+    expect(await (await t.send('POST', '/v1/entries/delete', { prefix: 'p/', writtenAt: iso(now - HOUR) })).json()).toEqual({ deleted: 1 });
+    expect(await t.head('p/old')).toBeUndefined();
+    expect(await t.head('p/new')).toBeDefined();
+    expect(await t.head('q/old')).toBeDefined();
+    expect(await (await t.send('POST', '/v1/entries/delete', { prefix: '', writtenAt: iso(now + HOUR) })).json()).toEqual({ deleted: 2 }); // clamped to now: all are older
+  });
+
+  it('tells a key its namespace, whatever its scopes', async () => {
+    const t = await tenant();
+    const res = await t.send('GET', '/v1/whoami', undefined, t.ro);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ namespace: t.namespace, scopes: ['read'] });
+    expect((await app.request('/v1/whoami')).status).toBe(401);
+  });
+});

@@ -728,7 +728,11 @@ export class Cache {
         yield* self.readRange(reader as BlobReader, e, start, end, reuse);
       } catch (err) {
         // Damage drops the entry; a codec this process lacks (ECODEC) does not: another process may read it.
-        if (err instanceof IntegrityError) await self.corrupt(e, (err as Error).message, self.s.clock()).catch(() => {});
+        if (err instanceof IntegrityError) {
+          await self.corrupt(e, err.message, self.s.clock()).catch(() => {});
+          // Which version was damaged: a caller may read a shared copy once more (getFile).
+          throw new IntegrityError('EINTEGRITY', err.message, { cause: err, details: { ...err.details, key: e.key, createdAt: e.createdAt } });
+        }
         throw asCachenessError(err);
       } finally {
         await reader?.close();
@@ -750,36 +754,50 @@ export class Cache {
       const control = transferControl(opts, 'getFile');
       const what = `The getFile of '${typeof key === 'string' ? key : this.keyOf(key)}'`;
       checkAborted(control?.signal, what);
-      // Each piece is written before the next is read, so the pieces can share reused memory.
-      const r = await this.pieces(resolveKey(key), undefined, undefined, true, control);
-      if (!r) return false;
-      let bytes = 0;
-      const tmp = join(dirname(dest), `.${basename(dest)}.${process.pid}-${randomBytes(6).toString('hex')}.cacheness-tmp`);
-      let fh: FileHandle | undefined;
-      try {
-        fh = await openFile(tmp, 'wx');
-        for await (const piece of r.pieces) {
-          checkAborted(control?.signal, what);
-          for (let off = 0; off < piece.length; ) off += (await fh.write(piece, off, piece.length - off)).bytesWritten;
-          bytes += piece.length;
-          control?.onProgress?.({ phase: 'read', bytes, total: r.size });
+      const k = resolveKey(key);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.fileOnce(k, dest, control, what);
+        } catch (err) {
+          // A remote cache keeps the shared copy of an entry whose download was damaged: read it once more.
+          if (attempt > 1 || !(err instanceof IntegrityError) || typeof err.details?.key !== 'string') throw err;
+          const e = await this.meta.head(k);
+          if (!e || e.createdAt !== err.details.createdAt) throw err;
         }
-        await fh.close();
-        fh = undefined;
-        await rename(tmp, dest);
-      } catch (err) {
-        await fh?.close().catch(() => {});
-        await rm(tmp, { force: true }).catch(() => {});
-        await r.pieces.return(undefined).catch(() => {});
-        if (err instanceof CachenessError) throw err; // from reading the entry
-        throw new ValueError('EFILE', `Cannot write ${dest}: ${(err as Error).message}. Check that its folder exists and is writable.`, { cause: err, details: { path: dest } });
-      } finally {
-        await r.close();
       }
-      return true;
     } catch (err) {
       throw asCachenessError(err);
     }
+  }
+
+  private async fileOnce(k: string, dest: string, control: TransferControl | undefined, what: string): Promise<boolean> {
+    // Each piece is written before the next is read, so the pieces can share reused memory.
+    const r = await this.pieces(k, undefined, undefined, true, control);
+    if (!r) return false;
+    let bytes = 0;
+    const tmp = join(dirname(dest), `.${basename(dest)}.${process.pid}-${randomBytes(6).toString('hex')}.cacheness-tmp`);
+    let fh: FileHandle | undefined;
+    try {
+      fh = await openFile(tmp, 'wx');
+      for await (const piece of r.pieces) {
+        checkAborted(control?.signal, what);
+        for (let off = 0; off < piece.length; ) off += (await fh.write(piece, off, piece.length - off)).bytesWritten;
+        bytes += piece.length;
+        control?.onProgress?.({ phase: 'read', bytes, total: r.size });
+      }
+      await fh.close();
+      fh = undefined;
+      await rename(tmp, dest);
+    } catch (err) {
+      await fh?.close().catch(() => {});
+      await rm(tmp, { force: true }).catch(() => {});
+      await r.pieces.return(undefined).catch(() => {});
+      if (err instanceof CachenessError) throw err; // from reading the entry
+      throw new ValueError('EFILE', `Cannot write ${dest}: ${(err as Error).message}. Check that its folder exists and is writable.`, { cause: err, details: { path: dest } });
+    } finally {
+      await r.close();
+    }
+    return true;
   }
 
   /**
@@ -1153,6 +1171,7 @@ export class Cache {
 
   /** Where this cache's calls go now, and what waits to be pushed to the cloud. */
   status(): CacheStatus {
+    this.assertOpen();
     const r = this.s.remote;
     if (!r) return { mode: 'local', state: 'local', queued: 0, uploads: 0 };
     return { mode: r.mode, state: r.status, queued: r.queued(), uploads: r.uploads() };

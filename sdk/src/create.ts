@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Cache } from './cache.js';
 import { DEFAULT_CHUNK_SIZE } from './chunked/format.js';
@@ -156,6 +156,13 @@ export function createCache(options: CacheOptions = {}): Cache {
       );
     }
     const dir = localDir(options.dir);
+    if (existsSync(join(dir, 'cache.db')) && !existsSync(join(dir, 'remote.db'))) {
+      remote.api.close();
+      throw new OptionError(
+        'EOPTION',
+        `${dir} holds a local cache; a remote cache needs a directory of its own (its local tier): pass another dir or set CACHENESS_DIR. To move the local entries to the cloud, export() them and import() into the remote cache.`,
+      );
+    }
     const local = new SqliteMetadataStore({ path: join(dir, 'cache.db'), readCacheBytes });
     let tier: RemoteTier;
     try {

@@ -141,6 +141,8 @@ export interface TouchRequest {
   ttl?: Ttl;
   /** ISO 8601, or null for never; instead of `ttl`. */
   expiresAt?: string | null;
+  /** When the touch was made (a replayed offline touch): an entry written later is left alone (409 `ECONFLICT`). */
+  writtenAt?: string;
 }
 export interface TouchResponse {
   touched: true;
@@ -174,6 +176,15 @@ export interface CountResponse {
 /** `POST /v1/entries/delete`: deletes every entry whose key starts with `prefix` (`''`: all of them). */
 export interface DeletePrefixRequest {
   prefix: string;
+  /** When the delete was made (a replayed offline clear): entries written later are kept. */
+  writtenAt?: string;
+}
+
+/** `GET /v1/whoami`: the caller's API key, and the namespace it scopes everything to. */
+export interface WhoAmIResponse {
+  keyId: string;
+  namespace: string;
+  scopes: ('read' | 'write' | 'admin')[];
 }
 export interface DeletePrefixResponse {
   deleted: number;

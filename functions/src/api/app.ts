@@ -36,6 +36,7 @@ import {
   ttlToMs,
   validateStringKey,
   type Where,
+  type WhoAmIResponse,
   type WireKeyInfo,
 } from 'cacheness/model';
 import { Hono } from 'hono';
@@ -506,6 +507,16 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     const now = clock();
     const ttlMs = q.ttl === undefined || q.ttl === null ? null : ttlToMs(q.ttl);
     const expiresAt = q.expiresAt !== undefined ? (q.expiresAt === null ? null : Date.parse(q.expiresAt)) : ttlMs === null ? null : now + ttlMs;
+    if (q.writtenAt !== undefined) {
+      // A replayed touch leaves alone an entry written after it (later write wins).
+      const e = await c.get('store').head(c.req.param('key'));
+      if (e && !isExpired(e, now) && e.createdAt > Math.min(Date.parse(q.writtenAt), now)) {
+        throw new ApiError(409, 'ECONFLICT', `'${c.req.param('key')}' was written after this touch; the later write wins.`, {
+          storedAt: new Date(e.createdAt).toISOString(),
+          writtenAt: q.writtenAt,
+        });
+      }
+    }
     const touched = await c.get('store').touch(c.req.param('key'), expiresAt, now);
     if (!touched) throw new ApiError(404, 'ENOTFOUND', `No live entry '${c.req.param('key')}'.`);
     return c.json({ touched: true, expiresAt: expiresAt === null ? null : new Date(expiresAt).toISOString() } satisfies TouchResponse);
@@ -539,7 +550,25 @@ export function createApp(deps: ApiDeps): Hono<Env> {
     need(c.get('principal'), 'write');
     const parsed = DeletePrefix.safeParse(await c.req.json().catch(() => undefined));
     if (!parsed.success) throw new ApiError(400, 'EVALIDATION', `Invalid delete request (send { prefix }, '' for every entry): ${z.prettifyError(parsed.error)}`);
-    return c.json({ deleted: await c.get('store').deletePrefix(parsed.data.prefix) } satisfies DeletePrefixResponse);
+    const { prefix, writtenAt } = parsed.data;
+    const store = c.get('store');
+    if (writtenAt === undefined) return c.json({ deleted: await store.deletePrefix(prefix) } satisfies DeletePrefixResponse);
+    // A replayed delete keeps entries written after it: each older one goes only in the version seen.
+    const before = new Date(Math.min(Date.parse(writtenAt), clock()));
+    let deleted = 0;
+    for (let after: string | undefined; ; ) {
+      const page = await store.list({ prefix, where: { createdAt: { lte: before } }, limit: 1000, after, includeExpired: true, now: clock() });
+      for (const e of page) if (await store.delete(e.key, 'delete', e)) deleted++;
+      if (page.length < 1000) break;
+      after = page.at(-1)?.key;
+    }
+    return c.json({ deleted } satisfies DeletePrefixResponse);
+  });
+
+  /** The caller's key and the namespace it scopes everything to (any valid key; no scope needed). */
+  app.get('/v1/whoami', (c) => {
+    const { keyId, namespace, scopes } = c.get('principal');
+    return c.json({ keyId, namespace, scopes } satisfies WhoAmIResponse);
   });
 
   /** An entry's rows in every custom table (for export); `{}` when it has none or does not exist. */

@@ -22,6 +22,7 @@ export interface RouteDoc {
 export const ROUTES: readonly RouteDoc[] = [
   { method: 'get', path: '/v1/health', scope: 'none', summary: 'Liveness: `{ ok: true }`.', success: 200 },
   { method: 'get', path: '/v1/openapi.json', scope: 'none', summary: 'This document.', success: 200 },
+  { method: 'get', path: '/v1/whoami', scope: 'none', summary: 'The caller\u2019s key: `{ keyId, namespace, scopes }` (any valid key).', success: 200 },
   { method: 'get', path: '/v1/stats', scope: 'read', summary: "The namespace's counters: entries, bytes, hits, misses, hitRate, evictions, expirations.", success: 200 },
   {
     method: 'get',
@@ -52,7 +53,14 @@ export const ROUTES: readonly RouteDoc[] = [
     query: { writtenAt: 'ISO 8601: delete only the stored version written at or before this time (a later write survives).' },
     success: 200,
   },
-  { method: 'post', path: '/v1/entries/{key}/touch', scope: 'write', summary: 'New expiry: `ttl` from now, or an absolute `expiresAt`.', body: Touch, success: 200 },
+  {
+    method: 'post',
+    path: '/v1/entries/{key}/touch',
+    scope: 'write',
+    summary: 'New expiry: `ttl` from now, or an absolute `expiresAt`; with `writtenAt`, 409 `ECONFLICT` if the entry was written later.',
+    body: Touch,
+    success: 200,
+  },
   {
     method: 'get',
     path: '/v1/entries/{key}/rows',
@@ -66,7 +74,7 @@ export const ROUTES: readonly RouteDoc[] = [
     method: 'post',
     path: '/v1/entries/delete',
     scope: 'write',
-    summary: "Delete every entry whose key starts with `prefix` (`''`: all): `{ deleted }`.",
+    summary: "Delete every entry whose key starts with `prefix` (`''`: all): `{ deleted }`; with `writtenAt`, only entries written at or before it.",
     body: DeletePrefix,
     success: 200,
   },

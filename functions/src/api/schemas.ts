@@ -61,7 +61,7 @@ export const CreateEntry = z.strictObject({
 }) satisfies z.ZodType<CreateEntryRequest>;
 
 /** The body of `POST /v1/entries/:key/touch`: `ttl` (from now) or an absolute `expiresAt`, not both. */
-export const Touch = z.strictObject({ ttl: Ttl.optional(), expiresAt: IsoTime.nullable().optional() }) satisfies z.ZodType<TouchRequest>;
+export const Touch = z.strictObject({ ttl: Ttl.optional(), expiresAt: IsoTime.nullable().optional(), writtenAt: IsoTime.optional() }) satisfies z.ZodType<TouchRequest>;
 
 export const WhereSchema = z.record(z.string(), z.unknown());
 
@@ -85,7 +85,7 @@ export const Count = z.strictObject({
 }) satisfies z.ZodType<CountRequest>;
 
 /** The body of `POST /v1/entries/delete`: every entry whose key starts with `prefix` (`''`: all). */
-export const DeletePrefix = z.strictObject({ prefix: Prefix }) satisfies z.ZodType<DeletePrefixRequest>;
+export const DeletePrefix = z.strictObject({ prefix: Prefix, writtenAt: IsoTime.optional() }) satisfies z.ZodType<DeletePrefixRequest>;
 
 const HitCount = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 

@@ -11,6 +11,7 @@
  * decides whether a failed request may have reached the server.
  * @module
  */
+import { createHash } from 'node:crypto';
 import { CachenessError, CodecError, type ErrorCode, HandlerError, IntegrityError, KeyError, OptionError, RemoteError, StoreError, TableError, ValueError } from '../errors.js';
 import { attempt, keepAliveAgents, type NetworkFailure, retryAfterMs, retrying, type Transport, type Verdict } from './http.js';
 
@@ -88,6 +89,8 @@ export class ApiClient {
   readonly transport: Transport;
   readonly deadlineMs: number;
   readonly retries: number;
+  /** The API key's public id (`ck_<id>_...`), never its secret. */
+  readonly keyId: string;
 
   constructor(o: ApiClientOptions) {
     let url: URL;
@@ -101,6 +104,7 @@ export class ApiClient {
       throw new OptionError('EOPTION', 'remote.apiKey is missing: pass one, or set CACHENESS_API_KEY (create keys with `npm run keys -w functions`).');
     this.base = new URL(url.pathname.replace(/\/(v1\/?)?$/, '/'), url);
     this.auth = `Bearer ${o.apiKey}`;
+    this.keyId = /^ck_([a-z0-9]+)_/.exec(o.apiKey)?.[1] ?? createHash('sha256').update(o.apiKey).digest('hex').slice(0, 16);
     this.transport = {
       connectTimeoutMs: positive('connectTimeoutMs', o.connectTimeoutMs, 3_000),
       responseTimeoutMs: positive('responseTimeoutMs', o.responseTimeoutMs, 30_000),

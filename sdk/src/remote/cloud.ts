@@ -25,7 +25,8 @@ import type { TableColumns, TableDefinition, TableOptions, TableRow } from '../t
 import type { ApiClient } from './client.js';
 import { entryPath } from './push.js';
 
-const LIST_PAGE_MAX = 10_000;
+/** Entries per list request: a page of 10,000 could pass Lambda's 6 MB answer limit. */
+const LIST_PAGE_MAX = 1_000;
 const ACCESS_BATCH = 10_000;
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -82,15 +83,17 @@ export class Cloud {
     return 'url' in r ? { entry, url: r.url } : { entry };
   }
 
-  /** Deletes `key` if it was written at or before `at`; true when it did. */
-  async delete(key: string, at: number): Promise<boolean> {
-    return (await this.api.request<DeleteResponse>('DELETE', `${entryPath(key)}?writtenAt=${encodeURIComponent(iso(at))}`)).deleted;
+  /** Deletes `key`; with `at` (a replayed delete), only if it was written at or before then. True when it did. */
+  async delete(key: string, at?: number): Promise<boolean> {
+    const when = at === undefined ? '' : `?writtenAt=${encodeURIComponent(iso(at))}`;
+    return (await this.api.request<DeleteResponse>('DELETE', `${entryPath(key)}${when}`)).deleted;
   }
 
-  /** Sets a live entry's expiry; false when it is absent or expired. */
-  async touch(key: string, expiresAt: number | null): Promise<boolean> {
+  /** Sets a live entry's expiry; false when it is absent or expired. With `at` (a replayed touch), `ECONFLICT` when it was written later. */
+  async touch(key: string, expiresAt: number | null, at?: number): Promise<boolean> {
     try {
-      await this.api.request('POST', `${entryPath(key)}/touch`, { body: { expiresAt: expiresAt === null ? null : iso(expiresAt) }, idempotent: true });
+      const body = { expiresAt: expiresAt === null ? null : iso(expiresAt), ...(at === undefined ? {} : { writtenAt: iso(at) }) };
+      await this.api.request('POST', `${entryPath(key)}/touch`, { body, idempotent: true });
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;
@@ -98,8 +101,10 @@ export class Cloud {
     }
   }
 
-  async deletePrefix(prefix: string): Promise<number> {
-    return (await this.api.request<DeletePrefixResponse>('POST', 'entries/delete', { body: { prefix }, idempotent: true })).deleted;
+  /** Deletes entries under `prefix`; with `at` (a replayed delete), only those written at or before it. */
+  async deletePrefix(prefix: string, at?: number): Promise<number> {
+    const body = { prefix, ...(at === undefined ? {} : { writtenAt: iso(at) }) };
+    return (await this.api.request<DeletePrefixResponse>('POST', 'entries/delete', { body, idempotent: true })).deleted;
   }
 
   async defineTable(name: string, columns: TableColumns, options: TableOptions | undefined): Promise<TableDefinition> {

@@ -177,10 +177,9 @@ export async function retrying<T>(
 ): Promise<T> {
   for (let n = 0; ; n++) {
     checkAborted(signal, 'A transfer');
-    const r = await once();
+    const v = judge(await once());
+    if ('value' in v) return v.value; // done is done, even if the signal fired meanwhile
     checkAborted(signal, 'A transfer');
-    const v = judge(r);
-    if ('value' in v) return v.value;
     if (!v.retryable || n >= retries) throw v.failure;
     const delay = v.waitMs ?? Math.min(2_000, 100 * 2 ** n) * (0.5 + Math.random() / 2);
     if (Date.now() + delay >= deadline) throw v.failure;

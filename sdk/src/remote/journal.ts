@@ -43,6 +43,8 @@ export class Journal {
   constructor(path: string, endpoint: string) {
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
+    // As the local tier: a process crash loses nothing committed; fsync on every write would cost milliseconds per put.
+    this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 10000');
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -70,6 +72,10 @@ export class Journal {
       addPart: this.db.prepare("UPDATE uploads SET parts = json_insert(parts, '$[#]', json(?)) WHERE key = ? AND blob_id = ? AND upload_id = ?"),
       dropUpload: this.db.prepare('DELETE FROM uploads WHERE key = ? AND blob_id = ?'),
       later: this.db.prepare("SELECT 1 FROM outbox WHERE key = ? AND seq > ? AND op IN ('put', 'delete') LIMIT 1"),
+      fileOf: this.db.prepare('SELECT blob FROM outbox WHERE seq = ?'),
+      queuedFor: this.db.prepare("SELECT 1 FROM outbox WHERE key = ? AND op IN ('put', 'delete') LIMIT 1"),
+      setting: this.db.prepare('SELECT value FROM settings WHERE name = ?'),
+      setSetting: this.db.prepare('INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING'),
       queuedPut: this.db.prepare("SELECT 1 FROM outbox WHERE op = 'put' AND key = ? AND json_extract(body, '$.record.blobId') = ? LIMIT 1"),
       lease: this.db.prepare(
         "INSERT INTO settings (name, value) VALUES ('sync', json_object('owner', ?, 'until', ?)) ON CONFLICT (name) DO UPDATE SET value = excluded.value WHERE json_extract(value, '$.owner') = ? OR json_extract(value, '$.until') < ?",
@@ -78,7 +84,7 @@ export class Journal {
     };
   }
 
-  /** Queues a write; returns its sequence number. */
+  /** Queues a write; returns its sequence number. (Also the write-ahead record of a live put in mode `auto`.) */
   enqueue(op: OutboxOp, key: string, body: unknown, blob: string | null, at: number): number {
     return Number(this.s.enqueue.run(op, key, JSON.stringify(body ?? null), blob, at).lastInsertRowid);
   }
@@ -87,6 +93,11 @@ export class Journal {
   pending(afterSeq: number, limit: number): OutboxItem[] {
     const rows = this.s.pending.all(afterSeq, limit) as { seq: number; op: OutboxOp; key: string; body: string; blob: string | null; at: number }[];
     return rows.map((r) => ({ ...r, body: JSON.parse(r.body) as unknown }));
+  }
+
+  /** The file a queued put keeps its bytes in. */
+  fileOf(seq: number): string | null {
+    return (this.s.fileOf.get(seq) as { blob: string | null } | undefined)?.blob ?? null;
   }
 
   /** Forgets a write that was pushed (or superseded). */
@@ -133,6 +144,27 @@ export class Journal {
     return this.s.later.get(key, seq) !== undefined;
   }
 
+  /** True when a put or delete of `key` waits in the outbox (its local copy is newer than the cloud's). */
+  hasQueuedWrite(key: string): boolean {
+    return this.s.queuedFor.get(key) !== undefined;
+  }
+
+  /**
+   * Binds this directory to the cloud namespace `keyId` opens (the first namespace seen), and
+   * remembers the key as checked; false when the directory belongs to another namespace.
+   */
+  bindNamespace(namespace: string, keyId: string): boolean {
+    this.s.setSetting.run('namespace', namespace);
+    if ((this.s.setting.get('namespace') as { value: string }).value !== namespace) return false;
+    this.s.setSetting.run(`key:${keyId}`, 'checked');
+    return true;
+  }
+
+  /** True when `keyId` was checked to open this directory's namespace. */
+  knowsKey(keyId: string): boolean {
+    return this.s.setting.get(`key:${keyId}`) !== undefined;
+  }
+
   /** True when a put of `blobId` under `key` is queued. */
   queuedPutFile(key: string, blobId: string): boolean {
     return this.s.queuedPut.get(key, blobId) !== undefined;
@@ -141,10 +173,6 @@ export class Journal {
   /** Takes (or renews) the right to push this directory's outbox for `ttlMs`: false while another live owner holds it. */
   claimLease(owner: string, now: number, ttlMs: number): boolean {
     return this.s.lease.run(owner, now + ttlMs, owner, now).changes > 0;
-  }
-
-  renewLease(owner: string, now: number, ttlMs: number): void {
-    this.claimLease(owner, now, ttlMs);
   }
 
   releaseLease(owner: string): void {

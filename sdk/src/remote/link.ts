@@ -4,7 +4,8 @@
  * backing off from 1 to 60 s switches it online again (then the outbox is pushed).
  * @module
  */
-import type { HealthResponse } from '../protocol.js';
+import { CachenessError, OptionError } from '../errors.js';
+import type { HealthResponse, WhoAmIResponse } from '../protocol.js';
 import { type ApiClient, classifyFailure } from './client.js';
 
 /** Where a cache's calls go: `local` (no cloud API), or the cloud API's reachability. */
@@ -22,6 +23,7 @@ export class Link {
   private probeTimer: NodeJS.Timeout | undefined;
   private probeDelay = PROBE_FIRST_MS;
   private closed = false;
+  private bound: Promise<void> | undefined;
 
   constructor(
     readonly api: ApiClient,
@@ -29,7 +31,50 @@ export class Link {
     readonly mode: 'remote' | 'auto',
     /** Called each time the link comes back online (to push the outbox). */
     private readonly onOnline: () => void,
+    /** Binds the local directory to the namespace the API key opens: false when it belongs to another. */
+    private readonly bindNamespace: (namespace: string) => boolean,
+    /** Whether this API key was checked against the directory before (by an earlier process). */
+    private checked: boolean,
   ) {}
+
+  /**
+   * Whether the local directory may answer for this API key: it was checked to open the directory's
+   * namespace (now or before). Until then a local copy could be another namespace's.
+   */
+  get trusted(): boolean {
+    return this.checked;
+  }
+
+  /** Checks the API key's namespace against the directory (once; again after an outage). */
+  ensureBound(): Promise<void> {
+    return this.bind();
+  }
+
+  /**
+   * Before the first call: which namespace the API key opens, checked against the directory's (a
+   * directory holds one namespace's copies and queued writes). Asked again after an outage.
+   */
+  private bind(): Promise<void> {
+    this.bound ??= this.api.request<WhoAmIResponse>('GET', 'whoami').then(
+      ({ namespace }) => {
+        this.checked = this.bindNamespace(namespace);
+        if (!this.checked) {
+          throw new OptionError(
+            'EOPTION',
+            `This cache's directory holds entries of another cloud namespace than this API key's ('${namespace}'); use another dir (CACHENESS_DIR) for this key.`,
+          );
+        }
+      },
+      (err) => {
+        if (this.isOutage(err)) this.bound = undefined;
+        if (err instanceof CachenessError && err.details?.status === 404) {
+          throw new OptionError('EOPTION', `The cloud API at ${this.api.origin} has no /v1/whoami: it predates this SDK. Redeploy the stack (npx cdk deploy).`, { cause: err });
+        }
+        throw err;
+      },
+    );
+    return this.bound;
+  }
 
   get status(): 'online' | 'offline' {
     return this.state;
@@ -43,6 +88,7 @@ export class Link {
   async call<T>(fn: () => Promise<T>): Promise<Reached<T>> {
     if (this.mode === 'auto' && this.state === 'offline') return { ok: false };
     try {
+      await this.bind();
       return { ok: true, value: await fn() };
     } catch (err) {
       if (this.mode === 'auto' && this.isOutage(err)) {

@@ -5,11 +5,10 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { copyFile, link, mkdir, rm } from 'node:fs/promises';
+import { copyFile, link, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EntryRecord, StoredEntry } from '../entry.js';
-import { CachenessError, RemoteError } from '../errors.js';
-import { processOwner } from '../owner.js';
+import { asCachenessError, CachenessError, RemoteError } from '../errors.js';
 import { openFileReader } from '../stores/fs-blobs.js';
 import type { BlobReader, PutRecordOptions } from '../stores/types.js';
 import type { TableColumns, TableOptions, TableRow } from '../tables/schema.js';
@@ -41,20 +40,32 @@ export interface OutboxDeps {
   onError: (err: CachenessError) => void;
   /** The local copy of an entry and its bytes, which an unfinished upload resumes from. */
   localCopy(key: string): Promise<{ entry: StoredEntry; open: () => Promise<BlobReader | undefined> } | undefined>;
+  /** Drops the local copy of a queued put that lost to a later write (only that version). */
+  dropLocal(record: EntryRecord): Promise<void>;
 }
 
 const SYNC_LEASE_MS = 10 * 60_000;
+const LEASE_RENEW_MS = 60_000;
+/** Refusals about the write itself: it can never be pushed, so it is dropped (and reported). Others stop the push and keep the queue. */
+const REFUSED_FOR_GOOD = new Set(['ECONSTRAINT', 'ETABLE', 'ECOLUMN', 'EKEY', 'EKEYTYPE', 'ETTL', 'EVALUETOOLARGE', 'EINTEGRITY']);
 
 /** Queued writes and unfinished uploads of one local directory. */
 export class Outbox {
-  private readonly owner = processOwner();
+  /** This instance, as the holder of the push lease (two caches of one process are two holders). */
+  private readonly owner = randomBytes(8).toString('hex');
   private syncing: Promise<SyncResult> | undefined;
-  private closed = false;
+  private readonly stop = new AbortController();
+  /** Queued puts this process is pushing itself right now (live writes of mode `auto`): the drain leaves them alone. */
+  readonly pushing = new Set<number>();
 
   constructor(private readonly d: OutboxDeps) {}
 
-  /** Queues a put: its record, and its bytes as a file of the outbox's own (a hard link to the local blob, `blobPath`). */
-  async enqueuePut(record: EntryRecord, opts: PutRecordOptions, blobPath: string | undefined): Promise<void> {
+  private get closed(): boolean {
+    return this.stop.signal.aborted;
+  }
+
+  /** Queues a put: its record, and its bytes as a file of the outbox's own (a hard link to the local blob, `blobPath`). Returns its sequence number. */
+  async enqueuePut(record: EntryRecord, opts: PutRecordOptions, blobPath: string | undefined): Promise<number> {
     let file: string | null = null;
     if (!record.inline && blobPath) {
       await mkdir(this.d.dir, { recursive: true });
@@ -62,7 +73,14 @@ export class Outbox {
       await link(blobPath, file).catch(() => copyFile(blobPath, file as string));
     }
     const inline = record.inline ? Buffer.from(record.inline).toString('base64') : null;
-    this.d.journal.enqueue('put', record.key, { record: { ...record, inline }, tables: opts.tables ?? null }, file, record.createdAt);
+    return this.d.journal.enqueue('put', record.key, { record: { ...record, inline }, tables: opts.tables ?? null }, file, record.createdAt);
+  }
+
+  /** Forgets a queued write (pushed, or given up), with its file. */
+  async done(seq: number): Promise<void> {
+    const file = this.d.journal.fileOf(seq);
+    this.d.journal.done(seq);
+    if (file) await rm(file, { force: true });
   }
 
   /** Queues another write. */
@@ -96,43 +114,75 @@ export class Outbox {
       return result;
     }
     try {
-      for (let after = 0; !this.closed; ) {
+      await link.ensureBound(); // queued writes go only to the namespace this directory belongs to
+    } catch (err) {
+      journal.releaseLease(this.owner);
+      if (!link.isOutage(err)) throw err;
+      link.goOffline();
+      result.queued = journal.queued;
+      return result;
+    }
+    // The lease outlives one long upload: renewed while pushing; a push that loses it stops.
+    let leased = true;
+    const renew = setInterval(() => {
+      leased = journal.claimLease(this.owner, Date.now(), SYNC_LEASE_MS);
+    }, LEASE_RENEW_MS);
+    renew.unref();
+    try {
+      for (let after = 0; leased && !this.closed; ) {
         const batch = journal.pending(after, 100);
         if (batch.length === 0) break;
         for (const item of batch) {
-          if (this.closed) break;
+          if (!leased || this.closed) break;
           after = item.seq;
+          if (this.pushing.has(item.seq)) continue;
           if ((item.op === 'put' || item.op === 'delete') && journal.hasLaterWrite(item.key, item.seq)) result.superseded++;
           else {
             try {
               await this.push(item);
               result.pushed++;
             } catch (err) {
-              if (err instanceof CachenessError && err.code === 'ECONFLICT') result.superseded++;
-              else if (link.isOutage(err)) {
-                link.goOffline();
+              if (err instanceof CachenessError && err.code === 'ECONFLICT') {
+                result.superseded++;
+                if (item.op === 'put') await this.d.dropLocal(this.recordOf(item));
+              } else if (this.closed || link.isOutage(err)) {
+                if (!this.closed) link.goOffline();
                 return result;
-              } else {
+              } else if (err instanceof CachenessError && REFUSED_FOR_GOOD.has(err.code)) {
                 result.refused++;
                 this.d.onError(
-                  new RemoteError('EREMOTE', `A write of '${item.key}' made offline was refused by the cloud API (${(err as Error).message}); it stays in the local store only.`, {
+                  new RemoteError('EREMOTE', `A write of '${item.key}' made offline was refused by the cloud API (${err.message}); it stays in the local store only.`, {
                     cause: err,
                     details: { key: item.key, op: item.op },
                   }),
                 );
+              } else {
+                // Not about this write (a refused key, an API that predates this SDK): keep the queue, and say what to fix.
+                this.d.onError(
+                  new RemoteError(
+                    'EREMOTE',
+                    `Writes made offline cannot be pushed (${(err as Error).message}); they stay queued. Fix the cause (API key, its scopes, the stack's version) and call cache.sync().`,
+                    { cause: err, details: { key: item.key, op: item.op } },
+                  ),
+                );
+                return result;
               }
             }
           }
-          journal.done(item.seq);
-          if (item.blob) await rm(item.blob, { force: true });
-          journal.claimLease(this.owner, Date.now(), SYNC_LEASE_MS);
+          await this.done(item.seq);
         }
       }
       return result;
     } finally {
+      clearInterval(renew);
       journal.releaseLease(this.owner);
       result.queued = journal.queued;
     }
+  }
+
+  private recordOf(item: OutboxItem): EntryRecord {
+    const { record } = item.body as { record: EntryRecord & { inline: string | null } };
+    return { ...record, inline: record.inline === null ? null : Buffer.from(record.inline, 'base64') };
   }
 
   private async push(item: OutboxItem): Promise<void> {
@@ -140,17 +190,21 @@ export class Outbox {
     const body = item.body as Record<string, unknown>;
     switch (item.op) {
       case 'put': {
-        const { record, tables } = body as { record: EntryRecord & { inline: string | null }; tables: Record<string, TableRow[]> | null };
-        const r: EntryRecord = { ...record, inline: record.inline === null ? null : Buffer.from(record.inline, 'base64') };
+        const { tables } = body as { tables: Record<string, TableRow[]> | null };
         const open = () => (item.blob ? openFileReader(item.blob) : Promise.resolve(undefined));
-        await pushEntry(cloud.api, this.d.journal, { record: r, tables: tables ?? undefined, open }, { concurrency: this.d.concurrency });
+        await pushEntry(
+          cloud.api,
+          this.d.journal,
+          { record: this.recordOf(item), tables: tables ?? undefined, open },
+          { concurrency: this.d.concurrency, dated: true, keepOnAbort: true, control: { signal: this.stop.signal } },
+        );
         return;
       }
       case 'delete':
         await cloud.delete(item.key, item.at);
         return;
       case 'touch':
-        await cloud.touch(item.key, (body as { expiresAt: number | null }).expiresAt);
+        await cloud.touch(item.key, (body as { expiresAt: number | null }).expiresAt, item.at);
         return;
       case 'defineTable': {
         const { columns, options } = body as { columns: TableColumns; options?: TableOptions };
@@ -158,7 +212,7 @@ export class Outbox {
         return;
       }
       case 'deletePrefix':
-        await cloud.deletePrefix(item.key);
+        await cloud.deletePrefix(item.key, item.at);
         return;
     }
   }
@@ -170,6 +224,7 @@ export class Outbox {
   async resumeUploads(): Promise<number> {
     const { journal } = this.d;
     let finished = 0;
+    let failed: unknown;
     for (const { key, blobId } of journal.uploads()) {
       if (journal.queuedPutFile(key, blobId)) continue; // the outbox pushes it (and resumes the upload) in order
       const copy = await this.d.localCopy(key);
@@ -178,18 +233,36 @@ export class Outbox {
         continue;
       }
       try {
-        await pushEntry(this.d.cloud.api, journal, { record: copy.entry, open: copy.open }, { concurrency: this.d.concurrency });
+        await pushEntry(this.d.cloud.api, journal, { record: copy.entry, open: copy.open }, { concurrency: this.d.concurrency, dated: true });
         finished++;
       } catch (err) {
-        if (!(err instanceof CachenessError && err.code === 'ECONFLICT')) throw err;
+        if (err instanceof CachenessError && err.code === 'ECONFLICT') continue; // a later write won: nothing to finish
+        if (this.d.link.isOutage(err)) throw err; // the rest would fail the same way
+        failed ??= err; // this one cannot finish now; the others may
       }
     }
+    if (failed !== undefined) throw asCachenessError(failed);
     return finished;
+  }
+
+  /** Removes outbox files no queued write owns (a crash between linking and queuing), older than `olderThanMs`. */
+  async sweepFiles(olderThanMs: number): Promise<number> {
+    const owned = this.d.journal.blobFiles();
+    let removed = 0;
+    for (const f of await readdir(this.d.dir).catch(() => [] as string[])) {
+      const path = join(this.d.dir, f);
+      const st = await stat(path).catch(() => undefined);
+      if (st && !owned.has(path) && Date.now() - st.mtimeMs > olderThanMs) {
+        await rm(path, { force: true });
+        removed++;
+      }
+    }
+    return removed;
   }
 
   /** Waits for a push in progress to stop at its next write. */
   async close(): Promise<void> {
-    this.closed = true;
+    this.stop.abort(); // an upload in progress stops, resumable
     await this.syncing?.catch(() => {});
   }
 }

@@ -30,8 +30,16 @@ export interface PushItem {
 export interface PushOptions {
   /** Parts in flight at once. */
   concurrency: number;
-  /** Upload progress, and a signal that stops the push (the upload is then aborted on the server too). */
+  /** Upload progress, and a signal that stops the push. */
   control?: TransferControl | undefined;
+  /**
+   * A replayed write (from the outbox): sent with its own write time, so a later write of the key in
+   * the cloud wins (`ECONFLICT`). A live write is stamped by the server's clock, so a client clock
+   * running behind cannot lose it.
+   */
+  dated?: boolean;
+  /** Keep an aborted upload resumable (a cache closing) instead of aborting it on the server (the caller gave up). */
+  keepOnAbort?: boolean;
 }
 
 /** The path of an entry under `/v1/`. */
@@ -40,7 +48,7 @@ export function entryPath(key: string): string {
 }
 
 /** The create request for `record`, without its bytes. */
-function describe(record: EntryRecord, tables: PushItem['tables']): CreateEntryRequest {
+function describe(record: EntryRecord, tables: PushItem['tables'], dated: boolean): CreateEntryRequest {
   return {
     ...(record.params === null ? {} : { params: record.params }),
     handler: record.handler,
@@ -49,7 +57,7 @@ function describe(record: EntryRecord, tables: PushItem['tables']): CreateEntryR
     size: record.size,
     storedSize: record.storedSize,
     contentHash: record.contentHash,
-    writtenAt: new Date(record.createdAt).toISOString(),
+    ...(dated ? { writtenAt: new Date(record.createdAt).toISOString() } : {}),
     expiresAt: record.expiresAt === null ? null : new Date(record.expiresAt).toISOString(),
     metadata: record.metadata,
     description: record.description,
@@ -58,13 +66,13 @@ function describe(record: EntryRecord, tables: PushItem['tables']): CreateEntryR
 }
 
 /**
- * Stores `item` in the cloud. A later write of the key already stored there wins: the call then
- * throws `ECONFLICT` and changes nothing.
+ * Stores `item` in the cloud. A dated (replayed) write loses to a later write of the key already
+ * stored there: the call then throws `ECONFLICT` and changes nothing.
  */
 export async function pushEntry(api: ApiClient, journal: Journal, item: PushItem, o: PushOptions): Promise<WireEntry> {
   const { record } = item;
   const path = entryPath(record.key);
-  const body = describe(record, item.tables);
+  const body = describe(record, item.tables, o.dated ?? false);
   const signal = o.control?.signal;
   checkAborted(signal, `The upload of '${record.key}'`);
   if (record.inline && record.inline.length <= INLINE_MAX) {
@@ -82,7 +90,12 @@ export async function pushEntry(api: ApiClient, journal: Journal, item: PushItem
     return reader;
   };
   const saved = journal.upload(record.key, blobId);
-  if (saved) await resume(api, journal, record.key, blobId, saved, source, o);
+  if (saved) {
+    // The resumed upload commits the entry as it was first described; a put of the same value with
+    // another description goes on to store that one (deduplicated: the bytes are there now).
+    const resumed = await resume(api, journal, record.key, blobId, saved, source, o);
+    if (resumed && sameDescription(resumed, body)) return resumed;
+  }
   const r = await api.request<CreateEntryResponse>('PUT', path, { body: { ...body, blobId }, signal });
   if ('entry' in r) return r.entry;
   const plan = r.upload;
@@ -96,7 +109,7 @@ export async function pushEntry(api: ApiClient, journal: Journal, item: PushItem
     journal.saveUpload(record.key, blobId, { uploadId: plan.id, partSize: plan.partSize, partCount: plan.partCount }, Date.now());
     return await finish(api, journal, record.key, blobId, plan, reader, [], o);
   } catch (err) {
-    if (err instanceof CachenessError && err.code === 'EABORTED') await abandon(api, journal, record.key, blobId, plan.id);
+    if (err instanceof CachenessError && err.code === 'EABORTED' && !o.keepOnAbort) await abandon(api, journal, record.key, blobId, plan.id);
     throw err;
   } finally {
     await reader.close();
@@ -107,6 +120,21 @@ export async function pushEntry(api: ApiClient, journal: Journal, item: PushItem
 async function abandon(api: ApiClient, journal: Journal, key: string, blobId: string, uploadId: string): Promise<void> {
   journal.dropUpload(key, blobId);
   await api.request('DELETE', `uploads/${encodeURIComponent(uploadId)}`, { deadlineMs: 10_000 }).catch(() => {}); // best effort: the sweeper expires what this misses
+}
+
+/** Whether a stored entry is what `body` describes (the same value and metadata). */
+function sameDescription(e: WireEntry, body: CreateEntryRequest): boolean {
+  const json = (v: unknown) => JSON.stringify(v ?? null);
+  return (
+    e.contentHash === body.contentHash &&
+    e.handler === body.handler &&
+    e.type === body.type &&
+    json(e.params) === json(body.params) &&
+    json(e.metadata) === json(body.metadata) &&
+    (e.description ?? null) === (body.description ?? null) &&
+    (e.expiresAt === null) === (body.expiresAt === null) &&
+    body.tables === undefined
+  );
 }
 
 /** Sends the parts of `plan` not in `done`, completes the upload, and forgets its journal entry. */
@@ -152,7 +180,7 @@ async function resume(
   saved: NonNullable<ReturnType<Journal['upload']>>,
   source: () => Promise<BlobReader>,
   o: PushOptions,
-): Promise<void> {
+): Promise<WireEntry | undefined> {
   const reader = await source();
   try {
     const plan: MultipartPlan = {
@@ -164,14 +192,14 @@ async function resume(
       parts: [],
       expiresAt: '',
     };
-    await finish(api, journal, key, blobId, plan, reader, saved.parts, o);
+    return await finish(api, journal, key, blobId, plan, reader, saved.parts, o);
   } catch (err) {
-    if (err instanceof CachenessError && err.code === 'EABORTED') await abandon(api, journal, key, blobId, saved.uploadId);
+    if (err instanceof CachenessError && err.code === 'EABORTED' && !o.keepOnAbort) await abandon(api, journal, key, blobId, saved.uploadId);
     const code = err instanceof CachenessError ? err.details?.code : undefined;
     // Gone (410) or refused as not matching: start over. ECONFLICT and outages are the caller's.
     if (code === 'EUPLOADGONE' || code === 'EUPLOADINCOMPLETE' || (err instanceof CachenessError && err.code === 'EINTEGRITY')) {
       journal.dropUpload(key, blobId);
-      return;
+      return undefined;
     }
     throw err;
   } finally {

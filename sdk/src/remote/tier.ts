@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import type { RemoteControl } from '../cache.js';
 import type { EntryRecord, StoredEntry } from '../entry.js';
 import { isExpired } from '../entry.js';
-import { asCachenessError, CachenessError, IntegrityError, TableError } from '../errors.js';
+import { asCachenessError, type CachenessError, IntegrityError, RemoteError, TableError } from '../errors.js';
 import { xxh128Hex } from '../hash.js';
 import { processOwner } from '../owner.js';
 import type { FsBlobStore } from '../stores/fs-blobs.js';
@@ -94,7 +94,13 @@ export class RemoteTier {
     this.api = o.api;
     this.cloud = new Cloud(o.api);
     this.journal = new Journal(join(o.dir, 'remote.db'), o.api.origin);
-    this.link = new Link(o.api, o.mode, () => this.outbox.syncInBackground());
+    this.link = new Link(
+      o.api,
+      o.mode,
+      () => this.outbox.syncInBackground(),
+      (namespace) => this.journal.bindNamespace(namespace, o.api.keyId),
+      this.journal.knowsKey(o.api.keyId),
+    );
     this.outbox = new Outbox({
       cloud: this.cloud,
       link: this.link,
@@ -107,6 +113,7 @@ export class RemoteTier {
         const name = entry?.blobName;
         return entry && name ? { entry, open: () => this.files.open(name) } : undefined;
       },
+      dropLocal: async (record) => void (await this.local.delete(record.key, 'delete', record)),
     });
     this.metadata = this.metadataFacade();
     this.blobs = this.blobFacade();
@@ -160,16 +167,32 @@ export class RemoteTier {
 
   /** The live local copy of `key`, when mode `auto` may answer from it. */
   private async localHit<T extends ReadRecord>(get: () => Promise<T | undefined>): Promise<T | undefined> {
-    if (this.o.mode !== 'auto') return undefined;
+    if (this.o.mode !== 'auto' || !this.link.trusted) return undefined;
     const e = await get();
     return e && !isExpired(e, this.o.clock()) ? e : undefined;
   }
 
+  /** Answers from the local tier while the API is unreachable, if this API key was ever checked against it. */
+  private offline<T>(answer: () => Promise<T>): Promise<T> {
+    if (!this.link.trusted) {
+      throw new RemoteError(
+        'EUNREACHABLE',
+        `The cloud API at ${this.api.origin} is unreachable, and this API key was never checked against the local directory (it may hold another namespace's entries). Reach the API once with this key, or use another dir.`,
+      );
+    }
+    return answer();
+  }
+
+  /** Whether `key` has a write queued for the cloud: then the local tier is newer, and the cloud is not asked. */
+  private queued(key: string): boolean {
+    return this.o.mode === 'auto' && this.journal.queued > 0 && this.journal.hasQueuedWrite(key);
+  }
+
   private async read(key: string): Promise<ReadRecord | undefined> {
     const hit = await this.localHit(() => this.local.read(key));
-    if (hit) return hit;
+    if (hit || this.queued(key)) return hit;
     const r = await this.link.call(() => this.fetch(key, true));
-    if (!r.ok) return this.local.read(key);
+    if (!r.ok) return this.offline(() => this.local.read(key));
     const e = r.value;
     // Mode auto keeps small entries locally too, so the next read needs no network.
     if (e?.inline && this.o.mode === 'auto' && !isExpired(e, this.o.clock())) await this.keepLocally(e, undefined);
@@ -184,6 +207,13 @@ export class RemoteTier {
     const e = await this.fetch(b.key, true);
     if (!e || e.blobName !== name) return undefined;
     return this.remoteBlobs.get(name);
+  }
+
+  /** A new URL for a remote blob whose URL S3 refused (expired during a long download). */
+  private async renewUrl(name: string): Promise<string | undefined> {
+    const b = this.remoteBlobs.get(name);
+    if (b) b.url = undefined;
+    return (await this.urlOf(name))?.url;
   }
 
   /** Whether a blob of `size` bytes is kept in the local tier (at most half of `maxSize`). */
@@ -247,10 +277,14 @@ export class RemoteTier {
     const { entry } = b;
     let bytes: Uint8Array;
     try {
-      bytes = await readParallel(openUrl(this.api, b.url, entry.storedSize, control?.signal), Buffer.allocUnsafe(entry.storedSize), {
-        concurrency: this.o.concurrency,
-        onProgress: downloadProgress(control),
-      });
+      bytes = await readParallel(
+        openUrl(this.api, b.url, entry.storedSize, control?.signal, () => this.renewUrl(name)),
+        Buffer.allocUnsafe(entry.storedSize),
+        {
+          concurrency: this.o.concurrency,
+          onProgress: downloadProgress(control),
+        },
+      );
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -275,7 +309,11 @@ export class RemoteTier {
           entry,
           (n) =>
             this.files.receive(n, (fh) =>
-              downloadToFile(openUrl(this.api, url, entry.storedSize, control?.signal), fh, { concurrency: this.o.concurrency, onProgress: downloadProgress(control) }),
+              downloadToFile(
+                openUrl(this.api, url, entry.storedSize, control?.signal, () => this.renewUrl(name)),
+                fh,
+                { concurrency: this.o.concurrency, onProgress: downloadProgress(control) },
+              ),
             ),
           true,
         );
@@ -285,39 +323,47 @@ export class RemoteTier {
         throw err;
       }
     }
-    return openUrl(this.api, url, entry.storedSize, control?.signal);
+    return openUrl(this.api, url, entry.storedSize, control?.signal, () => this.renewUrl(name));
   }
 
   // ---- writes ----
 
+  /**
+   * A put: committed to the local tier, then pushed. The engine's pin still holds the blob while its
+   * file is opened here, and the open file keeps the bytes for the upload even if the local copy is
+   * evicted meanwhile. In mode `auto` the put is queued first (a write-ahead record, with its own link
+   * to the bytes): a crash before the push ends leaves it queued, and the next process pushes it.
+   */
   private async put(record: EntryRecord, opts: PutRecordOptions = {}): Promise<void> {
-    await this.local.put(record, opts);
-    if (this.o.mode === 'auto' && this.link.status === 'offline') {
-      await this.queuePut(record, opts);
-      return this.keepWithin(record);
-    }
+    const file = !record.inline && opts.blobName ? await this.files.open(opts.blobName) : undefined;
+    let seq: number | undefined;
     try {
-      await pushEntry(
-        this.api,
-        this.journal,
-        { record, tables: opts.tables, open: () => this.openLocal(opts.blobName) },
-        { concurrency: this.o.concurrency, control: opts.transfer },
-      );
-    } catch (err) {
-      if (err instanceof CachenessError && err.code === 'ECONFLICT') {
-        // The cloud holds a later write of this key, which wins: drop this older one locally too.
-        await this.local.delete(record.key, 'delete', record);
-        return;
+      if (this.o.mode === 'auto') seq = await this.queuePut(record, opts);
+      try {
+        await this.local.put(record, opts);
+      } catch (err) {
+        if (seq !== undefined) await this.outbox.done(seq);
+        throw err;
       }
-      if (this.o.mode === 'auto' && this.link.isOutage(err)) {
-        this.link.goOffline();
-        await this.queuePut(record, opts);
-        return this.keepWithin(record);
+      if (this.o.mode === 'auto' && this.link.status === 'offline') return await this.keepWithin(record);
+      if (seq !== undefined) this.outbox.pushing.add(seq);
+      // The reader stays open across the push's uses; it is closed here.
+      const open = async () => file && { size: file.size, read: file.read, close: async () => {} };
+      let pushed: Reached<unknown>;
+      try {
+        pushed = await this.link.call(() => pushEntry(this.api, this.journal, { record, tables: opts.tables, open }, { concurrency: this.o.concurrency, control: opts.transfer }));
+      } catch (err) {
+        // Refused (bad input, a constraint, an abort): the local copy goes too, so both tiers agree. After
+        // an outage in mode remote it stays, with its upload journalled: a re-put resumes it.
+        if (seq !== undefined) await this.outbox.done(seq);
+        if (!this.link.isOutage(err)) await this.local.delete(record.key, 'delete', record).catch(() => {});
+        throw err;
       }
-      // Refused (bad input, a constraint, an abort): the local copy goes too, so both tiers agree. After
-      // an outage in mode remote it stays, with its upload journalled: a re-put resumes it.
-      if (!this.link.isOutage(err)) await this.local.delete(record.key, 'delete', record).catch(() => {});
-      throw err;
+      // Pushed, or (mode auto, the API unreachable) left queued for the outbox.
+      if (seq !== undefined && pushed.ok) await this.outbox.done(seq);
+    } finally {
+      if (seq !== undefined) this.outbox.pushing.delete(seq);
+      await file?.close();
     }
     await this.keepWithin(record);
   }
@@ -328,11 +374,7 @@ export class RemoteTier {
     await this.trim(record.key);
   }
 
-  private async openLocal(blobName: string | undefined): Promise<BlobReader | undefined> {
-    return blobName ? this.files.open(blobName) : undefined;
-  }
-
-  private queuePut(record: EntryRecord, opts: PutRecordOptions): Promise<void> {
+  private queuePut(record: EntryRecord, opts: PutRecordOptions): Promise<number> {
     return this.outbox.enqueuePut(record, opts, opts.blobName ? this.files.pathOf(opts.blobName) : undefined);
   }
 
@@ -356,7 +398,7 @@ export class RemoteTier {
     const local = this.local;
     const remoteOr = async <T>(call: () => Promise<T>, offline: () => Promise<T>): Promise<T> => {
       const r = await this.link.call(call);
-      return r.ok ? r.value : offline();
+      return r.ok ? r.value : this.offline(offline);
     };
     return {
       read: (key) => this.read(key),
@@ -365,19 +407,21 @@ export class RemoteTier {
           () => this.fetch(key, true),
           () => local.get(key),
         ),
-      head: async (key) =>
-        (await this.localHit(() => local.head(key))) ??
-        remoteOr(
+      head: async (key) => {
+        const hit = await this.localHit(() => local.head(key));
+        if (hit || this.queued(key)) return hit;
+        return remoteOr(
           () => this.fetch(key, false),
           () => local.head(key),
-        ),
+        );
+      },
       put: (record, opts) => this.put(record, opts),
       delete: async (key, reason = 'delete', ifMatch?: EntryVersion) => {
         // A bad download drops only the local copy: the cloud's entry is shared, and the engine reads it again.
         if (reason === 'corrupt') return local.delete(key, reason, ifMatch);
         const at = this.o.clock();
         const here = await local.delete(key, reason, ifMatch);
-        const r = await this.write('delete', key, null, at, () => this.cloud.delete(key, at));
+        const r = await this.write('delete', key, null, at, () => this.cloud.delete(key));
         return r.ok ? r.value : here;
       },
       deletePrefix: async (prefix) => {
@@ -397,7 +441,8 @@ export class RemoteTier {
       },
       recordAccess: async (accesses, counters) => {
         await local.recordAccess(accesses, counters);
-        await this.link.call(() => this.cloud.recordAccess(accesses, counters)); // offline: counted in the local tier only
+        // Offline: counted in the local tier only. Statistics never fail the call that flushes them.
+        await this.link.call(() => this.cloud.recordAccess(accesses, counters)).catch((err) => this.o.onError(asCachenessError(err)));
       },
       list: (q) =>
         remoteOr(
@@ -425,8 +470,8 @@ export class RemoteTier {
       dropGarbage: (names) => local.dropGarbage(names),
       isLiveBlob: (name) => local.isLiveBlob(name),
       defineTable: async (name, columns, options) => {
+        const here = await local.defineTable(name, columns, options); // checks the definition before anything is sent or queued
         const r = await this.write('defineTable', name, { columns, options }, this.o.clock(), () => this.cloud.defineTable(name, columns, options));
-        const here = await local.defineTable(name, columns, options);
         return r.ok ? r.value : here;
       },
       tables: () =>
@@ -461,7 +506,7 @@ export class RemoteTier {
       size: async (name) => (name.startsWith(REMOTE) ? this.remoteBlobs.get(name)?.entry.storedSize : files.size(name)),
       delete: (names) => files.delete(names.filter((n) => !n.startsWith(REMOTE))),
       names: () => files.names(),
-      sweepPartial: (olderThanMs) => files.sweepPartial(olderThanMs),
+      sweepPartial: async (olderThanMs) => (await files.sweepPartial(olderThanMs)) + (await this.outbox.sweepFiles(olderThanMs)),
       close: async () => {},
     };
   }

@@ -184,46 +184,64 @@ export async function uploadSingle(api: ApiClient, plan: SinglePutPlan, source: 
  * A {@link BlobReader} over a presigned GET URL of `size` bytes: each read is a ranged GET, into the
  * caller's memory when given, retried on network errors and 5xx, and must return exactly the bytes asked.
  */
-export function openUrl(api: ApiClient, url: string, size: number, signal?: AbortSignal): BlobReader {
-  const target = new URL(url);
+export function openUrl(
+  api: ApiClient,
+  url: string,
+  size: number,
+  signal?: AbortSignal,
+  /** A new URL for the same bytes, asked for when S3 refuses the current one (expired: 403). */
+  refresh?: () => Promise<string | undefined>,
+): BlobReader {
+  let target = new URL(url);
+  const readOnce = (offset: number, n: number, memory: Uint8Array): Promise<Uint8Array> => {
+    const deadline = Date.now() + api.deadlineMs;
+    return retrying(
+      api.retries,
+      deadline,
+      () => attempt(api.transport, target, { method: 'GET', headers: { range: `bytes=${offset}-${offset + n - 1}` }, deadline, into: memory, signal }),
+      (r): Verdict<Uint8Array> => {
+        if ('error' in r)
+          return {
+            failure: new RemoteError('EUNREACHABLE', `A download from S3 failed (${r.error.message}).`, { cause: r.error, details: { reason: r.error.code } }),
+            retryable: true,
+          };
+        if (r.overflow)
+          return { failure: new RemoteError('EREMOTE', `S3 returned more than the ${n} bytes asked at ${offset}.`, { details: { status: r.status } }), retryable: false };
+        if (r.status >= 300) {
+          return {
+            failure: new RemoteError('EREMOTE', `S3 refused a download (${r.status}); if the link expired, read the entry again.`, { details: { status: r.status } }),
+            retryable: r.status >= 500 || r.status === 429,
+            waitMs: retryAfterMs(r.headers),
+          };
+        }
+        // A 200 to a ranged request sends the whole object: only right when the range is all of it.
+        if (r.body.length !== n || (r.status === 200 && (offset !== 0 || n !== size))) {
+          return {
+            failure: new RemoteError('EREMOTE', `S3 returned ${r.body.length} of the ${n} bytes asked at ${offset}.`, { details: { status: r.status } }),
+            retryable: true,
+          };
+        }
+        return { value: r.body };
+      },
+      signal,
+    );
+  };
   return {
     size,
     read: async (offset, length, into) => {
       const n = Math.max(0, Math.min(length, size - offset));
       if (n === 0) return new Uint8Array(0);
       const memory = into && into.length >= n ? into.subarray(0, n) : Buffer.allocUnsafe(n);
-      const deadline = Date.now() + api.deadlineMs;
-      return retrying(
-        api.retries,
-        deadline,
-        () => attempt(api.transport, target, { method: 'GET', headers: { range: `bytes=${offset}-${offset + n - 1}` }, deadline, into: memory, signal }),
-        (r): Verdict<Uint8Array> => {
-          if ('error' in r)
-            return {
-              failure: new RemoteError('EUNREACHABLE', `A download from S3 failed (${r.error.message}).`, { cause: r.error, details: { reason: r.error.code } }),
-              retryable: true,
-            };
-          if (r.overflow)
-            return { failure: new RemoteError('EREMOTE', `S3 returned more than the ${n} bytes asked at ${offset}.`, { details: { status: r.status } }), retryable: false };
-          if (r.status >= 300) {
-            return {
-              failure: new RemoteError('EREMOTE', `S3 refused a download (${r.status}); if the link expired, read the entry again.`, { details: { status: r.status } }),
-              retryable: r.status >= 500 || r.status === 429,
-              waitMs: retryAfterMs(r.headers),
-            };
-          }
-          // A 200 to a ranged request sends the whole object: only right when the range is all of it.
-          if (r.body.length !== n || (r.status === 200 && (offset !== 0 || n !== size))) {
-            return {
-              failure: new RemoteError('EREMOTE', `S3 returned ${r.body.length} of the ${n} bytes asked at ${offset}.`, { details: { status: r.status } }),
-              retryable: true,
-            };
-          }
-          return { value: r.body };
-        },
-        signal,
-      );
+      try {
+        return await readOnce(offset, n, memory);
+      } catch (err) {
+        const fresh = refresh && err instanceof RemoteError && err.details?.status === 403 ? await refresh() : undefined;
+        if (!fresh) throw err;
+        target = new URL(fresh);
+        return readOnce(offset, n, memory);
+      }
     },
+
     close: async () => {},
   };
 }
