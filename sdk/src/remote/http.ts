@@ -144,9 +144,15 @@ export function attempt(
         for await (const piece of body()) {
           if (settled || req.destroyed) return;
           if (!req.write(piece)) {
-            await new Promise((r) => {
-              req.once('drain', r);
-              req.once('close', r);
+            await new Promise<void>((r) => {
+              // Whichever comes first; the other listener goes too, or every wait would leave one behind.
+              const done = () => {
+                req.off('drain', done);
+                req.off('close', done);
+                r();
+              };
+              req.on('drain', done);
+              req.on('close', done);
             });
           }
         }
