@@ -14,7 +14,7 @@ import type { CompleteUploadResponse, CreateEntryResponse, GetEntryResponse, Mul
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uploadEntry } from '../functions/test/entry-bodies.js';
 import { ApiClient } from '../sdk/src/remote/client.js';
-import { type ByteSource, downloadToFile, openUrl, readParallel, type SentPart, uploadParts, uploadSingle } from '../sdk/src/remote/transfer.js';
+import { type ByteSource, downloadToFile, openUrl, prefetching, readParallel, type SentPart, uploadParts, uploadSingle } from '../sdk/src/remote/transfer.js';
 import { type ApiServer, startApi } from './fixtures/api-server.js';
 
 const MiB = 1024 * 1024;
@@ -156,6 +156,23 @@ describe('parallel downloads', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('prefetches windows ahead of one sequential pass, reading a jump to the tail on its own', async () => {
+    const { whole: bytes, reader } = await readBack('dl/a');
+    const asked: [number, number][] = [];
+    const counting = { size: reader.size, read: (o: number, l: number, into?: Uint8Array) => (asked.push([o, l]), reader.read(o, l, into)), close: () => reader.close() };
+    const window = 2 * MiB;
+    const p = prefetching(counting, { window, concurrency: 2 });
+    const tail = await p.read(bytes.length - 1000, 1000);
+    expect(Buffer.from(tail).equals(bytes.subarray(bytes.length - 1000))).toBe(true);
+    expect(asked).toEqual([[bytes.length - 1000, 1000]]); // the index read: on its own
+    const out: Buffer[] = [];
+    for (let off = 0; off < bytes.length; off += 300_000) out.push(Buffer.from(await p.read(off, Math.min(300_000, bytes.length - off))));
+    expect(Buffer.concat(out).equals(bytes)).toBe(true);
+    const windows = asked.slice(1);
+    expect(windows.map(([o]) => o)).toEqual(Array.from({ length: Math.ceil(bytes.length / window) }, (_, i) => i * window)); // each window once, in order
+    await p.close();
   });
 
   it('fails with the first failed window, as a CachenessError', async () => {

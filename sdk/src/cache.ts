@@ -689,7 +689,8 @@ export class Cache {
     try {
       this.assertOpen();
       checkRange(opts);
-      const r = await this.pieces(resolveKey(key), opts.start, opts.end === undefined ? undefined : opts.end + 1, false);
+      const whole = opts.start === undefined && opts.end === undefined;
+      const r = await this.pieces(resolveKey(key), opts.start, opts.end === undefined ? undefined : opts.end + 1, false, whole ? { read: 'whole' } : undefined);
       if (!r) return undefined;
       const out = Readable.from(r.pieces, { objectMode: false });
       // A stream destroyed before its first read never runs the generator's finally: close here too (close is idempotent).
@@ -772,7 +773,7 @@ export class Cache {
 
   private async fileOnce(k: string, dest: string, control: TransferControl | undefined, what: string): Promise<boolean> {
     // Each piece is written before the next is read, so the pieces can share reused memory.
-    const r = await this.pieces(k, undefined, undefined, true, control);
+    const r = await this.pieces(k, undefined, undefined, true, { ...control, read: 'file' });
     if (!r) return false;
     let bytes = 0;
     const tmp = join(dirname(dest), `.${basename(dest)}.${process.pid}-${randomBytes(6).toString('hex')}.cacheness-tmp`);

@@ -29,7 +29,7 @@ import { Journal } from './journal.js';
 import { Link, type Reached } from './link.js';
 import { Outbox, type SyncResult } from './outbox.js';
 import { pushEntry } from './push.js';
-import { downloadToFile, openUrl, readParallel } from './transfer.js';
+import { downloadToFile, openUrl, prefetching, readParallel } from './transfer.js';
 
 export type { SyncResult };
 
@@ -303,18 +303,17 @@ export class RemoteTier {
     const b = await this.urlOf(name);
     if (!b?.url) return undefined;
     const { entry, url } = b;
+    const remote = () => openUrl(this.api, url, entry.storedSize, control?.signal, () => this.renewUrl(name));
+    // Read whole into a file of the caller's (getFile), or too large to keep: windows fetched in parallel
+    // ahead of the reads, the bytes written once, where they are going.
+    if (control?.read === 'file' || (control?.read === 'whole' && !this.fits(entry.storedSize))) {
+      return prefetching(remote(), { concurrency: this.o.concurrency, onProgress: downloadProgress(control) });
+    }
     if (this.fits(entry.storedSize)) {
       try {
         const local = await this.keepLocally(
           entry,
-          (n) =>
-            this.files.receive(n, (fh) =>
-              downloadToFile(
-                openUrl(this.api, url, entry.storedSize, control?.signal, () => this.renewUrl(name)),
-                fh,
-                { concurrency: this.o.concurrency, onProgress: downloadProgress(control) },
-              ),
-            ),
+          (n) => this.files.receive(n, (fh) => downloadToFile(remote(), fh, { concurrency: this.o.concurrency, onProgress: downloadProgress(control) })),
           true,
         );
         if (local) return this.files.open(local);
@@ -323,7 +322,7 @@ export class RemoteTier {
         throw err;
       }
     }
-    return openUrl(this.api, url, entry.storedSize, control?.signal, () => this.renewUrl(name));
+    return remote(); // byte ranges: only the chunks holding them are read
   }
 
   // ---- writes ----

@@ -302,6 +302,65 @@ export async function readParallel(reader: BlobReader, into: Uint8Array, o: Para
 }
 
 /**
+ * A {@link BlobReader} for one pass from start to end (a chunked container read whole): windows of
+ * `window` bytes are fetched `concurrency` at a time ahead of the reads, so a sequential consumer gets
+ * parallel ranged GETs without the object being stored first. Memory holds at most `concurrency`
+ * windows. A read that jumps (the container's index at its end) is fetched on its own and moves nothing.
+ */
+export function prefetching(inner: BlobReader, o: ParallelReadOptions = {}): BlobReader {
+  const window = o.window ?? 16 * 1024 * 1024;
+  const ahead = Math.max(1, o.concurrency ?? 4);
+  const size = inner.size;
+  const lastWindow = Math.max(0, Math.ceil(size / window) - 1);
+  const windows = new Map<number, Promise<Uint8Array>>();
+  let cursor = 0; // the window sequential reads are in
+  let fetched = 0;
+  const fetch = (i: number) => {
+    let w = windows.get(i);
+    if (!w) {
+      const offset = i * window;
+      const length = Math.min(window, size - offset);
+      w = inner.read(offset, length).then((bytes) => {
+        if (bytes.length !== length) throw new IntegrityError('EINTEGRITY', `A download returned ${bytes.length} of the ${length} bytes asked at ${offset}.`);
+        fetched += length;
+        o.onProgress?.({ bytes: fetched, total: size });
+        return bytes;
+      });
+      w.catch(() => {}); // awaited by the read that needs it; an unawaited failure is not unhandled
+      windows.set(i, w);
+    }
+    return w;
+  };
+  return {
+    size,
+    read: async (offset, length, into) => {
+      const n = Math.max(0, Math.min(length, size - offset));
+      if (n === 0) return new Uint8Array(0);
+      const first = Math.floor(offset / window);
+      const last = Math.floor((offset + n - 1) / window);
+      // Far ahead of the pass, the tail (the index) is read once on its own; any other read moves the pass to it.
+      if (offset + n === size && first >= cursor + ahead) return inner.read(offset, n, into);
+      for (const i of windows.keys()) if (i < first) windows.delete(i); // behind the pass: done with
+      cursor = first;
+      for (let i = first; i <= Math.min(lastWindow, first + ahead - 1 + (last - first)); i++) fetch(i);
+      const out = into && into.length >= n ? into.subarray(0, n) : Buffer.allocUnsafe(n);
+      for (let i = first, at = 0; i <= last; i++) {
+        const w = await fetch(i);
+        const from = Math.max(offset, i * window) - i * window;
+        const to = Math.min(offset + n, (i + 1) * window) - i * window;
+        out.set(w.subarray(from, to), at);
+        at += to - from;
+      }
+      return out;
+    },
+    close: async () => {
+      windows.clear();
+      await inner.close();
+    },
+  };
+}
+
+/**
  * Writes all of `reader` into the open file `fh` at the same offsets, with parallel ranged reads, each
  * slot reusing one buffer: memory holds `concurrency` windows whatever the size.
  */

@@ -91,6 +91,12 @@ export interface Progress {
 export interface TransferControl {
   signal?: AbortSignal | undefined;
   onProgress?: ((p: Progress) => void) | undefined;
+  /**
+   * @internal How the caller will read what it opens: `whole` (every byte, in order), or `file` (the
+   * same, into a file of its own, so a store need not keep a copy). A store that downloads uses it to
+   * prefetch; others ignore it.
+   */
+  read?: 'whole' | 'file' | undefined;
 }
 
 /** Options of {@link MetadataStore.put}. */
