@@ -65,7 +65,7 @@ export class Outbox {
   }
 
   /** Queues a put: its record, and its bytes as a file of the outbox's own (a hard link to the local blob, `blobPath`). Returns its sequence number. */
-  async enqueuePut(record: EntryRecord, opts: PutRecordOptions, blobPath: string | undefined): Promise<number> {
+  async enqueuePut(record: EntryRecord, opts: PutRecordOptions, blobPath: string | undefined, pushingNow = false): Promise<number> {
     let file: string | null = null;
     if (!record.inline && blobPath) {
       await mkdir(this.d.dir, { recursive: true });
@@ -73,7 +73,10 @@ export class Outbox {
       await link(blobPath, file).catch(() => copyFile(blobPath, file as string));
     }
     const inline = record.inline ? Buffer.from(record.inline).toString('base64') : null;
-    return this.d.journal.enqueue('put', record.key, { record: { ...record, inline }, tables: opts.tables ?? null }, file, record.createdAt);
+    const seq = this.d.journal.enqueue('put', record.key, { record: { ...record, inline }, tables: opts.tables ?? null }, file, record.createdAt);
+    // A put its writer is about to push itself: the drain must not push it too (in the same tick, before any await).
+    if (pushingNow) this.pushing.add(seq);
+    return seq;
   }
 
   /** Forgets a queued write (pushed, or given up), with its file. */

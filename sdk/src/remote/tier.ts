@@ -337,15 +337,14 @@ export class RemoteTier {
     const file = !record.inline && opts.blobName ? await this.files.open(opts.blobName) : undefined;
     let seq: number | undefined;
     try {
-      if (this.o.mode === 'auto') seq = await this.queuePut(record, opts);
+      if (this.o.mode === 'auto') seq = await this.outbox.enqueuePut(record, opts, opts.blobName ? this.files.pathOf(opts.blobName) : undefined, true);
       try {
         await this.local.put(record, opts);
       } catch (err) {
         if (seq !== undefined) await this.outbox.done(seq);
         throw err;
       }
-      if (this.o.mode === 'auto' && this.link.status === 'offline') return await this.keepWithin(record);
-      if (seq !== undefined) this.outbox.pushing.add(seq);
+      if (this.o.mode === 'auto' && this.link.status === 'offline') return await this.keepWithin(record); // stays queued
       // The reader stays open across the push's uses; it is closed here.
       const open = async () => file && { size: file.size, read: file.read, close: async () => {} };
       let pushed: Reached<unknown>;
@@ -371,10 +370,6 @@ export class RemoteTier {
   private async keepWithin(record: EntryRecord): Promise<void> {
     if (!this.fits(record.storedSize)) await this.local.delete(record.key, 'evicted', record);
     await this.trim(record.key);
-  }
-
-  private queuePut(record: EntryRecord, opts: PutRecordOptions): Promise<number> {
-    return this.outbox.enqueuePut(record, opts, opts.blobName ? this.files.pathOf(opts.blobName) : undefined);
   }
 
   /** Runs a write against the API, or queues it (mode `auto`, offline). */

@@ -312,24 +312,38 @@ export function prefetching(inner: BlobReader, o: ParallelReadOptions = {}): Blo
   const ahead = Math.max(1, o.concurrency ?? 4);
   const size = inner.size;
   const lastWindow = Math.max(0, Math.ceil(size / window) - 1);
-  const windows = new Map<number, Promise<Uint8Array>>();
+  const windows = new Map<number, { bytes: Promise<Uint8Array>; memory: Buffer }>();
+  // Window memory is reused: fresh memory for every window would cost page faults on every byte.
+  const spare: Buffer[] = [];
   let cursor = 0; // the window sequential reads are in
   let fetched = 0;
-  const fetch = (i: number) => {
+  const fetch = (i: number): Promise<Uint8Array> => {
     let w = windows.get(i);
     if (!w) {
       const offset = i * window;
       const length = Math.min(window, size - offset);
-      w = inner.read(offset, length).then((bytes) => {
-        if (bytes.length !== length) throw new IntegrityError('EINTEGRITY', `A download returned ${bytes.length} of the ${length} bytes asked at ${offset}.`);
+      const memory = spare.pop() ?? Buffer.allocUnsafeSlow(Math.min(window, size));
+      const bytes = inner.read(offset, length, memory).then((got) => {
+        if (got.length !== length) throw new IntegrityError('EINTEGRITY', `A download returned ${got.length} of the ${length} bytes asked at ${offset}.`);
         fetched += length;
         o.onProgress?.({ bytes: fetched, total: size });
-        return bytes;
+        return got;
       });
-      w.catch(() => {}); // awaited by the read that needs it; an unawaited failure is not unhandled
+      bytes.catch(() => {}); // awaited by the read that needs it; an unawaited failure is not unhandled
+      w = { bytes, memory };
       windows.set(i, w);
     }
-    return w;
+    return w.bytes;
+  };
+  /** Forgets a window; its memory is reused once its download has settled. */
+  const drop = (i: number) => {
+    const w = windows.get(i);
+    if (!w) return;
+    windows.delete(i);
+    void w.bytes.then(
+      () => spare.push(w.memory),
+      () => spare.push(w.memory),
+    );
   };
   return {
     size,
@@ -340,7 +354,7 @@ export function prefetching(inner: BlobReader, o: ParallelReadOptions = {}): Blo
       const last = Math.floor((offset + n - 1) / window);
       // Far ahead of the pass, the tail (the index) is read once on its own; any other read moves the pass to it.
       if (offset + n === size && first >= cursor + ahead) return inner.read(offset, n, into);
-      for (const i of windows.keys()) if (i < first) windows.delete(i); // behind the pass: done with
+      for (const i of [...windows.keys()]) if (i < first) drop(i); // behind the pass: done with
       cursor = first;
       for (let i = first; i <= Math.min(lastWindow, first + ahead - 1 + (last - first)); i++) fetch(i);
       const out = into && into.length >= n ? into.subarray(0, n) : Buffer.allocUnsafe(n);
@@ -354,7 +368,7 @@ export function prefetching(inner: BlobReader, o: ParallelReadOptions = {}): Blo
       return out;
     },
     close: async () => {
-      windows.clear();
+      for (const i of [...windows.keys()]) drop(i);
       await inner.close();
     },
   };
