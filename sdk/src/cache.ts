@@ -732,7 +732,7 @@ export class Cache {
         if (err instanceof IntegrityError) {
           await self.corrupt(e, err.message, self.s.clock()).catch(() => {});
           // Which version was damaged: a caller may read a shared copy once more (getFile).
-          throw new IntegrityError('EINTEGRITY', err.message, { cause: err, details: { ...err.details, key: e.key, createdAt: e.createdAt } });
+          throw new IntegrityError('EINTEGRITY', err.message, { cause: err, details: { ...err.details, key: e.key, contentHash: e.contentHash } });
         }
         throw asCachenessError(err);
       } finally {
@@ -763,7 +763,7 @@ export class Cache {
           // A remote cache keeps the shared copy of an entry whose download was damaged: read it once more.
           if (attempt > 1 || !(err instanceof IntegrityError) || typeof err.details?.key !== 'string') throw err;
           const e = await this.meta.head(k);
-          if (!e || e.createdAt !== err.details.createdAt) throw err;
+          if (!e || e.contentHash !== err.details.contentHash) throw err;
         }
       }
     } catch (err) {

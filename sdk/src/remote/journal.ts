@@ -7,6 +7,7 @@
  */
 import Database from 'better-sqlite3';
 import { OptionError } from '../errors.js';
+import { isOwnerAlive, processOwner } from '../owner.js';
 import type { SentPart } from './transfer.js';
 
 /** What a queued write does when it is pushed. */
@@ -33,6 +34,8 @@ export interface UploadState {
   partCount: number;
   /** Parts sent, with their ETags. */
   parts: SentPart[];
+  /** Whether the upload carries its write time (a replay) or takes the server's (a live write): a resume must be of the same kind. */
+  dated: boolean;
 }
 
 /** The outbox and upload state of one local directory. */
@@ -48,9 +51,10 @@ export class Journal {
     this.db.pragma('busy_timeout = 10000');
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, blob TEXT, at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, blob TEXT, at INTEGER NOT NULL,
+        claimed_until INTEGER NOT NULL DEFAULT 0, claimed_by TEXT);
       CREATE TABLE IF NOT EXISTS uploads (key TEXT NOT NULL, blob_id TEXT NOT NULL, upload_id TEXT NOT NULL, part_size INTEGER NOT NULL,
-        part_count INTEGER NOT NULL, parts TEXT NOT NULL DEFAULT '[]', started_at INTEGER NOT NULL, PRIMARY KEY (key, blob_id));`);
+        part_count INTEGER NOT NULL, parts TEXT NOT NULL DEFAULT '[]', started_at INTEGER NOT NULL, dated INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (key, blob_id));`);
     const bound = this.db.prepare("SELECT value FROM settings WHERE name = 'endpoint'").get() as { value: string } | undefined;
     if (bound && bound.value !== endpoint) {
       this.db.close();
@@ -66,9 +70,11 @@ export class Journal {
       done: this.db.prepare('DELETE FROM outbox WHERE seq = ?'),
       count: this.db.prepare('SELECT count(*) AS n FROM outbox'),
       blobs: this.db.prepare('SELECT blob FROM outbox WHERE blob IS NOT NULL'),
-      upload: this.db.prepare('SELECT upload_id, part_size, part_count, parts FROM uploads WHERE key = ? AND blob_id = ?'),
-      uploads: this.db.prepare('SELECT key, blob_id FROM uploads ORDER BY started_at'),
-      saveUpload: this.db.prepare('INSERT OR REPLACE INTO uploads (key, blob_id, upload_id, part_size, part_count, parts, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      upload: this.db.prepare('SELECT upload_id, part_size, part_count, parts, dated FROM uploads WHERE key = ? AND blob_id = ?'),
+      uploads: this.db.prepare('SELECT key, blob_id, dated FROM uploads ORDER BY started_at'),
+      saveUpload: this.db.prepare('INSERT OR REPLACE INTO uploads (key, blob_id, upload_id, part_size, part_count, parts, started_at, dated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+      claim: this.db.prepare('UPDATE outbox SET claimed_until = ?, claimed_by = ? WHERE seq = ?'),
+      item: this.db.prepare('SELECT claimed_until, claimed_by FROM outbox WHERE seq = ?'),
       addPart: this.db.prepare("UPDATE uploads SET parts = json_insert(parts, '$[#]', json(?)) WHERE key = ? AND blob_id = ? AND upload_id = ?"),
       dropUpload: this.db.prepare('DELETE FROM uploads WHERE key = ? AND blob_id = ?'),
       later: this.db.prepare("SELECT 1 FROM outbox WHERE key = ? AND seq > ? AND op IN ('put', 'delete') LIMIT 1"),
@@ -100,6 +106,17 @@ export class Journal {
     return (this.s.fileOf.get(seq) as { blob: string | null } | undefined)?.blob ?? null;
   }
 
+  /** Claims a queued write for its own writer until `until` (a live put pushing it): no drain pushes it meanwhile. 0 releases it. */
+  claim(seq: number, until: number): void {
+    this.s.claim.run(until, until === 0 ? null : processOwner(), seq);
+  }
+
+  /** Whether queued write `seq` is still queued, and free for a drain to push at `now` (its claim lapsed, or its writer died). */
+  pushable(seq: number, now: number): boolean {
+    const r = this.s.item.get(seq) as { claimed_until: number; claimed_by: string | null } | undefined;
+    return r !== undefined && (r.claimed_until <= now || r.claimed_by === null || !isOwnerAlive(r.claimed_by));
+  }
+
   /** Forgets a write that was pushed (or superseded). */
   done(seq: number): void {
     this.s.done.run(seq);
@@ -117,17 +134,17 @@ export class Journal {
 
   /** The upload in progress of `blobId` under `key`, if one was started. */
   upload(key: string, blobId: string): UploadState | undefined {
-    const r = this.s.upload.get(key, blobId) as { upload_id: string; part_size: number; part_count: number; parts: string } | undefined;
-    return r && { uploadId: r.upload_id, partSize: r.part_size, partCount: r.part_count, parts: JSON.parse(r.parts) as SentPart[] };
+    const r = this.s.upload.get(key, blobId) as { upload_id: string; part_size: number; part_count: number; parts: string; dated: number } | undefined;
+    return r && { uploadId: r.upload_id, partSize: r.part_size, partCount: r.part_count, parts: JSON.parse(r.parts) as SentPart[], dated: r.dated === 1 };
   }
 
   /** Uploads in progress, oldest first. */
-  uploads(): { key: string; blobId: string }[] {
-    return (this.s.uploads.all() as { key: string; blob_id: string }[]).map((r) => ({ key: r.key, blobId: r.blob_id }));
+  uploads(): { key: string; blobId: string; dated: boolean }[] {
+    return (this.s.uploads.all() as { key: string; blob_id: string; dated: number }[]).map((r) => ({ key: r.key, blobId: r.blob_id, dated: r.dated === 1 }));
   }
 
   saveUpload(key: string, blobId: string, u: Omit<UploadState, 'parts'>, at: number): void {
-    this.s.saveUpload.run(key, blobId, u.uploadId, u.partSize, u.partCount, '[]', at);
+    this.s.saveUpload.run(key, blobId, u.uploadId, u.partSize, u.partCount, '[]', at, u.dated ? 1 : 0);
   }
 
   /** Records a part sent (committed before the next part is counted as done). */

@@ -5,7 +5,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { copyFile, link, mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { copyFile, link, mkdir, readdir, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EntryRecord, StoredEntry } from '../entry.js';
 import { asCachenessError, CachenessError, RemoteError } from '../errors.js';
@@ -45,9 +45,19 @@ export interface OutboxDeps {
 }
 
 const SYNC_LEASE_MS = 10 * 60_000;
+/** How long a live put's own claim on its queued record holds if its writer dies mid-push. */
+const CLAIM_MS = 10 * 60_000;
 const LEASE_RENEW_MS = 60_000;
-/** Refusals about the write itself: it can never be pushed, so it is dropped (and reported). Others stop the push and keep the queue. */
-const REFUSED_FOR_GOOD = new Set(['ECONSTRAINT', 'ETABLE', 'ECOLUMN', 'EKEY', 'EKEYTYPE', 'ETTL', 'EVALUETOOLARGE', 'EINTEGRITY']);
+/**
+ * Refusals that are not about one write (the key refused, a directory of another namespace, a stack
+ * older than this SDK): they stop the push and keep the queue. Any other refusal is about the write,
+ * which can never be pushed: it is dropped and reported.
+ */
+function blocksEveryWrite(err: unknown): boolean {
+  if (!(err instanceof CachenessError)) return false;
+  if (err.code === 'EAUTH' || err.code === 'EOPTION') return true;
+  return err.code === 'EREMOTE' && err.details?.status === 404 && /No route/.test(err.message);
+}
 
 /** Queued writes and unfinished uploads of one local directory. */
 export class Outbox {
@@ -71,11 +81,17 @@ export class Outbox {
       await mkdir(this.d.dir, { recursive: true });
       file = join(this.d.dir, randomBytes(12).toString('hex'));
       await link(blobPath, file).catch(() => copyFile(blobPath, file as string));
+      const now = new Date();
+      await utimes(file, now, now); // a link shares its blob's (old) times: make it new, so no sweep takes it for a leftover
     }
     const inline = record.inline ? Buffer.from(record.inline).toString('base64') : null;
     const seq = this.d.journal.enqueue('put', record.key, { record: { ...record, inline }, tables: opts.tables ?? null }, file, record.createdAt);
-    // A put its writer is about to push itself: the drain must not push it too (in the same tick, before any await).
-    if (pushingNow) this.pushing.add(seq);
+    // A put its writer is about to push itself: no drain pushes it too, in this process or another, until
+    // the writer releases it (an outage) or the claim lapses (the writer died).
+    if (pushingNow) {
+      this.pushing.add(seq);
+      this.d.journal.claim(seq, Date.now() + CLAIM_MS);
+    }
     return seq;
   }
 
@@ -138,7 +154,7 @@ export class Outbox {
         for (const item of batch) {
           if (!leased || this.closed) break;
           after = item.seq;
-          if (this.pushing.has(item.seq)) continue;
+          if (this.pushing.has(item.seq) || !journal.pushable(item.seq, Date.now())) continue; // its writer pushes it, or it is gone
           if ((item.op === 'put' || item.op === 'delete') && journal.hasLaterWrite(item.key, item.seq)) result.superseded++;
           else {
             try {
@@ -146,15 +162,18 @@ export class Outbox {
               result.pushed++;
             } catch (err) {
               if (err instanceof CachenessError && err.code === 'ECONFLICT') {
-                result.superseded++;
-                if (item.op === 'put') await this.d.dropLocal(this.recordOf(item));
+                if (item.op === 'put' && (await this.alreadyThere(this.recordOf(item)))) result.pushed++;
+                else {
+                  result.superseded++;
+                  if (item.op === 'put') await this.d.dropLocal(this.recordOf(item));
+                }
               } else if (this.closed || link.isOutage(err)) {
                 if (!this.closed) link.goOffline();
                 return result;
-              } else if (err instanceof CachenessError && REFUSED_FOR_GOOD.has(err.code)) {
+              } else if (!blocksEveryWrite(err)) {
                 result.refused++;
                 this.d.onError(
-                  new RemoteError('EREMOTE', `A write of '${item.key}' made offline was refused by the cloud API (${err.message}); it stays in the local store only.`, {
+                  new RemoteError('EREMOTE', `A write of '${item.key}' made offline was refused by the cloud API (${(err as Error).message}); it stays in the local store only.`, {
                     cause: err,
                     details: { key: item.key, op: item.op },
                   }),
@@ -181,6 +200,12 @@ export class Outbox {
       journal.releaseLease(this.owner);
       result.queued = journal.queued;
     }
+  }
+
+  /** Whether the cloud already holds this very value under its key (its first push landed, its answer did not). */
+  private async alreadyThere(record: EntryRecord): Promise<boolean> {
+    const stored = await this.d.cloud.entry(record.key, false);
+    return stored !== undefined && stored.entry.contentHash === record.contentHash && stored.entry.handler === record.handler;
   }
 
   private recordOf(item: OutboxItem): EntryRecord {
@@ -226,9 +251,10 @@ export class Outbox {
    */
   async resumeUploads(): Promise<number> {
     const { journal } = this.d;
+    if (journal.uploads().length > 0) await this.d.link.ensureBound(); // uploads go only to this directory's namespace
     let finished = 0;
     let failed: unknown;
-    for (const { key, blobId } of journal.uploads()) {
+    for (const { key, blobId, dated } of journal.uploads()) {
       if (journal.queuedPutFile(key, blobId)) continue; // the outbox pushes it (and resumes the upload) in order
       const copy = await this.d.localCopy(key);
       if (!copy || copy.entry.blobId !== blobId) {
@@ -236,7 +262,8 @@ export class Outbox {
         continue;
       }
       try {
-        await pushEntry(this.d.cloud.api, journal, { record: copy.entry, open: copy.open }, { concurrency: this.d.concurrency, dated: true });
+        // Finished as it began: a live write's upload takes the server's time, a replay's its own.
+        await pushEntry(this.d.cloud.api, journal, { record: copy.entry, open: copy.open }, { concurrency: this.d.concurrency, dated });
         finished++;
       } catch (err) {
         if (err instanceof CachenessError && err.code === 'ECONFLICT') continue; // a later write won: nothing to finish

@@ -89,7 +89,13 @@ export async function pushEntry(api: ApiClient, journal: Journal, item: PushItem
     if (!reader) throw new CachenessError('ESTORE', `The local copy of '${record.key}' is gone, so it cannot be uploaded; put the value again.`);
     return reader;
   };
-  const saved = journal.upload(record.key, blobId);
+  let saved = journal.upload(record.key, blobId);
+  if (saved && saved.dated !== (o.dated ?? false)) {
+    // Begun as the other kind (a live write's upload, replayed dated, or the reverse): its completion
+    // would date the entry wrongly. Start over.
+    await abandon(api, journal, record.key, blobId, saved.uploadId);
+    saved = undefined;
+  }
   if (saved) {
     // The resumed upload commits the entry as it was first described; a put of the same value with
     // another description goes on to store that one (deduplicated: the bytes are there now).
@@ -106,7 +112,7 @@ export async function pushEntry(api: ApiClient, journal: Journal, item: PushItem
       o.control?.onProgress?.({ phase: 'upload', bytes: reader.size, total: reader.size });
       return (await api.request<CompleteUploadResponse>('POST', `uploads/${plan.id}/complete`, { body: {}, idempotent: true, signal })).entry;
     }
-    journal.saveUpload(record.key, blobId, { uploadId: plan.id, partSize: plan.partSize, partCount: plan.partCount }, Date.now());
+    journal.saveUpload(record.key, blobId, { uploadId: plan.id, partSize: plan.partSize, partCount: plan.partCount, dated: o.dated ?? false }, Date.now());
     return await finish(api, journal, record.key, blobId, plan, reader, [], o);
   } catch (err) {
     if (err instanceof CachenessError && err.code === 'EABORTED' && !o.keepOnAbort) await abandon(api, journal, record.key, blobId, plan.id);

@@ -334,6 +334,7 @@ export class RemoteTier {
    * to the bytes): a crash before the push ends leaves it queued, and the next process pushes it.
    */
   private async put(record: EntryRecord, opts: PutRecordOptions = {}): Promise<void> {
+    await this.checked();
     const file = !record.inline && opts.blobName ? await this.files.open(opts.blobName) : undefined;
     let seq: number | undefined;
     try {
@@ -360,7 +361,10 @@ export class RemoteTier {
       // Pushed, or (mode auto, the API unreachable) left queued for the outbox.
       if (seq !== undefined && pushed.ok) await this.outbox.done(seq);
     } finally {
-      if (seq !== undefined) this.outbox.pushing.delete(seq);
+      if (seq !== undefined) {
+        this.outbox.pushing.delete(seq);
+        this.journal.claim(seq, 0); // still queued (offline, an outage): the outbox may push it now
+      }
       await file?.close();
     }
     await this.keepWithin(record);
@@ -372,8 +376,17 @@ export class RemoteTier {
     await this.trim(record.key);
   }
 
+  /**
+   * Before a write with an API key never checked against this directory: check it now (the directory
+   * may be another namespace's). Fails when the API is unreachable.
+   */
+  private async checked(): Promise<void> {
+    if (!this.link.trusted) await this.link.ensureBound();
+  }
+
   /** Runs a write against the API, or queues it (mode `auto`, offline). */
   private async write<T>(op: 'delete' | 'touch' | 'defineTable' | 'deletePrefix', key: string, body: unknown, at: number, call: () => Promise<T>): Promise<Reached<T>> {
+    await this.checked();
     const r = await this.link.call(call);
     if (!r.ok) this.outbox.enqueue(op, key, body, at);
     return r;
