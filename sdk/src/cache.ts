@@ -22,6 +22,7 @@ import { type Key, type KeyParams, keyOf, resolveKey, resolveKeyFast } from './k
 import { projectParams } from './key/projection.js';
 import { isOwnerAlive, processOwner } from './owner.js';
 import type { SyncResult } from './remote/tier.js';
+import { collectGarbage } from './stores/garbage.js';
 import type { BlobReader, BlobStore, EntryWhere, EvictionPolicy, MetadataStore, Progress, ReadRecord, TransferControl } from './stores/types.js';
 import type { TableColumns, TableDefinition, TableOptions, TableRow } from './tables/schema.js';
 import type { OrderBy, Where } from './tables/where.js';
@@ -475,14 +476,8 @@ export class Cache {
   }
 
   /** Deletes the bytes of blobs that no entry references any more. Returns how many. */
-  private async collectGarbage(): Promise<number> {
-    let total = 0;
-    for (;;) {
-      const names = await this.meta.claimGarbage(this.s.clock() - PIN_STALE_MS, 500);
-      if (names.length === 0) return total;
-      await this.blobs.delete(names);
-      total += await this.meta.dropGarbage(names);
-    }
+  private collectGarbage(): Promise<number> {
+    return collectGarbage(this.meta, this.blobs, this.s.clock() - PIN_STALE_MS);
   }
 
   /** Reads the value under `key`, or `undefined` on a miss (absent, expired, or failed verification). */

@@ -53,6 +53,7 @@ export class Journal {
       CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, blob TEXT, at INTEGER NOT NULL,
         claimed_until INTEGER NOT NULL DEFAULT 0, claimed_by TEXT);
+      CREATE INDEX IF NOT EXISTS outbox_key ON outbox (key, seq);
       CREATE TABLE IF NOT EXISTS uploads (key TEXT NOT NULL, blob_id TEXT NOT NULL, upload_id TEXT NOT NULL, part_size INTEGER NOT NULL,
         part_count INTEGER NOT NULL, parts TEXT NOT NULL DEFAULT '[]', started_at INTEGER NOT NULL, dated INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (key, blob_id));`);
     const bound = this.db.prepare("SELECT value FROM settings WHERE name = 'endpoint'").get() as { value: string } | undefined;
@@ -65,7 +66,7 @@ export class Journal {
     }
     if (!bound) this.db.prepare("INSERT INTO settings (name, value) VALUES ('endpoint', ?)").run(endpoint);
     this.s = {
-      enqueue: this.db.prepare('INSERT INTO outbox (op, key, body, blob, at) VALUES (?, ?, ?, ?, ?)'),
+      enqueue: this.db.prepare('INSERT INTO outbox (op, key, body, blob, at, claimed_until, claimed_by) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       pending: this.db.prepare('SELECT seq, op, key, body, blob, at FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?'),
       done: this.db.prepare('DELETE FROM outbox WHERE seq = ?'),
       count: this.db.prepare('SELECT count(*) AS n FROM outbox'),
@@ -90,9 +91,13 @@ export class Journal {
     };
   }
 
-  /** Queues a write; returns its sequence number. (Also the write-ahead record of a live put in mode `auto`.) */
-  enqueue(op: OutboxOp, key: string, body: unknown, blob: string | null, at: number): number {
-    return Number(this.s.enqueue.run(op, key, JSON.stringify(body ?? null), blob, at).lastInsertRowid);
+  /**
+   * Queues a write; returns its sequence number. (Also the write-ahead record of a live put in mode
+   * `auto`, claimed by this process until `claimUntil`: see {@link Journal.claim}.)
+   */
+  enqueue(op: OutboxOp, key: string, body: unknown, blob: string | null, at: number, claimUntil = 0): number {
+    const by = claimUntil === 0 ? null : processOwner();
+    return Number(this.s.enqueue.run(op, key, JSON.stringify(body ?? null), blob, at, claimUntil, by).lastInsertRowid);
   }
 
   /** Queued writes after `afterSeq`, oldest first. */

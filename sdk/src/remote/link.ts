@@ -4,9 +4,10 @@
  * backing off from 1 to 60 s switches it online again (then the outbox is pushed).
  * @module
  */
-import { CachenessError, OptionError } from '../errors.js';
+import { OptionError } from '../errors.js';
 import type { HealthResponse, WhoAmIResponse } from '../protocol.js';
 import { type ApiClient, classifyFailure } from './client.js';
+import { isNotFound } from './cloud.js';
 
 /** Where a cache's calls go: `local` (no cloud API), or the cloud API's reachability. */
 export type RemoteStatus = 'local' | 'online' | 'offline';
@@ -45,16 +46,11 @@ export class Link {
     return this.checked;
   }
 
-  /** Checks the API key's namespace against the directory (once; again after an outage). */
-  ensureBound(): Promise<void> {
-    return this.bind();
-  }
-
   /**
    * Before the first call: which namespace the API key opens, checked against the directory's (a
    * directory holds one namespace's copies and queued writes). Asked again after an outage.
    */
-  private bind(): Promise<void> {
+  ensureBound(): Promise<void> {
     this.bound ??= this.api.request<WhoAmIResponse>('GET', 'whoami').then(
       ({ namespace }) => {
         this.checked = this.bindNamespace(namespace);
@@ -67,7 +63,7 @@ export class Link {
       },
       (err) => {
         if (this.isOutage(err)) this.bound = undefined;
-        if (err instanceof CachenessError && err.details?.status === 404) {
+        if (isNotFound(err)) {
           throw new OptionError('EOPTION', `The cloud API at ${this.api.origin} has no /v1/whoami: it predates this SDK. Redeploy the stack (npx cdk deploy).`, { cause: err });
         }
         throw err;
@@ -88,7 +84,7 @@ export class Link {
   async call<T>(fn: () => Promise<T>): Promise<Reached<T>> {
     if (this.mode === 'auto' && this.state === 'offline') return { ok: false };
     try {
-      await this.bind();
+      await this.ensureBound();
       return { ok: true, value: await fn() };
     } catch (err) {
       if (this.mode === 'auto' && this.isOutage(err)) {

@@ -85,13 +85,11 @@ export class Outbox {
       await utimes(file, now, now); // a link shares its blob's (old) times: make it new, so no sweep takes it for a leftover
     }
     const inline = record.inline ? Buffer.from(record.inline).toString('base64') : null;
-    const seq = this.d.journal.enqueue('put', record.key, { record: { ...record, inline }, tables: opts.tables ?? null }, file, record.createdAt);
     // A put its writer is about to push itself: no drain pushes it too, in this process or another, until
     // the writer releases it (an outage) or the claim lapses (the writer died).
-    if (pushingNow) {
-      this.pushing.add(seq);
-      this.d.journal.claim(seq, Date.now() + CLAIM_MS);
-    }
+    const claim = pushingNow ? Date.now() + CLAIM_MS : 0;
+    const seq = this.d.journal.enqueue('put', record.key, { record: { ...record, inline }, tables: opts.tables ?? null }, file, record.createdAt, claim);
+    if (pushingNow) this.pushing.add(seq);
     return seq;
   }
 

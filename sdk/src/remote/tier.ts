@@ -21,6 +21,7 @@ import { asCachenessError, type CachenessError, IntegrityError, RemoteError, Tab
 import { xxh128Hex } from '../hash.js';
 import { processOwner } from '../owner.js';
 import type { FsBlobStore } from '../stores/fs-blobs.js';
+import { collectGarbage } from '../stores/garbage.js';
 import type { SqliteMetadataStore } from '../stores/sqlite-metadata.js';
 import type { BlobReader, BlobStore, EntryVersion, EvictionPolicy, MetadataStore, PutRecordOptions, ReadRecord, TransferControl } from '../stores/types.js';
 import type { ApiClient } from './client.js';
@@ -52,7 +53,6 @@ export interface RemoteTierOptions {
 
 /** A remote blob the engine may read next: what it is, and where. */
 interface RemoteBlob {
-  key: string;
   entry: StoredEntry;
   url?: string;
   fetchedAt: number;
@@ -150,9 +150,8 @@ export class RemoteTier {
     if (blobId === null || e.inline) return e;
     // Bytes the local tier holds under the same id are read from there.
     const mine = await this.local.head(key);
-    if (mine?.blobName && mine.blobId === blobId && mine.contentHash === e.contentHash && mine.storedSize === e.storedSize) {
-      if ((await this.files.size(mine.blobName)) === e.storedSize) return { ...e, blobName: mine.blobName };
-    }
+    // (A copy whose file went missing reads as damaged: the engine then drops it and reads again, from the cloud.)
+    if (mine?.blobName && mine.blobId === blobId && mine.contentHash === e.contentHash && mine.storedSize === e.storedSize) return { ...e, blobName: mine.blobName };
     e.blobName = REMOTE + blobId;
     this.remember(e, r.url);
     return e;
@@ -161,7 +160,7 @@ export class RemoteTier {
   private remember(entry: StoredEntry, url: string | undefined): void {
     const name = entry.blobName as string;
     this.remoteBlobs.delete(name);
-    this.remoteBlobs.set(name, { key: entry.key, entry, url, fetchedAt: Date.now() });
+    this.remoteBlobs.set(name, { entry, url, fetchedAt: Date.now() });
     if (this.remoteBlobs.size > REMOTE_BLOBS_KEPT) this.remoteBlobs.delete(this.remoteBlobs.keys().next().value as string);
   }
 
@@ -185,7 +184,7 @@ export class RemoteTier {
 
   /** Whether `key` has a write queued for the cloud: then the local tier is newer, and the cloud is not asked. */
   private queued(key: string): boolean {
-    return this.o.mode === 'auto' && this.journal.queued > 0 && this.journal.hasQueuedWrite(key);
+    return this.o.mode === 'auto' && this.journal.hasQueuedWrite(key);
   }
 
   private async read(key: string): Promise<ReadRecord | undefined> {
@@ -204,7 +203,7 @@ export class RemoteTier {
     const b = this.remoteBlobs.get(name);
     if (!b) return undefined;
     if (b.url && Date.now() - b.fetchedAt < URL_REUSE_MS) return b;
-    const e = await this.fetch(b.key, true);
+    const e = await this.fetch(b.entry.key, true);
     if (!e || e.blobName !== name) return undefined;
     return this.remoteBlobs.get(name);
   }
@@ -259,12 +258,7 @@ export class RemoteTier {
     if (maxSize !== null && eviction !== 'none' && (await this.local.storedBytes()) > maxSize) {
       await this.local.evict(eviction, maxSize, this.o.clock(), protect);
     }
-    for (;;) {
-      const names = await this.local.claimGarbage(this.o.clock() - PIN_STALE_MS, 500);
-      if (names.length === 0) return;
-      await this.files.delete(names);
-      await this.local.dropGarbage(names);
-    }
+    await collectGarbage(this.local, this.files, this.o.clock() - PIN_STALE_MS);
   }
 
   /**
@@ -336,13 +330,19 @@ export class RemoteTier {
   private async put(record: EntryRecord, opts: PutRecordOptions = {}): Promise<void> {
     await this.checked();
     const file = !record.inline && opts.blobName ? await this.files.open(opts.blobName) : undefined;
-    let seq: number | undefined;
+    let queued: number | undefined; // the write-ahead record (mode auto), while it stays queued
+    const unqueue = async () => {
+      if (queued === undefined) return;
+      this.outbox.pushing.delete(queued);
+      await this.outbox.done(queued);
+      queued = undefined;
+    };
     try {
-      if (this.o.mode === 'auto') seq = await this.outbox.enqueuePut(record, opts, opts.blobName ? this.files.pathOf(opts.blobName) : undefined, true);
+      if (this.o.mode === 'auto') queued = await this.outbox.enqueuePut(record, opts, opts.blobName ? this.files.pathOf(opts.blobName) : undefined, true);
       try {
         await this.local.put(record, opts);
       } catch (err) {
-        if (seq !== undefined) await this.outbox.done(seq);
+        await unqueue();
         throw err;
       }
       if (this.o.mode === 'auto' && this.link.status === 'offline') return await this.keepWithin(record); // stays queued
@@ -354,16 +354,16 @@ export class RemoteTier {
       } catch (err) {
         // Refused (bad input, a constraint, an abort): the local copy goes too, so both tiers agree. After
         // an outage in mode remote it stays, with its upload journalled: a re-put resumes it.
-        if (seq !== undefined) await this.outbox.done(seq);
+        await unqueue();
         if (!this.link.isOutage(err)) await this.local.delete(record.key, 'delete', record).catch(() => {});
         throw err;
       }
-      // Pushed, or (mode auto, the API unreachable) left queued for the outbox.
-      if (seq !== undefined && pushed.ok) await this.outbox.done(seq);
+      if (pushed.ok) await unqueue(); // else (mode auto, the API unreachable) it stays queued
     } finally {
-      if (seq !== undefined) {
-        this.outbox.pushing.delete(seq);
-        this.journal.claim(seq, 0); // still queued (offline, an outage): the outbox may push it now
+      if (queued !== undefined) {
+        // Still queued (offline, an outage): the outbox may push it now.
+        this.outbox.pushing.delete(queued);
+        this.journal.claim(queued, 0);
       }
       await file?.close();
     }
