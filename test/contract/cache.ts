@@ -18,12 +18,6 @@ export interface CacheHarness {
   persistent: boolean;
   /** Whether `cache.sql()` is available (local stores) or refused (the shared cloud store). Default true. */
   sql?: boolean;
-  /**
-   * A remote cache: `maxSize`, eviction and `cleanup()` act on its local tier (a copy of what it read
-   * and wrote), while the cloud keeps every entry until it expires or is deleted. Eviction tests are
-   * skipped, and cleanup's counts are of the local tier.
-   */
-  tiered?: boolean;
   dispose(): Promise<void>;
 }
 
@@ -38,7 +32,18 @@ export class TestClock {
 
 const HOUR = 3_600_000;
 
-export function cacheContract(label: string, makeHarness: () => Promise<CacheHarness>): void {
+/** What sets a family of caches apart, known when the suite is defined (so tests can be skipped, not passed empty). */
+export interface CacheTraits {
+  /**
+   * A remote cache: `maxSize`, eviction and `cleanup()` act on its local tier (a copy of what it read
+   * and wrote), while the cloud keeps every entry until it expires or is deleted. Eviction tests are
+   * skipped, and cleanup's counts are of the local tier.
+   */
+  tiered?: boolean;
+}
+
+export function cacheContract(label: string, makeHarness: () => Promise<CacheHarness>, traits: CacheTraits = {}): void {
+  const tiered = traits.tiered ?? false;
   describe(`Cache contract: ${label}`, () => {
     let h: CacheHarness;
     let clock: TestClock;
@@ -315,14 +320,14 @@ export function cacheContract(label: string, makeHarness: () => Promise<CacheHar
         const r = await cache.cleanup();
         expect(r.expired).toBe(5);
         expect(r.orphans).toBe(5); // the five expired blobs were collected
-        if (!h.tiered) {
+        if (!tiered) {
           // A remote cache cleans its local tier; the cloud's sweeper removes expired entries on its schedule.
           const st = await cache.stats();
           expect(st.entries).toBe(1);
           expect(st.expirations).toBe(5);
         }
         expect(await cache.count()).toBe(1);
-        if (!h.tiered) expect(await cache.query('t', { includeExpired: true })).toEqual([]);
+        if (!tiered) expect(await cache.query('t', { includeExpired: true })).toEqual([]);
         expect((await cache.verify()).orphans).toEqual([]);
       });
     });
@@ -330,8 +335,7 @@ export function cacheContract(label: string, makeHarness: () => Promise<CacheHar
     describe('eviction', () => {
       const payload = (seed: number) => randomBytes(40_000 + seed); // incompressible, above inline threshold
 
-      it('evicts least recently used first by default', async () => {
-        if (h.tiered) return;
+      it.skipIf(tiered)('evicts least recently used first by default', async () => {
         const c = await open({ maxSize: 130_000 });
         await c.put(payload(0), 'a');
         clock.advance(10);
@@ -351,8 +355,7 @@ export function cacheContract(label: string, makeHarness: () => Promise<CacheHar
         await c.close();
       });
 
-      it('evicts least frequently used with lfu, oldest with fifo, never with none', async () => {
-        if (h.tiered) return;
+      it.skipIf(tiered)('evicts least frequently used with lfu, oldest with fifo, never with none', async () => {
         for (const [eviction, expectGone] of [
           ['lfu', 'c'],
           ['fifo', 'a'],
@@ -376,8 +379,7 @@ export function cacheContract(label: string, makeHarness: () => Promise<CacheHar
         }
       });
 
-      it('refuses a single value larger than maxSize', async () => {
-        if (h.tiered) return; // maxSize bounds a remote cache's local tier, not what it stores
+      it.skipIf(tiered)('refuses a single value larger than maxSize', async () => {
         const c = await open({ maxSize: 10_000 });
         await expect(c.put(randomBytes(20_000), 'huge')).rejects.toMatchObject({ code: 'EVALUETOOLARGE' });
         expect(await c.has('huge')).toBe(false);
@@ -500,13 +502,12 @@ export function cacheContract(label: string, makeHarness: () => Promise<CacheHar
         clock.advance(1000);
         expect(await ids()).toEqual(['e2-new', 'e3', 'e4']);
         await cache.cleanup();
-        if (!h.tiered) expect((await cache.query('experiments', { includeExpired: true })).length).toBe(3);
+        if (!tiered) expect((await cache.query('experiments', { includeExpired: true })).length).toBe(3);
         await cache.clear();
         expect(await ids()).toEqual([]);
       });
 
-      it('rows go when their entry is evicted', async () => {
-        if (h.tiered) return;
+      it.skipIf(tiered)('rows go when their entry is evicted', async () => {
         const c = await open({ maxSize: 100_000 });
         await c.defineTable('blobs_meta', { n: 'integer' });
         for (let i = 0; i < 4; i++) {
@@ -692,7 +693,7 @@ export function cacheContract(label: string, makeHarness: () => Promise<CacheHar
         cache = await open({ chunkSize: CHUNK, maxSize: 300_000, compression: { codec: 'none' } });
         await cache.put(Buffer.from('old'), 'k');
         const big = randomBytes(400_000);
-        if (h.tiered) {
+        if (tiered) {
           // A remote cache stores it in the cloud; only its local copy is bounded by maxSize.
           await cache.put(Readable.from([big]), 'k');
           expect(Buffer.compare((await cache.get('k')) as Buffer, big)).toBe(0);
