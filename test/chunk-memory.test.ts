@@ -10,10 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChunkBuffers } from '../sdk/src/chunked/buffers.js';
 import { FileSource } from '../sdk/src/chunked/file-source.js';
 import { readChunkedRange, readIndex } from '../sdk/src/chunked/read.js';
-import { rechunk, slices, writeChunked } from '../sdk/src/chunked/write.js';
+import { rechunk, writeChunked } from '../sdk/src/chunked/write.js';
 import { type CodecName, resolveCompression } from '../sdk/src/compression.js';
 import { MemoryBlobStore } from '../sdk/src/stores/memory-blobs.js';
 import type { BlobStage } from '../sdk/src/stores/types.js';
+import { storedContainer } from './fixtures/containers.js';
 
 const CHUNK = 64 * 1024;
 
@@ -25,19 +26,10 @@ function payload(): Buffer {
 }
 
 async function stored(codec: CodecName) {
-  const blobs = new MemoryBlobStore();
   const data = payload();
-  const stage = await blobs.stage();
-  const r = await writeChunked(
-    (async function* () {
-      yield* slices(data, CHUNK);
-    })(),
-    stage,
-    { chunkSize: CHUNK, compression: resolveCompression({ codec }), workers: 0, owned: false, maxStoredSize: null, key: 'k' },
-  );
-  await stage.publish('b');
+  const { blobs, ref } = await storedContainer(data, codec, CHUNK);
   const reader = (await blobs.open('b'))!;
-  const index = await readIndex(reader, { storedSize: r.storedSize, blobId: r.blobId }, true);
+  const index = await readIndex(reader, ref, true);
   return { data, reader, index };
 }
 

@@ -6,12 +6,12 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import Database from 'better-sqlite3';
 import { type Cache, CachenessError, type CacheOptions, cached, createCache, type Progress } from 'cacheness';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -348,6 +348,28 @@ describe("mode 'remote'", () => {
     await expect(fresh.getFile('chunked', join(await tempDir(), 'x.bin'))).rejects.toMatchObject({ code: 'EINTEGRITY' });
     expect((api.s3Proxy?.forwarded ?? []).slice(start).filter((l) => l.startsWith('GET')).length).toBe(2);
     expect(await fresh.has('chunked')).toBe(true);
+
+    // One chunk changed, the index intact: the download piped to the file finds it by that chunk's hash.
+    const other = randomBytes(3 * 1024 * 1024);
+    const had = new Set((await objects()).map((o) => o.Key));
+    await writer.put(other, 'one-chunk');
+    const target = (await objects()).find((o) => !had.has(o.Key))?.Key;
+    const { Body } = await api.s3.client.send(new GetObjectCommand({ Bucket: api.s3.bucket, Key: target }));
+    const changed = Buffer.from(await (Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+    expect(changed.subarray(0, other.length).equals(other)).toBe(true); // a raw container: the payload, then the index
+    changed[1024 * 1024 + 5] = (changed[1024 * 1024 + 5] as number) ^ 0xff;
+    await api.s3.client.send(new PutObjectCommand({ Bucket: api.s3.bucket, Key: target, Body: changed }));
+    const destDir = await tempDir();
+    const third = await open(key, { mode: 'remote', onError: (e) => errors.push(e) });
+    const from = api.s3Proxy?.forwarded.length ?? 0;
+    errors.length = 0;
+    await expect(third.getFile('one-chunk', join(destDir, 'y.bin'))).rejects.toMatchObject({
+      code: 'EINTEGRITY',
+      message: expect.stringContaining('chunk 1 does not match its hash'),
+    });
+    expect((api.s3Proxy?.forwarded ?? []).slice(from).filter((l) => l.startsWith('GET')).length).toBe(4); // index and chunks, twice
+    expect(errors.map((e) => e.code)).toEqual(['EINTEGRITY']);
+    expect(await readdir(destDir)).toEqual([]); // neither the file nor its temporary
   });
 });
 

@@ -13,9 +13,12 @@ import { join } from 'node:path';
 import type { CompleteUploadResponse, CreateEntryResponse, GetEntryResponse, MultipartPlan, SinglePutPlan } from 'cacheness/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uploadEntry } from '../functions/test/entry-bodies.js';
+import { isRawContainer, pipeRawRange, readIndex } from '../sdk/src/chunked/read.js';
+import type { CodecName } from '../sdk/src/compression.js';
 import { ApiClient } from '../sdk/src/remote/client.js';
 import { type ByteSource, downloadToFile, openUrl, prefetching, readParallel, type SentPart, uploadParts, uploadSingle } from '../sdk/src/remote/transfer.js';
 import { type ApiServer, startApi } from './fixtures/api-server.js';
+import { storedContainer } from './fixtures/containers.js';
 
 const MiB = 1024 * 1024;
 let server: ApiServer;
@@ -198,6 +201,199 @@ describe('ranged reads from a server that answers wrongly', () => {
       await expect(openUrl(api, `${base}/short`, 100).read(10, 10)).rejects.toMatchObject({ code: 'EREMOTE' });
     } finally {
       await new Promise((r) => wrong.close(r));
+    }
+  });
+});
+
+/**
+ * A real HTTP server holding `bytes` under every path and answering Range requests as S3 does (206 with
+ * Content-Range), except: `/forbidden` answers 403, `/whole` ignores Range (200 of everything), and
+ * the first request for a range starting at `cutAt` is cut off after `cutAfter` bytes.
+ */
+async function rangeServer(bytes: Buffer, o: { cutAt?: number; cutAfter?: number } = {}) {
+  const ranges: string[] = [];
+  let cut = false;
+  const server = createHttpServer((req, res) => {
+    req.resume();
+    const range = req.headers.range ?? '';
+    ranges.push(`${req.url} ${range}`);
+    if (req.url === '/forbidden') return void res.writeHead(403).end();
+    const m = /^bytes=(\d+)-(\d+)$/.exec(range);
+    if (!m || req.url === '/whole') return void res.writeHead(200, { 'content-length': bytes.length }).end(bytes);
+    const from = Number(m[1]);
+    const to = Math.min(Number(m[2]), bytes.length - 1);
+    res.writeHead(206, { 'content-length': to - from + 1, 'content-range': `bytes ${from}-${to}/${bytes.length}` });
+    if (!cut && from === o.cutAt) {
+      cut = true;
+      res.write(bytes.subarray(from, from + (o.cutAfter ?? 0)), () => res.socket?.destroy());
+      return;
+    }
+    res.end(bytes.subarray(from, to + 1));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    /** Every request, as `path range`. */
+    ranges,
+    close: () => new Promise((r) => server.close(r)),
+  };
+}
+
+/** Collects what a pipe delivers, per range, checking that each range's pieces come in order. */
+function collector(ranges: { offset: number; length: number }[]) {
+  const got = ranges.map(() => [] as Buffer[]);
+  const next = ranges.map((r) => r.offset);
+  const sink = async (piece: Uint8Array, position: number, range: number) => {
+    expect(position).toBe(next[range]);
+    next[range] = position + piece.length;
+    got[range]?.push(Buffer.from(piece)); // the piece is ours only until this returns
+  };
+  return { sink, bytes: (range: number) => Buffer.concat(got[range] ?? []) };
+}
+
+describe('piped downloads', () => {
+  it('streams ranges in parallel, each in order, and resumes a range cut off midway from its first missing byte', async () => {
+    const bytes = randomBytes(5 * MiB + 3);
+    const srv = await rangeServer(bytes, { cutAt: 2 * MiB, cutAfter: 300_000 });
+    try {
+      const ranges = [
+        { offset: 0, length: 2 * MiB },
+        { offset: 2 * MiB, length: 2 * MiB },
+        { offset: 4 * MiB, length: MiB + 3 },
+      ];
+      const c = collector(ranges);
+      // Range 0's first piece waits for range 2's: ranges run one after another would never get past it.
+      let thirdStarted: () => void = () => {};
+      const third = new Promise<void>((r) => {
+        thirdStarted = r;
+      });
+      let firstPiece = true;
+      await openUrl(api, `${srv.base}/obj`, bytes.length, { concurrency: 3 }).pipe?.(ranges, async (piece, position, range) => {
+        if (range === 2) thirdStarted();
+        if (range === 0 && firstPiece) {
+          firstPiece = false;
+          await third;
+        }
+        await c.sink(piece, position, range);
+      });
+      ranges.forEach((r, i) => {
+        expect(c.bytes(i).equals(bytes.subarray(r.offset, r.offset + r.length))).toBe(true);
+      });
+      // The cut-off range was asked again from where it stopped, not from its start.
+      const again = srv.ranges.filter(
+        (l) => l.startsWith('/obj') && !l.endsWith(`bytes=${2 * MiB}-${4 * MiB - 1}`) && /bytes=(\d+)-/.exec(l)?.[1] !== '0' && /bytes=(\d+)-/.exec(l)?.[1] !== String(4 * MiB),
+      );
+      expect(again).toHaveLength(1);
+      const resumedAt = Number(/bytes=(\d+)-(\d+)/.exec(again[0] as string)?.[1]);
+      expect(resumedAt).toBeGreaterThanOrEqual(2 * MiB + 1); // some of the cut-off answer was kept
+      expect(resumedAt).toBeLessThanOrEqual(2 * MiB + 300_000);
+      expect(again[0]).toMatch(new RegExp(`-${4 * MiB - 1}$`));
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it("throws the sink's own failure as it is, and asks for nothing more", async () => {
+    const bytes = randomBytes(3 * MiB);
+    const srv = await rangeServer(bytes);
+    try {
+      const full = Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+      const reader = openUrl(api, `${srv.base}/obj`, bytes.length, { concurrency: 1 });
+      const ranges = [
+        { offset: 0, length: MiB },
+        { offset: MiB, length: MiB },
+        { offset: 2 * MiB, length: MiB },
+      ];
+      await expect(
+        reader.pipe?.(ranges, async (_piece, _position, range) => {
+          if (range === 1) throw full;
+        }),
+      ).rejects.toBe(full);
+      expect(srv.ranges).toEqual([`/obj bytes=0-${MiB - 1}`, `/obj bytes=${MiB}-${2 * MiB - 1}`]); // no retry, no next range
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('refuses a whole object sent for part of it, delivering nothing, and takes it when the whole was asked', async () => {
+    const bytes = randomBytes(1000);
+    const srv = await rangeServer(bytes);
+    try {
+      const reader = openUrl(api, `${srv.base}/whole`, bytes.length);
+      let delivered = 0;
+      await expect(reader.pipe?.([{ offset: 10, length: 10 }], async (p) => void (delivered += p.length))).rejects.toMatchObject({ code: 'EREMOTE' });
+      expect(delivered).toBe(0);
+      const c = collector([{ offset: 0, length: bytes.length }]);
+      await reader.pipe?.([{ offset: 0, length: bytes.length }], c.sink);
+      expect(c.bytes(0).equals(bytes)).toBe(true);
+      await expect(reader.pipe?.([{ offset: 990, length: 20 }], c.sink)).rejects.toMatchObject({ code: 'EOPTION' }); // past the end
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('asks for a new URL when S3 refuses the one it has (403)', async () => {
+    const bytes = randomBytes(MiB);
+    const srv = await rangeServer(bytes);
+    try {
+      let renewed = 0;
+      const reader = openUrl(api, `${srv.base}/forbidden`, bytes.length, {
+        refresh: async () => {
+          renewed++;
+          return `${srv.base}/fresh`;
+        },
+      });
+      const ranges = [{ offset: 1000, length: MiB - 2000 }];
+      const c = collector(ranges);
+      await reader.pipe?.(ranges, c.sink);
+      expect(renewed).toBe(1);
+      expect(c.bytes(0).equals(bytes.subarray(1000, MiB - 1000))).toBe(true);
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
+describe('raw containers piped to their destination', () => {
+  const CHUNK = 64 * 1024;
+  /** A chunked container of `data` (64 KiB chunks) as stored. */
+  async function container(data: Buffer, codec: CodecName) {
+    const { blobs, name, ref } = await storedContainer(data, codec, CHUNK);
+    return { stored: Buffer.from((await blobs.read(name)) as Uint8Array), ref };
+  }
+
+  it('writes a range of the payload at its offsets, every chunk checked, and reports the chunk that was changed', async () => {
+    const data = randomBytes(10 * CHUNK + 1234);
+    const { stored, ref } = await container(data, 'none');
+    const srv = await rangeServer(stored);
+    try {
+      const reader = openUrl(api, `${srv.base}/c`, stored.length, { concurrency: 3 });
+      const index = await readIndex(reader, ref, true);
+      expect(isRawContainer(index)).toBe(true);
+      const out = Buffer.alloc(data.length);
+      const [start, end] = [CHUNK + 100, 9 * CHUNK + 7];
+      const requestsBefore = srv.ranges.length;
+      await pipeRawRange(reader, index, { start, end, verify: true, rangeBytes: 3 * CHUNK, write: async (p, at) => void out.set(p, at) });
+      expect(out.subarray(0, end - start).equals(data.subarray(start, end))).toBe(true);
+      expect(srv.ranges.length - requestsBefore).toBe(3); // chunks 1-9 in ranges of at most 3 chunks
+
+      stored[5 * CHUNK + 77] = (stored[5 * CHUNK + 77] as number) ^ 1; // the server now holds a changed chunk 5
+      await expect(pipeRawRange(reader, index, { start: 0, end: data.length, verify: true, write: async () => {} })).rejects.toMatchObject({
+        code: 'EINTEGRITY',
+        message: expect.stringContaining('chunk 5 does not match its hash'),
+      });
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('leaves compressed containers to the chunk-by-chunk reader', async () => {
+    const { stored, ref } = await container(Buffer.alloc(3 * CHUNK, 7), 'lz4');
+    const srv = await rangeServer(stored);
+    try {
+      expect(isRawContainer(await readIndex(openUrl(api, `${srv.base}/c`, stored.length), ref, true))).toBe(false);
+    } finally {
+      await srv.close();
     }
   });
 });

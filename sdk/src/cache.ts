@@ -10,7 +10,7 @@ import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ChunkBuffers } from './chunked/buffers.js';
 import { FileSource } from './chunked/file-source.js';
-import { decodeChunked, readChunkedRange, readIndex } from './chunked/read.js';
+import { decodeChunked, isRawContainer, type PipeRangeOptions, pipeRawRange, readChunkedRange, readIndex } from './chunked/read.js';
 import { rechunk, slices, tooLarge, writeChunked } from './chunked/write.js';
 import { type CompressionOptions, decompress, looksCompressible, maybeCompress, type ResolvedCompression, resolveCompression } from './compression.js';
 import { type DumpResult, exportCache, importCache } from './dump.js';
@@ -608,28 +608,35 @@ export class Cache {
     return undefined;
   }
 
-  /** The payload bytes `[start, end)` of a chunked entry, chunk by chunk, each verified. */
-  private async *readRange(reader: BlobReader, e: ReadRecord, start: number, end: number, reuse = false): AsyncGenerator<Uint8Array> {
+  /**
+   * The payload bytes `[start, end)` of a chunked entry, chunk by chunk, each verified; or, with
+   * `direct` and a reader that downloads (`pipe`), the chunks of a raw container straight to `direct`.
+   */
+  private async *readRange(reader: BlobReader, e: ReadRecord, start: number, end: number, reuse = false, direct?: PipeRangeOptions['write']): AsyncGenerator<Uint8Array> {
     const verify = this.s.verifyIntegrity;
     const index = await readIndex(reader, e, verify);
     if (index.rawTotal !== e.size) throw new IntegrityError('EINTEGRITY', `The stored chunked payload is damaged: it holds ${index.rawTotal} bytes, ${e.size} were stored.`);
+    if (direct && reader.pipe && isRawContainer(index)) return await pipeRawRange(reader, index, { start, end, verify, write: direct });
     yield* readChunkedRange(reader, index, { start, end, verify, reuse });
   }
 
-  private async corrupt(e: ReadRecord, why: string, now: number): Promise<Lookup> {
-    why = why.replace(/^The stored chunked payload is damaged: (.*)\.$/, 'its chunked payload is damaged: $1');
+  /** Drops the damaged version `e` (a miss) and, unless `report` is false, reports it to `onError`. */
+  private async corrupt(e: ReadRecord, why: string, now: number, report = true): Promise<Lookup> {
     // Only this version: a writer may have replaced the entry since we read it.
     await this.meta.delete(e.key, 'corrupt', e);
     await this.collectGarbage();
     this.countRead(undefined, now);
-    this.s.onError(
-      new IntegrityError(
-        'EINTEGRITY',
-        `Entry '${e.key}' in ${this.s.location} was dropped because ${why}; it reads as a miss. Run cache.verify() to check the rest of the store.`,
-        { details: { key: e.key } },
-      ),
-    );
+    if (report) this.reportDamage(e.key, why);
     return MISS;
+  }
+
+  private reportDamage(key: string, why: string): void {
+    why = why.replace(/^The stored chunked payload is damaged: (.*)\.$/, 'its chunked payload is damaged: $1');
+    this.s.onError(
+      new IntegrityError('EINTEGRITY', `Entry '${key}' in ${this.s.location} was dropped because ${why}; it reads as a miss. Run cache.verify() to check the rest of the store.`, {
+        details: { key },
+      }),
+    );
   }
 
   /** Batches hit counts and access times: reads never turn into one disk write each. */
@@ -685,7 +692,7 @@ export class Cache {
       this.assertOpen();
       checkRange(opts);
       const whole = opts.start === undefined && opts.end === undefined;
-      const r = await this.pieces(resolveKey(key), opts.start, opts.end === undefined ? undefined : opts.end + 1, false, whole ? { read: 'whole' } : undefined);
+      const r = await this.pieces(resolveKey(key), { from: opts.start, to: opts.end === undefined ? undefined : opts.end + 1, control: whole ? { read: 'whole' } : undefined });
       if (!r) return undefined;
       const out = Readable.from(r.pieces, { objectMode: false });
       // A stream destroyed before its first read never runs the generator's finally: close here too (close is idempotent).
@@ -697,17 +704,17 @@ export class Cache {
   }
 
   /**
-   * The payload bytes `[start, end)` of the entry under `k` as pieces (see {@link readChunkedRange} for
-   * `reuse`), or undefined on a miss; counts the read. Damage found midway drops the entry and ends
-   * the pieces with `EINTEGRITY`.
+   * The payload bytes `[from, to)` of the entry under `k` as pieces (see {@link readChunkedRange} for
+   * `reuse`), or undefined on a miss; counts the read. Damage found midway drops the entry, is reported
+   * unless `report` is false, and ends the pieces with `EINTEGRITY`. With `direct`, bytes that can be
+   * piped (see {@link pipeRawRange}) go to it instead, at their offsets and in any order, and the
+   * pieces are only what could not.
    */
   private async pieces(
     k: string,
-    from: number | undefined,
-    to: number | undefined,
-    reuse: boolean,
-    control?: TransferControl,
+    o: { from?: number | undefined; to?: number | undefined; reuse?: boolean; control?: TransferControl | undefined; direct?: PipeRangeOptions['write']; report?: boolean },
   ): Promise<{ pieces: AsyncGenerator<Uint8Array>; size: number; close(): Promise<void> } | undefined> {
+    const { from, to, reuse = false, control, direct, report = true } = o;
     const p = await this.payload(k, 'stream', 1, false, control);
     if (!p) return undefined;
     const { e, now, bytes, reader } = p;
@@ -721,11 +728,11 @@ export class Cache {
         return;
       }
       try {
-        yield* self.readRange(reader as BlobReader, e, start, end, reuse);
+        yield* self.readRange(reader as BlobReader, e, start, end, reuse, direct);
       } catch (err) {
         // Damage drops the entry; a codec this process lacks (ECODEC) does not: another process may read it.
         if (err instanceof IntegrityError) {
-          await self.corrupt(e, err.message, self.s.clock()).catch(() => {});
+          await self.corrupt(e, err.message, self.s.clock(), report).catch(() => {});
           // Which version was damaged: a caller may read a shared copy once more (getFile).
           throw new IntegrityError('EINTEGRITY', err.message, { cause: err, details: { ...err.details, key: e.key, contentHash: e.contentHash } });
         }
@@ -753,12 +760,16 @@ export class Cache {
       const k = resolveKey(key);
       for (let attempt = 1; ; attempt++) {
         try {
-          return await this.fileOnce(k, dest, control, what);
+          // Damage on the first reading is reported only if there is no second (as get does).
+          return await this.fileOnce(k, dest, control, what, attempt > 1);
         } catch (err) {
           // A remote cache keeps the shared copy of an entry whose download was damaged: read it once more.
           if (attempt > 1 || !(err instanceof IntegrityError) || typeof err.details?.key !== 'string') throw err;
           const e = await this.meta.head(k);
-          if (!e || e.contentHash !== err.details.contentHash) throw err;
+          if (!e || e.contentHash !== err.details.contentHash) {
+            this.reportDamage(err.details.key, err.message);
+            throw err;
+          }
         }
       }
     } catch (err) {
@@ -766,21 +777,29 @@ export class Cache {
     }
   }
 
-  private async fileOnce(k: string, dest: string, control: TransferControl | undefined, what: string): Promise<boolean> {
-    // Each piece is written before the next is read, so the pieces can share reused memory.
-    const r = await this.pieces(k, undefined, undefined, true, { ...control, read: 'file' });
-    if (!r) return false;
-    let bytes = 0;
+  private async fileOnce(k: string, dest: string, control: TransferControl | undefined, what: string, report: boolean): Promise<boolean> {
     const tmp = join(dirname(dest), `.${basename(dest)}.${process.pid}-${randomBytes(6).toString('hex')}.cacheness-tmp`);
     let fh: FileHandle | undefined;
+    let bytes = 0;
+    const cannotWrite = (err: unknown) =>
+      new ValueError('EFILE', `Cannot write ${dest}: ${(err as Error).message}. Check that its folder exists and is writable.`, { cause: err, details: { path: dest } });
+    /** Writes a piece at `position` of the file (a download piped in parallel writes out of order). */
+    const write = async (piece: Uint8Array, position: number) => {
+      checkAborted(control?.signal, what);
+      try {
+        for (let off = 0; off < piece.length; ) off += (await (fh as FileHandle).write(piece, off, piece.length - off, position + off)).bytesWritten;
+      } catch (err) {
+        throw cannotWrite(err);
+      }
+      bytes += piece.length;
+      control?.onProgress?.({ phase: 'read', bytes, total: r?.size ?? 0 });
+    };
+    // Each piece is written before the next is read, so the pieces can share reused memory.
+    const r = await this.pieces(k, { reuse: true, control: { ...control, read: 'file' }, direct: write, report });
+    if (!r) return false;
     try {
       fh = await openFile(tmp, 'wx');
-      for await (const piece of r.pieces) {
-        checkAborted(control?.signal, what);
-        for (let off = 0; off < piece.length; ) off += (await fh.write(piece, off, piece.length - off)).bytesWritten;
-        bytes += piece.length;
-        control?.onProgress?.({ phase: 'read', bytes, total: r.size });
-      }
+      for await (const piece of r.pieces) await write(piece, bytes);
       await fh.close();
       fh = undefined;
       await rename(tmp, dest);
@@ -789,7 +808,7 @@ export class Cache {
       await rm(tmp, { force: true }).catch(() => {});
       await r.pieces.return(undefined).catch(() => {});
       if (err instanceof CachenessError) throw err; // from reading the entry
-      throw new ValueError('EFILE', `Cannot write ${dest}: ${(err as Error).message}. Check that its folder exists and is writable.`, { cause: err, details: { path: dest } });
+      throw cannotWrite(err); // opening, closing or renaming the file
     } finally {
       await r.close();
     }

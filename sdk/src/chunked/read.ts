@@ -5,6 +5,7 @@
  */
 import { decompress } from '../compression.js';
 import { CachenessError } from '../errors.js';
+import { xxh128Stream } from '../hash.js';
 import type { BlobReader } from '../stores/types.js';
 import { ChunkBuffers } from './buffers.js';
 import { type ChunkIndex, type ChunkRecord, checkChunk, chunkAt, chunkCount, damaged, parseTail, TRAILER_SIZE, tailSizeOf } from './format.js';
@@ -147,4 +148,68 @@ export async function* readChunkedRange(reader: BlobReader, index: ChunkIndex, o
     if (handedOut === memory) storedMemory.release(memory);
     else if (handedOut) rawMemory.release(handedOut);
   }
+}
+
+/** Whether every chunk of a container is stored raw, so its payload bytes lie in it as they are, from offset 0. */
+export function isRawContainer(index: ChunkIndex): boolean {
+  return index.chunks.every((c) => c.codec === 'none' && c.storedOffset === c.rawOffset && c.storedSize === c.rawSize);
+}
+
+/** Options of {@link pipeRawRange}. */
+export interface PipeRangeOptions {
+  /** First payload byte (inclusive). */
+  start: number;
+  /** End of the range (exclusive). */
+  end: number;
+  verify: boolean;
+  /** Bytes of whole chunks per range (at least one chunk). Default 16 MiB: as a prefetch window, few requests per GiB. */
+  rangeBytes?: number;
+  /** Takes payload bytes for offset `position - start` of the output; the piece is the writer's only until its promise settles. */
+  write: (piece: Uint8Array, position: number) => Promise<void>;
+}
+
+/**
+ * Copies the payload bytes `[start, end)` of a raw container (see {@link isRawContainer}) to
+ * `o.write` as `reader.pipe` delivers them: ranges of whole chunks in parallel, no window of memory
+ * and no copy. Each chunk is hashed on the way (with `verify`), so damage is reported once its chunk
+ * has arrived: bytes may have been written by then, and a caller whose output must never hold damaged
+ * bytes writes somewhere it discards on failure (getFile's temporary file).
+ */
+export async function pipeRawRange(reader: BlobReader, index: ChunkIndex, o: PipeRangeOptions): Promise<void> {
+  if (!reader.pipe) throw new TypeError('pipeRawRange needs a reader with pipe()');
+  if (o.end <= o.start) return;
+  const last = chunkAt(index, o.end - 1);
+  const most = o.rangeBytes ?? 16 * 1024 * 1024;
+  // Ranges of whole chunks, so each chunk is hashed by one range, in order.
+  const ranges: { offset: number; length: number; chunk: number }[] = [];
+  for (let i = chunkAt(index, o.start); i <= last; ) {
+    const first = i;
+    const offset = (index.chunks[i] as ChunkIndex['chunks'][number]).storedOffset;
+    let length = 0;
+    do length += (index.chunks[i++] as ChunkIndex['chunks'][number]).storedSize;
+    while (i <= last && length + (index.chunks[i] as ChunkIndex['chunks'][number]).storedSize <= most);
+    ranges.push({ offset, length, chunk: first });
+  }
+  // Per range: the chunk being hashed, and its hash so far.
+  const state = ranges.map((r) => ({ chunk: r.chunk, hasher: o.verify ? xxh128Stream() : undefined }));
+  await reader.pipe(ranges, async (piece, position, range) => {
+    const s = state[range] as (typeof state)[number];
+    if (s.hasher) {
+      for (let at = 0; at < piece.length; ) {
+        const c = index.chunks[s.chunk] as ChunkIndex['chunks'][number];
+        const take = Math.min(piece.length - at, c.storedOffset + c.storedSize - (position + at));
+        s.hasher.update(piece.subarray(at, at + take));
+        at += take;
+        if (position + at === c.storedOffset + c.storedSize) {
+          if (!Buffer.from(c.hash).equals(s.hasher.digest())) throw damaged(`chunk ${s.chunk} does not match its hash`);
+          s.chunk++;
+          s.hasher = xxh128Stream();
+        }
+      }
+    }
+    // Only the payload bytes asked for: the first and last chunks may hold more.
+    const from = Math.max(position, o.start);
+    const to = Math.min(position + piece.length, o.end);
+    if (to > from) await o.write(piece.subarray(from - position, to - position), from - o.start);
+  });
 }

@@ -23,7 +23,7 @@ export function keepAliveAgents(): Pick<Transport, 'http' | 'https'> {
   return { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
 }
 
-/** An answer: its status, headers and body (in `into`, when given and the answer was a 2xx). */
+/** An answer: its status, headers and body (in `into`, when given and the answer was a 2xx; empty when streamed). */
 export interface Answer {
   status: number;
   headers: IncomingHttpHeaders;
@@ -37,6 +37,8 @@ export interface NetworkFailure {
   sent: boolean;
   /** The body's own source failed (reading the bytes to send), not the network: not worth a retry. */
   source?: true;
+  /** The answer's sink failed (see `stream` of {@link attempt}), not the network. */
+  sink?: true;
 }
 
 /** Errors of the network layer: the request may not have reached the server, or no answer came. */
@@ -44,7 +46,8 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTF
 
 /**
  * One request, never longer than the transport's limits or `deadline` (ms since the epoch). A 2xx
- * body goes into `into` when given (its first bytes; a longer answer is a failure), else into new memory.
+ * body goes into `into` when given (its first bytes; a longer answer is a failure), else into new memory;
+ * or, when `stream` gives a sink for the answer, to that sink piece by piece as it arrives.
  */
 export function attempt(
   t: Transport,
@@ -56,6 +59,12 @@ export function attempt(
     body?: Uint8Array | (() => AsyncIterable<Uint8Array>);
     deadline: number;
     into?: Uint8Array;
+    /**
+     * Called once the status and headers are in: a sink for the body, or undefined to take it as usual.
+     * The answer is paused while the sink handles a piece (so memory holds one piece per request), and
+     * settles once the sink has handled the last; a sink failure ends it (`sink: true`).
+     */
+    stream?: (status: number, headers: IncomingHttpHeaders) => ((piece: Buffer) => Promise<void>) | undefined;
     /** Stops the attempt (a network failure; {@link retrying} then throws `EABORTED`). */
     signal?: AbortSignal | undefined;
   },
@@ -112,10 +121,28 @@ export function attempt(
       answered = true;
       const ok = (res.statusCode ?? 0) < 300;
       const into = ok ? o.into : undefined;
+      const sink = o.stream?.(res.statusCode ?? 0, res.headers);
       const chunks: Buffer[] = [];
       let n = 0;
+      let ended = false;
+      let sinking = Promise.resolve();
       res.on('data', (c: Buffer) => {
         if (settled) return;
+        if (sink) {
+          res.pause(); // until the sink is done with this piece
+          sinking = sink(c).then(
+            () => {
+              n += c.length;
+              if (!settled && !ended) res.resume();
+            },
+            (error: NodeJS.ErrnoException) => {
+              finish({ error, sent: true, sink: true });
+              res.destroy();
+              req.destroy();
+            },
+          );
+          return;
+        }
         if (into) {
           if (n + c.length > into.length) {
             // More than asked for: the server is wrong, not the network. Stop reading, without an error event.
@@ -128,9 +155,15 @@ export function attempt(
         } else chunks.push(c);
         n += c.length;
       });
-      res.on('end', () => finish({ status: res.statusCode ?? 0, headers: res.headers, body: into ? into.subarray(0, n) : Buffer.concat(chunks, n) }));
+      res.on('end', () => {
+        ended = true;
+        const body = sink ? new Uint8Array(0) : into ? into.subarray(0, n) : Buffer.concat(chunks, n);
+        void sinking.then(() => finish({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      });
       res.on('error', (error) => finish({ error, sent: true }));
-      res.on('close', () => finish({ error: Object.assign(new Error('the answer was cut off'), { code: 'ECONNRESET' }), sent: true }));
+      res.on('close', () => {
+        if (!ended) finish({ error: Object.assign(new Error('the answer was cut off'), { code: 'ECONNRESET' }), sent: true });
+      });
     });
     req.on('error', (error: NodeJS.ErrnoException) => {
       // A kept-alive connection the server had already closed: the request never reached it.

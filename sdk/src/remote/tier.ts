@@ -272,7 +272,7 @@ export class RemoteTier {
     let bytes: Uint8Array;
     try {
       bytes = await readParallel(
-        openUrl(this.api, b.url, entry.storedSize, control?.signal, () => this.renewUrl(name)),
+        openUrl(this.api, b.url, entry.storedSize, { signal: control?.signal, refresh: () => this.renewUrl(name) }),
         Buffer.allocUnsafe(entry.storedSize),
         {
           concurrency: this.o.concurrency,
@@ -297,7 +297,7 @@ export class RemoteTier {
     const b = await this.urlOf(name);
     if (!b?.url) return undefined;
     const { entry, url } = b;
-    const remote = () => openUrl(this.api, url, entry.storedSize, control?.signal, () => this.renewUrl(name));
+    const remote = () => openUrl(this.api, url, entry.storedSize, { signal: control?.signal, refresh: () => this.renewUrl(name), concurrency: this.o.concurrency });
     // Read whole into a file of the caller's (getFile), or too large to keep: windows fetched in parallel
     // ahead of the reads, the bytes written once, where they are going.
     if (control?.read === 'file' || (control?.read === 'whole' && !this.fits(entry.storedSize))) {

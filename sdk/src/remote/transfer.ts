@@ -6,9 +6,9 @@
  * @module
  */
 import type { FileHandle } from 'node:fs/promises';
-import { asCachenessError, IntegrityError, RemoteError, ValueError } from '../errors.js';
+import { asCachenessError, IntegrityError, OptionError, RemoteError, ValueError } from '../errors.js';
 import type { MultipartPlan, PartUrlsResponse, SinglePutPlan } from '../protocol.js';
-import type { BlobReader } from '../stores/types.js';
+import type { BlobReader, ByteRange } from '../stores/types.js';
 import type { ApiClient } from './client.js';
 import { type Answer, attempt, type NetworkFailure, retryAfterMs, retrying, type Verdict } from './http.js';
 
@@ -180,51 +180,119 @@ export async function uploadSingle(api: ApiClient, plan: SinglePutPlan, source: 
   );
 }
 
+/** Options of {@link openUrl}. */
+export interface OpenUrlOptions {
+  signal?: AbortSignal | undefined;
+  /** A new URL for the same bytes, asked for when S3 refuses the current one (expired: 403). */
+  refresh?: (() => Promise<string | undefined>) | undefined;
+  /** Ranges of one {@link BlobReader.pipe} downloaded at once. Default 4. */
+  concurrency?: number | undefined;
+}
+
 /**
  * A {@link BlobReader} over a presigned GET URL of `size` bytes: each read is a ranged GET, into the
- * caller's memory when given, retried on network errors and 5xx, and must return exactly the bytes asked.
+ * caller's memory when given, retried on network errors and 5xx, and must return exactly the bytes
+ * asked. Its `pipe` streams ranges as they arrive (`concurrency` at once), resuming a range cut off
+ * midway from its first missing byte.
  */
-export function openUrl(
-  api: ApiClient,
-  url: string,
-  size: number,
-  signal?: AbortSignal,
-  /** A new URL for the same bytes, asked for when S3 refuses the current one (expired: 403). */
-  refresh?: () => Promise<string | undefined>,
-): BlobReader {
+export function openUrl(api: ApiClient, url: string, size: number, o: OpenUrlOptions = {}): BlobReader {
+  const { signal, refresh } = o;
   let target = new URL(url);
+  /** S3's answer to a ranged GET of `n` bytes at `offset`, judged: anything but exactly those bytes is a failure. */
+  const judge = (r: Answer | NetworkFailure, offset: number, n: number, got: () => number): Verdict<Uint8Array> => {
+    if ('error' in r)
+      return {
+        failure: new RemoteError('EUNREACHABLE', `A download from S3 failed (${r.error.message}).`, { cause: r.error, details: { reason: r.error.code } }),
+        retryable: true,
+      };
+    if (r.overflow) return { failure: new RemoteError('EREMOTE', `S3 returned more than the ${n} bytes asked at ${offset}.`, { details: { status: r.status } }), retryable: false };
+    if (r.status >= 300) {
+      return {
+        failure: new RemoteError('EREMOTE', `S3 refused a download (${r.status}); if the link expired, read the entry again.`, { details: { status: r.status } }),
+        retryable: r.status >= 500 || r.status === 429,
+        waitMs: retryAfterMs(r.headers),
+      };
+    }
+    // A 200 to a ranged request sends the whole object: only right when the range is all of it.
+    if (got() !== n || (r.status === 200 && (offset !== 0 || n !== size))) {
+      return {
+        failure: new RemoteError('EREMOTE', `S3 returned ${got()} of the ${n} bytes asked at ${offset}.`, { details: { status: r.status } }),
+        retryable: true,
+      };
+    }
+    return { value: r.body };
+  };
+  const rangeHeader = (offset: number, n: number) => ({ range: `bytes=${offset}-${offset + n - 1}` });
   const readOnce = (offset: number, n: number, memory: Uint8Array): Promise<Uint8Array> => {
     const deadline = Date.now() + api.deadlineMs;
     return retrying(
       api.retries,
       deadline,
-      () => attempt(api.transport, target, { method: 'GET', headers: { range: `bytes=${offset}-${offset + n - 1}` }, deadline, into: memory, signal }),
-      (r): Verdict<Uint8Array> => {
-        if ('error' in r)
-          return {
-            failure: new RemoteError('EUNREACHABLE', `A download from S3 failed (${r.error.message}).`, { cause: r.error, details: { reason: r.error.code } }),
-            retryable: true,
-          };
-        if (r.overflow)
-          return { failure: new RemoteError('EREMOTE', `S3 returned more than the ${n} bytes asked at ${offset}.`, { details: { status: r.status } }), retryable: false };
-        if (r.status >= 300) {
-          return {
-            failure: new RemoteError('EREMOTE', `S3 refused a download (${r.status}); if the link expired, read the entry again.`, { details: { status: r.status } }),
-            retryable: r.status >= 500 || r.status === 429,
-            waitMs: retryAfterMs(r.headers),
-          };
-        }
-        // A 200 to a ranged request sends the whole object: only right when the range is all of it.
-        if (r.body.length !== n || (r.status === 200 && (offset !== 0 || n !== size))) {
-          return {
-            failure: new RemoteError('EREMOTE', `S3 returned ${r.body.length} of the ${n} bytes asked at ${offset}.`, { details: { status: r.status } }),
-            retryable: true,
-          };
-        }
-        return { value: r.body };
-      },
+      () => attempt(api.transport, target, { method: 'GET', headers: rangeHeader(offset, n), deadline, into: memory, signal }),
+      (r) => judge(r, offset, n, () => ('body' in r ? r.body.length : 0)),
       signal,
     );
+  };
+  /** Streams `[offset, offset + n)` to `sink`, each attempt asking for the bytes not yet delivered. */
+  const streamOnce = async (offset: number, n: number, sink: (piece: Buffer, position: number) => Promise<void>): Promise<void> => {
+    const deadline = Date.now() + api.deadlineMs;
+    let done = 0;
+    let sinkFailure: { error: unknown } | undefined;
+    let overflow: RemoteError | undefined;
+    let streamed = false; // whether this attempt's answer went to the sink
+    const take = (status: number, headers: Record<string, unknown>) => {
+      const from = offset + done;
+      // Only the bytes asked for, from where they were asked: a 206 that says so, or a 200 of the whole object.
+      const range = /^bytes (\d+)-/.exec(String(headers['content-range'] ?? ''));
+      const right = status === 206 ? range !== null && Number(range[1]) === from : status === 200 && from === 0 && n === size;
+      if (!right) return undefined;
+      streamed = true;
+      return async (piece: Buffer) => {
+        if (done + piece.length > n) {
+          overflow ??= new RemoteError('EREMOTE', `S3 returned more than the ${n} bytes asked at ${offset}.`, { details: { status } });
+          throw overflow;
+        }
+        try {
+          await sink(piece, offset + done);
+        } catch (error) {
+          sinkFailure ??= { error };
+          throw error;
+        }
+        done += piece.length;
+      };
+    };
+    try {
+      await retrying(
+        api.retries,
+        deadline,
+        () => {
+          streamed = false;
+          return attempt(api.transport, target, { method: 'GET', headers: rangeHeader(offset + done, n - done), deadline, stream: take, signal });
+        },
+        (r): Verdict<Uint8Array> => {
+          if (sinkFailure || overflow) return { failure: overflow ?? new RemoteError('EREMOTE', 'A download stopped.'), retryable: false };
+          // A 2xx not streamed (a 206 of other bytes, a 200 of the whole object to a partial range) is a server's mistake.
+          if (!('error' in r) && r.status < 300 && !streamed)
+            return { failure: new RemoteError('EREMOTE', `S3 did not return the range asked at ${offset + done}.`, { details: { status: r.status } }), retryable: false };
+          return judge(r, offset, n, () => done);
+        },
+        signal,
+      );
+    } catch (err) {
+      if (sinkFailure) throw sinkFailure.error; // the sink's own failure, as it is
+      throw err;
+    }
+  };
+  /** Runs `fn`; when S3 refuses the URL (403: expired), runs it once more on a new one. */
+  const renewing = async <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (err) {
+      const fresh = refresh && err instanceof RemoteError && err.details?.status === 403 ? await refresh() : undefined;
+      if (!fresh) throw err;
+      target = new URL(fresh);
+      return fn();
+    }
   };
   return {
     size,
@@ -232,16 +300,30 @@ export function openUrl(
       const n = Math.max(0, Math.min(length, size - offset));
       if (n === 0) return new Uint8Array(0);
       const memory = into && into.length >= n ? into.subarray(0, n) : Buffer.allocUnsafe(n);
-      try {
-        return await readOnce(offset, n, memory);
-      } catch (err) {
-        const fresh = refresh && err instanceof RemoteError && err.details?.status === 403 ? await refresh() : undefined;
-        if (!fresh) throw err;
-        target = new URL(fresh);
-        return readOnce(offset, n, memory);
-      }
+      return renewing(() => readOnce(offset, n, memory));
     },
-
+    pipe: async (ranges, sink) => {
+      for (const r of ranges) {
+        if (!(r.offset >= 0 && r.length >= 0 && r.offset + r.length <= size))
+          throw new OptionError('EOPTION', `A range of ${r.length} bytes at ${r.offset} is outside the ${size} bytes of this download.`);
+      }
+      await inParallel(
+        ranges.length,
+        o.concurrency ?? 4,
+        async (i) => {
+          const { offset, length } = ranges[i] as ByteRange;
+          let done = 0; // bytes delivered before a 403: the renewed URL resumes after them
+          if (length > 0)
+            await renewing(() =>
+              streamOnce(offset + done, length - done, async (piece, position) => {
+                await sink(piece, position, i);
+                done += piece.length;
+              }),
+            );
+        },
+        true,
+      ); // the sink's failures as they are; the others are CachenessErrors already
+    },
     close: async () => {},
   };
 }
@@ -259,9 +341,9 @@ export interface ParallelReadOptions {
 /**
  * Runs `fn(i, slot)` for each `i` in `[0, count)`, at most `concurrency` at once (`slot` tells the
  * running ones apart, for memory of their own). After a failure no new call starts; the first failure
- * is thrown once the running calls end.
+ * is thrown once the running calls end, as a CachenessError unless `asIs`.
  */
-async function inParallel(count: number, concurrency: number, fn: (i: number, slot: number) => Promise<void>): Promise<void> {
+async function inParallel(count: number, concurrency: number, fn: (i: number, slot: number) => Promise<void>, asIs = false): Promise<void> {
   let next = 0;
   let failed: unknown;
   const worker = async (slot: number) => {
@@ -274,7 +356,7 @@ async function inParallel(count: number, concurrency: number, fn: (i: number, sl
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, (_, slot) => worker(slot)));
-  if (failed !== undefined) throw asCachenessError(failed);
+  if (failed !== undefined) throw asIs ? failed : asCachenessError(failed);
 }
 
 /** Runs `fn` over the windows of `[0, size)` (`window` bytes each, the last shorter) in parallel, reporting progress. */
@@ -305,7 +387,9 @@ export async function readParallel(reader: BlobReader, into: Uint8Array, o: Para
  * A {@link BlobReader} for one pass from start to end (a chunked container read whole): windows of
  * `window` bytes are fetched `concurrency` at a time ahead of the reads, so a sequential consumer gets
  * parallel ranged GETs without the object being stored first. Memory holds at most `concurrency`
- * windows. A read that jumps (the container's index at its end) is fetched on its own and moves nothing.
+ * windows. A read that jumps (the container's index at its end) is fetched on its own and moves nothing,
+ * as is a read of the end before any other (the index, read first: the caller may then `pipe`, which
+ * passes straight through to `inner`, reporting progress, and needs no windows).
  */
 export function prefetching(inner: BlobReader, o: ParallelReadOptions = {}): BlobReader {
   const window = o.window ?? 16 * 1024 * 1024;
@@ -317,6 +401,7 @@ export function prefetching(inner: BlobReader, o: ParallelReadOptions = {}): Blo
   const spare: Buffer[] = [];
   let cursor = 0; // the window sequential reads are in
   let fetched = 0;
+  let counted = size; // bytes from here on were fetched (and counted) by a jump: windows count only those before
   const fetch = (i: number): Promise<Uint8Array> => {
     let w = windows.get(i);
     if (!w) {
@@ -325,7 +410,7 @@ export function prefetching(inner: BlobReader, o: ParallelReadOptions = {}): Blo
       const memory = spare.pop() ?? Buffer.allocUnsafeSlow(Math.min(window, size));
       const bytes = inner.read(offset, length, memory).then((got) => {
         if (got.length !== length) throw new IntegrityError('EINTEGRITY', `A download returned ${got.length} of the ${length} bytes asked at ${offset}.`);
-        fetched += length;
+        fetched += Math.max(0, Math.min(offset + length, counted) - offset);
         o.onProgress?.({ bytes: fetched, total: size });
         return got;
       });
@@ -353,7 +438,15 @@ export function prefetching(inner: BlobReader, o: ParallelReadOptions = {}): Blo
       const first = Math.floor(offset / window);
       const last = Math.floor((offset + n - 1) / window);
       // Far ahead of the pass, the tail (the index) is read once on its own; any other read moves the pass to it.
-      if (offset + n === size && first >= cursor + ahead) return inner.read(offset, n, into);
+      if (offset + n === size && (first >= cursor + ahead || windows.size === 0)) {
+        const got = await inner.read(offset, n, into);
+        if (offset < counted) {
+          fetched += counted - offset;
+          counted = offset;
+          o.onProgress?.({ bytes: fetched, total: size });
+        }
+        return got;
+      }
       for (const i of [...windows.keys()]) if (i < first) drop(i); // behind the pass: done with
       cursor = first;
       for (let i = first; i <= Math.min(lastWindow, first + ahead - 1 + (last - first)); i++) fetch(i);
@@ -367,6 +460,14 @@ export function prefetching(inner: BlobReader, o: ParallelReadOptions = {}): Blo
       }
       return out;
     },
+    pipe:
+      inner.pipe &&
+      ((ranges, sink) =>
+        (inner.pipe as NonNullable<BlobReader['pipe']>)(ranges, (piece, position, range) => {
+          fetched += piece.length;
+          o.onProgress?.({ bytes: fetched, total: size });
+          return sink(piece, position, range);
+        })),
     close: async () => {
       for (const i of [...windows.keys()]) drop(i);
       await inner.close();

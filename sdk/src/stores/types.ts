@@ -221,8 +221,26 @@ export interface BlobReader {
    * of many chunks can reuse one buffer instead of leaving one per read to the garbage collector.
    */
   read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
+  /**
+   * Optional, for readers that download: streams each of `ranges` to `sink` as the bytes arrive, with
+   * no window of memory to fill first. The pieces of one range come in order; ranges run in parallel,
+   * as many at once as the reader sees fit. A piece is the sink's only until its promise settles, and
+   * the next piece of that range waits for it. Every byte of every range is delivered exactly once
+   * (a download cut off midway resumes where it stopped); the first failure of the sink stops the
+   * pipe and is thrown as it is. Readers without it are read with {@link BlobReader.read}.
+   */
+  pipe?(ranges: readonly ByteRange[], sink: PieceSink): Promise<void>;
   close(): Promise<void>;
 }
+
+/** `length` bytes at `offset`. */
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
+/** Takes the bytes of range number `range` that start at `position` (see {@link BlobReader.pipe}). */
+export type PieceSink = (piece: Uint8Array, position: number, range: number) => Promise<void>;
 
 /** Payload bytes by name. Names come from {@link MetadataStore.acquireBlob}. */
 export interface BlobStore {
