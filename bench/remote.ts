@@ -578,10 +578,10 @@ function printLarge(l: LargeResults, a: Args): string[][] {
       `(the difference, median of rounds: ${fmtMBs(mb / upload)}); lib-storage Upload of the file: ${direct.toFixed(2)} s` +
       (a.diagnose ? `, of the finished local blob: ${median(l.rounds.map((r) => r.blobUpload as number)).toFixed(2)} s.` : '.'),
   );
-  // A cold getFile streams prefetched windows straight into the destination (nothing is kept in the local tier).
+  // A cold getFile of incompressible bytes streams its ranged GETs straight into the destination (nothing is kept in the local tier).
   const cold = median(l.rounds.map((r) => r.remoteGetCold));
   console.log(
-    `getFile, mode remote, empty local tier: ${cold.toFixed(2)} s (median; parallel ranged GETs decoded and checked on their way to the destination); ` +
+    `getFile, mode remote, empty local tier: ${cold.toFixed(2)} s (median; parallel ranged GETs written to their place in the destination, each chunk hashed on the way); ` +
       `GetObject to a file: ${median(l.rounds.map((r) => r.directGet)).toFixed(2)} s.`,
   );
   const mib = `${fmtMiB(l.bytes)}`;
