@@ -164,7 +164,14 @@ describe('parallel downloads', () => {
   it('prefetches windows ahead of one sequential pass, reading a jump to the tail on its own', async () => {
     const { whole: bytes, reader } = await readBack('dl/a');
     const asked: [number, number][] = [];
-    const counting = { size: reader.size, read: (o: number, l: number, into?: Uint8Array) => (asked.push([o, l]), reader.read(o, l, into)), close: () => reader.close() };
+    const counting = {
+      size: reader.size,
+      read: (o: number, l: number, into?: Uint8Array) => {
+        asked.push([o, l]);
+        return reader.read(o, l, into);
+      },
+      close: () => reader.close(),
+    };
     const window = 2 * MiB;
     const p = prefetching(counting, { window, concurrency: 2 });
     const tail = await p.read(bytes.length - 1000, 1000);
