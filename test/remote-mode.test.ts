@@ -520,6 +520,10 @@ describe('progress and abort', () => {
     expect(await reader.getFile('big', dest, { onProgress: (p) => got.push(p) })).toBe(true);
     expect([...new Set(got.map((p) => p.phase))]).toEqual(['download', 'read']);
     expect(got.at(-1)).toEqual({ phase: 'read', bytes: 40 * 1024 * 1024, total: 40 * 1024 * 1024 });
+    const downloaded = got.filter((p) => p.phase === 'download');
+    expect(downloaded.at(-1)?.bytes).toBe(downloaded.at(-1)?.total); // the index and every chunk, each counted once
+    // Piped (random bytes are stored raw): progress as each piece arrives, not once per 16 MiB window.
+    expect(downloaded.length).toBeGreaterThan(40);
 
     const stopped = new AbortController();
     stopped.abort();

@@ -214,17 +214,19 @@ describe('ranged reads from a server that answers wrongly', () => {
 
 /**
  * A real HTTP server holding `bytes` under every path and answering Range requests as S3 does (206 with
- * Content-Range), except: `/forbidden` answers 403, `/whole` ignores Range (200 of everything), and
- * the first request for a range starting at `cutAt` is cut off after `cutAfter` bytes.
+ * Content-Range), except: `/forbidden` answers 403, `/expiring` answers 403 after its first request
+ * (a URL that expired), `/whole` ignores Range (200 of everything), and the first request for a range
+ * starting at `cutAt` is cut off after `cutAfter` bytes.
  */
 async function rangeServer(bytes: Buffer, o: { cutAt?: number; cutAfter?: number } = {}) {
   const ranges: string[] = [];
   let cut = false;
+  let expiring = 0;
   const server = createHttpServer((req, res) => {
     req.resume();
     const range = req.headers.range ?? '';
     ranges.push(`${req.url} ${range}`);
-    if (req.url === '/forbidden') return void res.writeHead(403).end();
+    if (req.url === '/forbidden' || (req.url === '/expiring' && expiring++ > 0)) return void res.writeHead(403).end();
     const m = /^bytes=(\d+)-(\d+)$/.exec(range);
     if (!m || req.url === '/whole') return void res.writeHead(200, { 'content-length': bytes.length }).end(bytes);
     const from = Number(m[1]);
@@ -334,6 +336,93 @@ describe('piped downloads', () => {
       await reader.pipe?.([{ offset: 0, length: bytes.length }], c.sink);
       expect(c.bytes(0).equals(bytes)).toBe(true);
       await expect(reader.pipe?.([{ offset: 990, length: 20 }], c.sink)).rejects.toMatchObject({ code: 'EOPTION' }); // past the end
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('waits for a slow write without calling the paused answer stalled, and never overlaps a retry with it', async () => {
+    const bytes = randomBytes(2 * MiB);
+    const srv = await rangeServer(bytes);
+    const quick = new ApiClient({ endpoint: server.base, apiKey: 'unused', retries: 2, responseTimeoutMs: 100 });
+    try {
+      const ranges = [{ offset: 0, length: bytes.length }];
+      const c = collector(ranges);
+      let writing = false;
+      let first = true;
+      await openUrl(quick, `${srv.base}/obj`, bytes.length).pipe?.(ranges, async (piece, position, range) => {
+        expect(writing).toBe(false); // one piece at a time, even across attempts
+        writing = true;
+        if (first) {
+          first = false;
+          await new Promise((r) => setTimeout(r, 500)); // the scenario: a disk write 5× longer than the no-progress limit
+        }
+        await c.sink(piece, position, range);
+        writing = false;
+      });
+      expect(c.bytes(0).equals(bytes)).toBe(true);
+      expect(srv.ranges).toEqual([`/obj bytes=0-${bytes.length - 1}`]); // no timeout, no second request
+    } finally {
+      quick.close();
+      await srv.close();
+    }
+  });
+
+  it('stops every range at the first failure, not only those yet to start', async () => {
+    const bytes = randomBytes(3 * MiB);
+    const srv = await rangeServer(bytes);
+    try {
+      const full = Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+      const pieces = [0, 0, 0];
+      let failed: () => void = () => {};
+      const failure = new Promise<void>((r) => {
+        failed = r;
+      });
+      let othersStarted: () => void = () => {};
+      const started = new Promise<void>((r) => {
+        othersStarted = r;
+      });
+      const ranges = [0, 1, 2].map((i) => ({ offset: i * MiB, length: MiB }));
+      await expect(
+        openUrl(api, `${srv.base}/obj`, bytes.length, { concurrency: 3 }).pipe?.(ranges, async (_piece, _position, range) => {
+          pieces[range] = (pieces[range] as number) + 1;
+          if (range === 1) {
+            await started;
+            failed();
+            throw full;
+          }
+          if (pieces[0] && pieces[2]) othersStarted();
+          await failure; // ranges 0 and 2 are mid-way when range 1 fails
+        }),
+      ).rejects.toBe(full);
+      expect(pieces).toEqual([1, 1, 1]);
+      expect(srv.ranges).toHaveLength(3); // nothing asked again
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('resumes after the bytes it had when a URL expires midway', async () => {
+    const bytes = randomBytes(2 * MiB);
+    const srv = await rangeServer(bytes, { cutAt: 1000, cutAfter: 300_000 });
+    try {
+      let renewed = 0;
+      const reader = openUrl(api, `${srv.base}/expiring`, bytes.length, {
+        refresh: async () => {
+          renewed++;
+          return `${srv.base}/fresh`;
+        },
+      });
+      const ranges = [{ offset: 1000, length: bytes.length - 1000 }];
+      const c = collector(ranges);
+      await reader.pipe?.(ranges, c.sink);
+      expect(renewed).toBe(1);
+      expect(c.bytes(0).equals(bytes.subarray(1000))).toBe(true);
+      const fresh = srv.ranges.filter((l) => l.startsWith('/fresh'));
+      expect(fresh).toHaveLength(1);
+      const from = Number(/bytes=(\d+)-/.exec(fresh[0] as string)?.[1]);
+      expect(from).toBeGreaterThan(1000); // after the bytes the cut-off answer delivered
+      expect(from).toBeLessThanOrEqual(301_000);
     } finally {
       await srv.close();
     }

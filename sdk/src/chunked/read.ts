@@ -164,8 +164,8 @@ export interface PipeRangeOptions {
   verify: boolean;
   /** Bytes of whole chunks per range (at least one chunk). Default 16 MiB: as a prefetch window, few requests per GiB. */
   rangeBytes?: number;
-  /** Takes payload bytes for offset `position - start` of the output; the piece is the writer's only until its promise settles. */
-  write: (piece: Uint8Array, position: number) => Promise<void>;
+  /** Takes payload bytes for offset `at` of the output (0 is the payload's byte `start`); the piece is the writer's only until its promise settles. */
+  write: (piece: Uint8Array, at: number) => Promise<void>;
 }
 
 /**

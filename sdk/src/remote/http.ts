@@ -73,8 +73,15 @@ export function attempt(
     let sent = false;
     let answered = false;
     let settled = false;
+    /** The piece a stream's sink is handling, if any: the attempt never ends before it does. */
+    let sinking: Promise<void> | undefined;
     const finish = (r: Answer | NetworkFailure) => {
       if (settled) return;
+      if (sinking) {
+        // A cut-off, timeout or abort while the sink writes: end once it is done, so no retry can overlap it.
+        void sinking.then(() => finish(r));
+        return;
+      }
       settled = true;
       clearTimeout(timer);
       clearInterval(watch);
@@ -103,7 +110,8 @@ export function attempt(
         () => {
           const now = Date.now();
           const bytes = socket.bytesRead + socket.bytesWritten;
-          if (bytes !== moved) {
+          if (bytes !== moved || sinking) {
+            // The answer is paused while the sink writes: a slow disk is not a stalled network.
             moved = bytes;
             lastMove = now;
           }
@@ -125,17 +133,18 @@ export function attempt(
       const chunks: Buffer[] = [];
       let n = 0;
       let ended = false;
-      let sinking = Promise.resolve();
       res.on('data', (c: Buffer) => {
         if (settled) return;
         if (sink) {
           res.pause(); // until the sink is done with this piece
           sinking = sink(c).then(
             () => {
+              sinking = undefined;
               n += c.length;
               if (!settled && !ended) res.resume();
             },
             (error: NodeJS.ErrnoException) => {
+              sinking = undefined;
               finish({ error, sent: true, sink: true });
               res.destroy();
               req.destroy();
@@ -158,7 +167,7 @@ export function attempt(
       res.on('end', () => {
         ended = true;
         const body = sink ? new Uint8Array(0) : into ? into.subarray(0, n) : Buffer.concat(chunks, n);
-        void sinking.then(() => finish({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        finish({ status: res.statusCode ?? 0, headers: res.headers, body }); // after the sink's last piece
       });
       res.on('error', (error) => finish({ error, sent: true }));
       res.on('close', () => {

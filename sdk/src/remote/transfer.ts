@@ -234,18 +234,26 @@ export function openUrl(api: ApiClient, url: string, size: number, o: OpenUrlOpt
     );
   };
   /** Streams `[offset, offset + n)` to `sink`, each attempt asking for the bytes not yet delivered. */
-  const streamOnce = async (offset: number, n: number, sink: (piece: Buffer, position: number) => Promise<void>): Promise<void> => {
+  const streamOnce = async (offset: number, n: number, sink: (piece: Buffer, position: number) => Promise<void>, stop: AbortSignal | undefined): Promise<void> => {
     const deadline = Date.now() + api.deadlineMs;
     let done = 0;
     let sinkFailure: { error: unknown } | undefined;
     let overflow: RemoteError | undefined;
+    let refused: RemoteError | undefined;
     let streamed = false; // whether this attempt's answer went to the sink
     const take = (status: number, headers: Record<string, unknown>) => {
       const from = offset + done;
       // Only the bytes asked for, from where they were asked: a 206 that says so, or a 200 of the whole object.
       const range = /^bytes (\d+)-/.exec(String(headers['content-range'] ?? ''));
       const right = status === 206 ? range !== null && Number(range[1]) === from : status === 200 && from === 0 && n === size;
-      if (!right) return undefined;
+      if (status >= 300) return undefined; // an error: its (small) body is read as usual
+      if (!right) {
+        // Other bytes than those asked (a 206 of another range, a whole object to a partial range): stop at the first piece, hold none.
+        refused ??= new RemoteError('EREMOTE', `S3 did not return the range asked at ${from}.`, { details: { status } });
+        return async () => {
+          throw refused;
+        };
+      }
       streamed = true;
       return async (piece: Buffer) => {
         if (done + piece.length > n) {
@@ -267,16 +275,16 @@ export function openUrl(api: ApiClient, url: string, size: number, o: OpenUrlOpt
         deadline,
         () => {
           streamed = false;
-          return attempt(api.transport, target, { method: 'GET', headers: rangeHeader(offset + done, n - done), deadline, stream: take, signal });
+          return attempt(api.transport, target, { method: 'GET', headers: rangeHeader(offset + done, n - done), deadline, stream: take, signal: stop });
         },
         (r): Verdict<Uint8Array> => {
-          if (sinkFailure || overflow) return { failure: overflow ?? new RemoteError('EREMOTE', 'A download stopped.'), retryable: false };
-          // A 2xx not streamed (a 206 of other bytes, a 200 of the whole object to a partial range) is a server's mistake.
+          if (sinkFailure || overflow || refused) return { failure: overflow ?? refused ?? new RemoteError('EREMOTE', 'A download stopped.'), retryable: false };
+          // A 2xx not streamed (other bytes than asked, with no body to refuse) is a server's mistake too.
           if (!('error' in r) && r.status < 300 && !streamed)
             return { failure: new RemoteError('EREMOTE', `S3 did not return the range asked at ${offset + done}.`, { details: { status: r.status } }), retryable: false };
           return judge(r, offset, n, () => done);
         },
-        signal,
+        stop,
       );
     } catch (err) {
       if (sinkFailure) throw sinkFailure.error; // the sink's own failure, as it is
@@ -307,19 +315,32 @@ export function openUrl(api: ApiClient, url: string, size: number, o: OpenUrlOpt
         if (!(r.offset >= 0 && r.length >= 0 && r.offset + r.length <= size))
           throw new OptionError('EOPTION', `A range of ${r.length} bytes at ${r.offset} is outside the ${size} bytes of this download.`);
       }
+      // The first failure stops the other ranges too, not only those yet to start.
+      const stopped = new AbortController();
+      const stop = signal ? AbortSignal.any([signal, stopped.signal]) : stopped.signal;
       await inParallel(
         ranges.length,
         o.concurrency ?? 4,
         async (i) => {
           const { offset, length } = ranges[i] as ByteRange;
           let done = 0; // bytes delivered before a 403: the renewed URL resumes after them
-          if (length > 0)
-            await renewing(() =>
-              streamOnce(offset + done, length - done, async (piece, position) => {
-                await sink(piece, position, i);
-                done += piece.length;
-              }),
-            );
+          try {
+            if (length > 0)
+              await renewing(() =>
+                streamOnce(
+                  offset + done,
+                  length - done,
+                  async (piece, position) => {
+                    await sink(piece, position, i);
+                    done += piece.length;
+                  },
+                  stop,
+                ),
+              );
+          } catch (err) {
+            stopped.abort();
+            throw err;
+          }
         },
         true,
       ); // the sink's failures as they are; the others are CachenessErrors already
@@ -464,7 +485,7 @@ export function prefetching(inner: BlobReader, o: ParallelReadOptions = {}): Blo
       inner.pipe &&
       ((ranges, sink) =>
         (inner.pipe as NonNullable<BlobReader['pipe']>)(ranges, (piece, position, range) => {
-          fetched += piece.length;
+          fetched += Math.max(0, Math.min(position + piece.length, counted) - position); // not what the index read counted
           o.onProgress?.({ bytes: fetched, total: size });
           return sink(piece, position, range);
         })),

@@ -226,8 +226,9 @@ export interface BlobReader {
    * no window of memory to fill first. The pieces of one range come in order; ranges run in parallel,
    * as many at once as the reader sees fit. A piece is the sink's only until its promise settles, and
    * the next piece of that range waits for it. Every byte of every range is delivered exactly once
-   * (a download cut off midway resumes where it stopped); the first failure of the sink stops the
-   * pipe and is thrown as it is. Readers without it are read with {@link BlobReader.read}.
+   * (a download cut off midway resumes where it stopped, once the sink is done with the piece it had).
+   * The first failure, the sink's or a download's, stops every range and is thrown once they have all
+   * stopped; a sink's failure as it is. Readers without it are read with {@link BlobReader.read}.
    */
   pipe?(ranges: readonly ByteRange[], sink: PieceSink): Promise<void>;
   close(): Promise<void>;
