@@ -248,6 +248,15 @@ async function rangeServer(bytes: Buffer, o: { cutAt?: number; cutAfter?: number
   };
 }
 
+/** A one-shot signal between concurrent sinks: `fired` resolves once `fire()` is called. */
+function signal(): { fired: Promise<void>; fire(): void } {
+  let fire: () => void = () => {};
+  const fired = new Promise<void>((r) => {
+    fire = r;
+  });
+  return { fired, fire: () => fire() };
+}
+
 /** Collects what a pipe delivers, per range, checking that each range's pieces come in order. */
 function collector(ranges: { offset: number; length: number }[]) {
   const got = ranges.map(() => [] as Buffer[]);
@@ -272,16 +281,13 @@ describe('piped downloads', () => {
       ];
       const c = collector(ranges);
       // Range 0's first piece waits for range 2's: ranges run one after another would never get past it.
-      let thirdStarted: () => void = () => {};
-      const third = new Promise<void>((r) => {
-        thirdStarted = r;
-      });
+      const third = signal();
       let firstPiece = true;
       await openUrl(api, `${srv.base}/obj`, bytes.length, { concurrency: 3 }).pipe?.(ranges, async (piece, position, range) => {
-        if (range === 2) thirdStarted();
+        if (range === 2) third.fire();
         if (range === 0 && firstPiece) {
           firstPiece = false;
-          await third;
+          await third.fired;
         }
         await c.sink(piece, position, range);
       });
@@ -374,25 +380,19 @@ describe('piped downloads', () => {
     try {
       const full = Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
       const pieces = [0, 0, 0];
-      let failed: () => void = () => {};
-      const failure = new Promise<void>((r) => {
-        failed = r;
-      });
-      let othersStarted: () => void = () => {};
-      const started = new Promise<void>((r) => {
-        othersStarted = r;
-      });
+      const failure = signal();
+      const othersStarted = signal();
       const ranges = [0, 1, 2].map((i) => ({ offset: i * MiB, length: MiB }));
       await expect(
         openUrl(api, `${srv.base}/obj`, bytes.length, { concurrency: 3 }).pipe?.(ranges, async (_piece, _position, range) => {
           pieces[range] = (pieces[range] as number) + 1;
           if (range === 1) {
-            await started;
-            failed();
+            await othersStarted.fired;
+            failure.fire();
             throw full;
           }
-          if (pieces[0] && pieces[2]) othersStarted();
-          await failure; // ranges 0 and 2 are mid-way when range 1 fails
+          if (pieces[0] && pieces[2]) othersStarted.fire();
+          await failure.fired; // ranges 0 and 2 are mid-way when range 1 fails
         }),
       ).rejects.toBe(full);
       expect(pieces).toEqual([1, 1, 1]);

@@ -233,20 +233,28 @@ export function openUrl(api: ApiClient, url: string, size: number, o: OpenUrlOpt
       signal,
     );
   };
-  /** Streams `[offset, offset + n)` to `sink`, each attempt asking for the bytes not yet delivered. */
-  const streamOnce = async (offset: number, n: number, sink: (piece: Buffer, position: number) => Promise<void>, stop: AbortSignal | undefined): Promise<void> => {
+  /**
+   * Streams `[offset, offset + n)` to `sink` from byte `at.done` on, each attempt asking for the bytes
+   * not yet delivered; `at.done` counts them, so a call after a failure (a renewed URL) resumes too.
+   */
+  const streamRange = async (
+    offset: number,
+    n: number,
+    at: { done: number },
+    sink: (piece: Buffer, position: number) => Promise<void>,
+    stop: AbortSignal | undefined,
+  ): Promise<void> => {
     const deadline = Date.now() + api.deadlineMs;
-    let done = 0;
     let sinkFailure: { error: unknown } | undefined;
     let overflow: RemoteError | undefined;
     let refused: RemoteError | undefined;
     let streamed = false; // whether this attempt's answer went to the sink
     const take = (status: number, headers: Record<string, unknown>) => {
-      const from = offset + done;
+      if (status >= 300) return undefined; // an error: its (small) body is read as usual
+      const from = offset + at.done;
       // Only the bytes asked for, from where they were asked: a 206 that says so, or a 200 of the whole object.
       const range = /^bytes (\d+)-/.exec(String(headers['content-range'] ?? ''));
       const right = status === 206 ? range !== null && Number(range[1]) === from : status === 200 && from === 0 && n === size;
-      if (status >= 300) return undefined; // an error: its (small) body is read as usual
       if (!right) {
         // Other bytes than those asked (a 206 of another range, a whole object to a partial range): stop at the first piece, hold none.
         refused ??= new RemoteError('EREMOTE', `S3 did not return the range asked at ${from}.`, { details: { status } });
@@ -256,17 +264,17 @@ export function openUrl(api: ApiClient, url: string, size: number, o: OpenUrlOpt
       }
       streamed = true;
       return async (piece: Buffer) => {
-        if (done + piece.length > n) {
+        if (at.done + piece.length > n) {
           overflow ??= new RemoteError('EREMOTE', `S3 returned more than the ${n} bytes asked at ${offset}.`, { details: { status } });
           throw overflow;
         }
         try {
-          await sink(piece, offset + done);
+          await sink(piece, offset + at.done);
         } catch (error) {
           sinkFailure ??= { error };
           throw error;
         }
-        done += piece.length;
+        at.done += piece.length;
       };
     };
     try {
@@ -275,14 +283,14 @@ export function openUrl(api: ApiClient, url: string, size: number, o: OpenUrlOpt
         deadline,
         () => {
           streamed = false;
-          return attempt(api.transport, target, { method: 'GET', headers: rangeHeader(offset + done, n - done), deadline, stream: take, signal: stop });
+          return attempt(api.transport, target, { method: 'GET', headers: rangeHeader(offset + at.done, n - at.done), deadline, stream: take, signal: stop });
         },
         (r): Verdict<Uint8Array> => {
           if (sinkFailure || overflow || refused) return { failure: overflow ?? refused ?? new RemoteError('EREMOTE', 'A download stopped.'), retryable: false };
           // A 2xx not streamed (other bytes than asked, with no body to refuse) is a server's mistake too.
           if (!('error' in r) && r.status < 300 && !streamed)
-            return { failure: new RemoteError('EREMOTE', `S3 did not return the range asked at ${offset + done}.`, { details: { status: r.status } }), retryable: false };
-          return judge(r, offset, n, () => done);
+            return { failure: new RemoteError('EREMOTE', `S3 did not return the range asked at ${offset + at.done}.`, { details: { status: r.status } }), retryable: false };
+          return judge(r, offset, n, () => at.done);
         },
         stop,
       );
@@ -323,20 +331,9 @@ export function openUrl(api: ApiClient, url: string, size: number, o: OpenUrlOpt
         o.concurrency ?? 4,
         async (i) => {
           const { offset, length } = ranges[i] as ByteRange;
-          let done = 0; // bytes delivered before a 403: the renewed URL resumes after them
+          const at = { done: 0 }; // bytes delivered, kept across a renewed URL
           try {
-            if (length > 0)
-              await renewing(() =>
-                streamOnce(
-                  offset + done,
-                  length - done,
-                  async (piece, position) => {
-                    await sink(piece, position, i);
-                    done += piece.length;
-                  },
-                  stop,
-                ),
-              );
+            if (length > 0) await renewing(() => streamRange(offset, length, at, (piece, position) => sink(piece, position, i), stop));
           } catch (err) {
             stopped.abort();
             throw err;
